@@ -1,0 +1,5 @@
+"""`python -m bytespike` runs the CLI."""
+
+from bytespike.cli.main import app
+
+app()

@@ -1,0 +1,1 @@
+"""Users and the account endpoint that shows them their money."""

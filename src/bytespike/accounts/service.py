@@ -1,0 +1,87 @@
+"""Use cases on users: creating them, and the account view a key's holder sees."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bytespike.accounts import repo, views
+from bytespike.accounts.tables import TIERS
+from bytespike.billing import quotas, wallets
+from bytespike.billing.service import paying_wallet
+from bytespike.context import Context
+from bytespike.errors import Conflict, InvalidRequest, PermissionDenied
+from bytespike.keys import repo as keys_repo
+from bytespike.keys.repo import KeyRecord
+from bytespike.orgs import repo as orgs_repo
+
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+async def create_user(ctx: Context, *, username: str, email: str, tier: str) -> dict[str, Any]:
+    if not _USERNAME.fullmatch(username):
+        raise InvalidRequest("username: 1-64 letters, digits, '.', '_' or '-'")
+    if len(email) > 320 or not _EMAIL.fullmatch(email):
+        raise InvalidRequest(f"not an email address: {email!r}")
+    if tier not in TIERS:
+        raise InvalidRequest(f"tier must be one of {', '.join(TIERS)}")
+    now = ctx.clock.now()
+    try:
+        async with ctx.db.write() as conn:
+            user_id = await repo.insert(conn, username=username, email=email, tier=tier, now=now)
+            if tier == "individual":
+                await wallets.create(conn, user_id=user_id, now=now)
+            row = await repo.by_id(conn, user_id)
+    except IntegrityError as exc:
+        raise Conflict(f"username {username!r} is taken") from exc
+    assert row is not None
+    return views.user(row)
+
+
+async def account(ctx: Context, key: KeyRecord) -> dict[str, Any]:
+    """GET /api/v1/me/account: read-only, so the call is free by construction."""
+    now = ctx.clock.now()
+    async with ctx.db.read() as conn:
+        user = await repo.by_id(conn, key.user_id)
+        assert user is not None  # a key's user is a foreign key
+        org_id = key.org_id or await orgs_repo.oldest_membership(conn, user.id)
+        wallet_id = await paying_wallet(conn, user_id=user.id, tier=user.tier, org_id=org_id)
+        if wallet_id is None:
+            raise PermissionDenied("enterprise user belongs to no org to bill")
+        wallet = await wallets.view(conn, wallet_id)
+        used = await quotas.used_by_model(conn, key.id, quotas.period_start(key.quota_reset, now))
+        roster = await _roster(ctx, conn, key)
+        org = await _org(conn, org_id, user.id)
+    return {
+        "user": views.user(user),
+        "balance": views.balance(wallet),
+        "allowed_models": [
+            {
+                "id": model,
+                "quota_used_usd": views.usd_or_none(used.get(model, 0)),
+                "quota_cap_usd": views.usd_or_none(cap),
+            }
+            for model, cap in roster
+        ],
+        "org": org,
+    }
+
+
+async def _roster(ctx: Context, conn: Any, key: KeyRecord) -> list[tuple[str, int | None]]:
+    if key.all_models:
+        return [(model_id, None) for model_id in ctx.catalog.ids]
+    # A model dropped from the catalog can no longer be routed to, so it is not "allowed".
+    return [(m, cap) for m, cap in await keys_repo.roster(conn, key.id) if m in ctx.catalog]
+
+
+async def _org(conn: Any, org_id: int | None, user_id: int) -> dict[str, Any] | None:
+    if org_id is None:
+        return None
+    org = await orgs_repo.by_id(conn, org_id)
+    role = await orgs_repo.role_of(conn, org_id=org_id, user_id=user_id)
+    if org is None:
+        return None
+    return {"id": org.id, "name": org.name, "role": role}

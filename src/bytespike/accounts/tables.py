@@ -1,0 +1,18 @@
+"""The users table."""
+
+import sqlalchemy as sa
+
+from bytespike.db.metadata import metadata, timestamp
+
+TIERS = ("individual", "enterprise")
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    timestamp("created_at"),
+    sa.CheckConstraint("tier IN ('individual', 'enterprise')", name="tier"),
+)

@@ -1,0 +1,63 @@
+"""Who is calling: the key from `Authorization: Bearer` or `x-api-key`, then the gate every
+key-authenticated route passes: resolve the key (401), count it against its limit (429),
+refuse keys of paused orgs (403)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from bytespike.context import Context
+from bytespike.errors import AuthenticationError, PermissionDenied, RateLimited
+from bytespike.keys import service as keys
+from bytespike.keys.repo import KeyRecord
+from bytespike.ratelimit.base import RateLimiter
+
+# Far longer than any real key; anything longer is garbage and is not even hashed.
+_MAX_CREDENTIAL = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    key: KeyRecord
+    rate_headers: dict[str, str]
+
+
+def presented_key(request: Request) -> str:
+    """The key the client sent, or 401 explaining what is wrong with the headers."""
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, credential = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and credential.strip():
+            return _bounded(credential.strip())
+    api_key = request.headers.get("x-api-key")
+    if api_key is not None and api_key.strip():
+        return _bounded(api_key.strip())
+    if authorization is not None:
+        raise AuthenticationError("Authorization header must be 'Bearer <API key>'")
+    raise AuthenticationError(
+        "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+    )
+
+
+def _bounded(credential: str) -> str:
+    if len(credential) > _MAX_CREDENTIAL:
+        raise AuthenticationError("invalid API key")
+    return credential
+
+
+async def gate(request: Request, ctx: Context, limiter: RateLimiter) -> Caller:
+    key = await keys.resolve(ctx, presented_key(request))
+    decision = await limiter.hit(f"key:{key.id}", key.rate_limit)
+    headers = decision.headers()
+    if not decision.allowed:
+        raise RateLimited(
+            f"rate limit of {key.rate_limit} requests per minute reached; "
+            f"retry after {decision.reset_seconds}s",
+            headers=headers,
+        )
+    if key.org_paused:
+        raise PermissionDenied("this key's org is paused", headers=headers)
+    request.scope.setdefault("state", {})["key_id"] = key.id
+    return Caller(key=key, rate_headers=headers)

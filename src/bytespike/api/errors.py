@@ -1,0 +1,60 @@
+"""Every failure leaves as {"error": {"type", "message"}} with its status, never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from bytespike.api.responses import JSON
+from bytespike.errors import BytespikeError
+
+log = logging.getLogger(__name__)
+
+_HTTP_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def envelope(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> JSON:
+    return JSON({"error": {"type": type_, "message": message}}, status_code=status, headers=headers)
+
+
+async def _bytespike(_request: Request, exc: Exception) -> JSON:
+    assert isinstance(exc, BytespikeError)
+    return JSON(exc.envelope(), status_code=exc.status, headers=exc.headers)
+
+
+async def _validation(_request: Request, exc: Exception) -> JSON:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        problems.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    return envelope(400, "invalid_request_error", "; ".join(problems) or "invalid request")
+
+
+async def _http(_request: Request, exc: Exception) -> JSON:
+    assert isinstance(exc, HTTPException)
+    type_ = _HTTP_TYPES.get(exc.status_code, "api_error")
+    return envelope(exc.status_code, type_, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSON:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return envelope(500, "api_error", "internal error; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(BytespikeError, _bytespike)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

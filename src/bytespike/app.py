@@ -1,0 +1,101 @@
+"""create_app(settings): the one composition root of the HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from bytespike import __version__, logs
+from bytespike.accounts.routes import router as account_router
+from bytespike.admin.routes import router as admin_router
+from bytespike.api import errors
+from bytespike.api.responses import JSON
+from bytespike.billing import sweeper
+from bytespike.context import Context
+from bytespike.ratelimit.base import RateLimiter
+from bytespike.ratelimit.memory import MemoryRateLimiter
+from bytespike.ratelimit.redis import RedisRateLimiter
+from bytespike.settings import Settings
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url)
+    return MemoryRateLimiter()
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+async def check_schema(ctx: Context) -> None:
+    """Refuse to serve a database that `bytespike db upgrade` has not brought to head."""
+    from alembic.script import ScriptDirectory
+
+    from bytespike.db.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(ctx.settings.database_url)).get_current_head()
+    try:
+        async with ctx.db.read() as conn:
+            current = (
+                await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+            ).scalar_one_or_none()
+    except sa.exc.DBAPIError:
+        current = None
+    if current != head:
+        raise SchemaOutOfDate(
+            f"database schema is at {current or 'nothing'}, expected {head}: "
+            "run `bytespike db upgrade`"
+        )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    ctx: Context | None = None,
+    limiter: RateLimiter | None = None,
+    background: bool = True,
+) -> FastAPI:
+    ctx = ctx or Context.build(settings)
+    limiter = limiter or build_limiter(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await check_schema(ctx)
+        tasks = []
+        if background:
+            tasks.append(asyncio.create_task(sweeper.run(ctx, settings.hold_sweep_seconds)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await limiter.close()
+            await ctx.db.close()
+
+    app = FastAPI(
+        title="bytespike",
+        version=__version__,
+        description="Self-hosted LLM gateway with prepaid accounts.",
+        lifespan=lifespan,
+        default_response_class=JSON,
+    )
+    app.state.ctx = ctx
+    app.state.limiter = limiter
+    errors.install(app)
+    app.include_router(account_router)
+    app.include_router(admin_router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> JSON:
+        async with ctx.db.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return JSON({"status": "ok", "version": __version__})
+
+    app.add_middleware(logs.AccessLog)
+    return app

@@ -1,0 +1,1 @@
+"""Money movements: wallets, the double-entry ledger, holds, and the model catalog's prices."""

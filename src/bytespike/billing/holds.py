@@ -1,0 +1,180 @@
+"""Pending holds: reserve money before an upstream call, then settle the real cost or release.
+
+A hold moves money from `available` to `held`, so concurrent requests can never spend the
+same dollar twice. Each hold ends exactly once (settled, released or expired): the state
+change is a conditional UPDATE on `status = 'pending'`, so a settle racing the expiry
+sweeper cannot apply twice. Holds carry a TTL; `expire_due` returns stranded money (a
+process killed mid-request) to `available`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bytespike.billing import ledger
+from bytespike.billing.ledger import Movement, Overdraft
+from bytespike.billing.tables import holds, wallets
+from bytespike.errors import InsufficientBalance
+
+log = logging.getLogger(__name__)
+
+
+class HoldClosed(Exception):
+    """The hold was already settled or released; settling it again would charge twice."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    charged: int
+    uncollected: int  # cost above the hold that the wallet could not cover
+
+
+async def place(
+    conn: AsyncConnection,
+    wallet_id: int,
+    amount: int,
+    *,
+    now: datetime,
+    ttl: timedelta,
+    key_id: int | None = None,
+    model: str | None = None,
+) -> int:
+    """Reserve `amount` micros; raises InsufficientBalance when `available` cannot cover it."""
+    if amount <= 0:
+        raise ValueError("a hold must be positive")
+    hold_id = (
+        await conn.execute(
+            sa.insert(holds)
+            .values(
+                wallet_id=wallet_id,
+                key_id=key_id,
+                model=model,
+                amount_micros=amount,
+                status="pending",
+                created_at=now,
+                expires_at=now + ttl,
+            )
+            .returning(holds.c.id)
+        )
+    ).scalar_one()
+    try:
+        await ledger.post(
+            conn,
+            wallet_id,
+            "hold",
+            Movement(available=-amount, held=amount),
+            now=now,
+            hold_id=hold_id,
+            key_id=key_id,
+            model=model,
+        )
+    except Overdraft as exc:
+        raise InsufficientBalance("insufficient balance for this request") from exc
+    return int(hold_id)
+
+
+async def _close(
+    conn: AsyncConnection, hold_id: int, status: str, now: datetime
+) -> sa.Row[int, int, int | None, str | None] | None:
+    """Move a pending hold to its final state; None if it had already ended."""
+    h = holds.c
+    return (
+        await conn.execute(
+            sa.update(holds)
+            .where(h.id == hold_id, h.status == "pending")
+            .values(status=status, closed_at=now)
+            .returning(h.wallet_id, h.amount_micros, h.key_id, h.model)
+        )
+    ).one_or_none()
+
+
+async def settle(conn: AsyncConnection, hold_id: int, cost: int, *, now: datetime) -> Settlement:
+    """Charge the actual `cost` against the hold and return the rest to `available`.
+
+    A cost above the hold (the estimate was beaten) is taken from `available` as far as it
+    goes; the remainder is recorded as uncollected, never as a negative balance. A hold that
+    had already expired is charged the same way, straight from `available`.
+    """
+    if cost < 0:
+        raise ValueError("a cost cannot be negative")
+    row = await _close(conn, hold_id, "settled", now)
+    if row is None:
+        hold = (
+            await conn.execute(
+                sa.select(holds.c.wallet_id, holds.c.key_id, holds.c.model, holds.c.status).where(
+                    holds.c.id == hold_id
+                )
+            )
+        ).one()
+        if hold.status != "expired":
+            raise HoldClosed(f"hold {hold_id} is already {hold.status}")
+        wallet_id, amount, key_id, model = hold.wallet_id, 0, hold.key_id, hold.model
+    else:
+        wallet_id, amount, key_id, model = row
+    charged = min(cost, amount + await _available(conn, wallet_id))
+    if charged or amount:
+        await ledger.post(
+            conn,
+            wallet_id,
+            "settle",
+            Movement(held=-amount, available=amount - charged, spent=charged),
+            now=now,
+            hold_id=hold_id,
+            key_id=key_id,
+            model=model,
+            memo=f"uncollected {cost - charged} micros" if charged < cost else None,
+        )
+    if charged < cost:
+        log.warning("hold settled short", extra={"hold_id": hold_id, "uncollected": cost - charged})
+    return Settlement(charged=charged, uncollected=cost - charged)
+
+
+async def _available(conn: AsyncConnection, wallet_id: int) -> int:
+    query = sa.select(wallets.c.available_micros).where(wallets.c.id == wallet_id)
+    if conn.dialect.name == "postgresql":
+        # Hold the row until commit so the amount read is still there when charged.
+        query = query.with_for_update()
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def release(
+    conn: AsyncConnection, hold_id: int, *, now: datetime, kind: str = "release"
+) -> bool:
+    """Return the whole hold to `available`; False if it had already ended."""
+    row = await _close(conn, hold_id, "released" if kind == "release" else "expired", now)
+    if row is None:
+        return False
+    wallet_id, amount, key_id, model = row
+    await ledger.post(
+        conn,
+        wallet_id,
+        kind,
+        Movement(held=-amount, available=amount),
+        now=now,
+        hold_id=hold_id,
+        key_id=key_id,
+        model=model,
+    )
+    return True
+
+
+async def expire_due(conn: AsyncConnection, *, now: datetime, limit: int = 500) -> int:
+    """Release holds whose TTL has passed; returns how many. Safe to run in many processes."""
+    query = (
+        sa.select(holds.c.id)
+        .where(holds.c.status == "pending", holds.c.expires_at <= now)
+        .order_by(holds.c.expires_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    due = (await conn.execute(query)).scalars().all()
+    expired = 0
+    for hold_id in due:
+        expired += await release(conn, hold_id, now=now, kind="expire")
+    return expired

@@ -1,0 +1,156 @@
+"""The ledger: the only code that moves money.
+
+`post` appends one balanced entry and applies it to the wallet's running balances in the
+same statement pair, guarded so that `available` and `held` can never go below zero, even
+with many writers at once (the guard is a single conditional UPDATE, atomic on SQLite and
+PostgreSQL alike). Entries are never updated or deleted; a mistake is corrected by a new
+`adjust` entry.
+
+Failure policy: fail closed. A refused guard raises `Overdraft` and the caller's
+transaction rolls back, so no half-applied movement can exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bytespike.billing.tables import holds, ledger_entries, wallets
+
+
+class Overdraft(Exception):
+    """The movement would take `available` or `held` below zero; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """Deltas to a wallet's five accounts; balanced means assets + spend = funding."""
+
+    available: int = 0
+    held: int = 0
+    spent: int = 0
+    topped_up: int = 0
+    adjusted: int = 0
+
+    def __post_init__(self) -> None:
+        if self.available + self.held + self.spent != self.topped_up + self.adjusted:
+            raise ValueError(f"unbalanced ledger movement: {self}")
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    available: int
+    held: int
+    spent: int
+    topped_up: int
+    adjusted: int
+
+
+async def post(
+    conn: AsyncConnection,
+    wallet_id: int,
+    kind: str,
+    movement: Movement,
+    *,
+    now: datetime,
+    hold_id: int | None = None,
+    key_id: int | None = None,
+    model: str | None = None,
+    reference: str | None = None,
+    memo: str | None = None,
+) -> int:
+    """Apply `movement` to the wallet and record it; returns the entry id."""
+    w = wallets.c
+    guarded = await conn.execute(
+        sa.update(wallets)
+        .where(
+            w.id == wallet_id,
+            w.available_micros + movement.available >= 0,
+            w.held_micros + movement.held >= 0,
+        )
+        .values(
+            available_micros=w.available_micros + movement.available,
+            held_micros=w.held_micros + movement.held,
+            spent_micros=w.spent_micros + movement.spent,
+            topped_up_micros=w.topped_up_micros + movement.topped_up,
+            adjusted_micros=w.adjusted_micros + movement.adjusted,
+        )
+    )
+    if guarded.rowcount != 1:
+        raise Overdraft(f"wallet {wallet_id}: {kind} of {movement} refused")
+    result = await conn.execute(
+        sa.insert(ledger_entries)
+        .values(
+            wallet_id=wallet_id,
+            kind=kind,
+            d_available=movement.available,
+            d_held=movement.held,
+            d_spent=movement.spent,
+            d_topped_up=movement.topped_up,
+            d_adjusted=movement.adjusted,
+            hold_id=hold_id,
+            key_id=key_id,
+            model=model,
+            reference=reference,
+            memo=memo,
+            created_at=now,
+        )
+        .returning(ledger_entries.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def balances(conn: AsyncConnection, wallet_id: int) -> Balances:
+    w = wallets.c
+    row = (
+        await conn.execute(
+            sa.select(
+                w.available_micros,
+                w.held_micros,
+                w.spent_micros,
+                w.topped_up_micros,
+                w.adjusted_micros,
+            ).where(w.id == wallet_id)
+        )
+    ).one()
+    return Balances(*row)
+
+
+async def verify(conn: AsyncConnection, wallet_id: int) -> list[str]:
+    """Check the wallet against its history; returns what disagrees (empty when sound).
+
+    The running balances must equal the sums of the entries, no balance may be negative,
+    and `held` must equal the open holds.
+    """
+    e = ledger_entries.c
+    sums = (
+        await conn.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(e.d_available), 0),
+                sa.func.coalesce(sa.func.sum(e.d_held), 0),
+                sa.func.coalesce(sa.func.sum(e.d_spent), 0),
+                sa.func.coalesce(sa.func.sum(e.d_topped_up), 0),
+                sa.func.coalesce(sa.func.sum(e.d_adjusted), 0),
+            ).where(e.wallet_id == wallet_id)
+        )
+    ).one()
+    from_history = Balances(*(int(v) for v in sums))
+    running = await balances(conn, wallet_id)
+    open_holds = (
+        await conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(holds.c.amount_micros), 0)).where(
+                holds.c.wallet_id == wallet_id, holds.c.status == "pending"
+            )
+        )
+    ).scalar_one()
+    problems = []
+    if running != from_history:
+        problems.append(f"running balances {running} != sum of entries {from_history}")
+    if running.available < 0 or running.held < 0:
+        problems.append(f"negative balance {running}")
+    if running.held != int(open_holds):
+        problems.append(f"held {running.held} != open holds {open_holds}")
+    return problems

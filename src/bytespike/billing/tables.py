@@ -1,0 +1,81 @@
+"""Wallets (running balances), ledger entries (the truth) and holds.
+
+Each wallet keeps five accounts. Every ledger entry moves money between them and must
+balance: d_available + d_held + d_spent = d_topped_up + d_adjusted. The wallet row holds the
+running sum of its entries (checked by `ledger.verify`), which is what lets a hold be placed
+with one conditional UPDATE instead of summing history under a lock.
+"""
+
+import sqlalchemy as sa
+
+from bytespike.db.metadata import BigId, Micros, metadata, timestamp
+
+ENTRY_KINDS = ("topup", "hold", "settle", "release", "expire", "adjust")
+HOLD_STATES = ("pending", "settled", "released", "expired")
+
+wallets = sa.Table(
+    "wallets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True, unique=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=True, unique=True),
+    sa.Column("available_micros", Micros, nullable=False, server_default="0"),
+    sa.Column("held_micros", Micros, nullable=False, server_default="0"),
+    sa.Column("spent_micros", Micros, nullable=False, server_default="0"),
+    sa.Column("topped_up_micros", Micros, nullable=False, server_default="0"),
+    sa.Column("adjusted_micros", Micros, nullable=False, server_default="0"),
+    sa.Column("low_balance_threshold_micros", Micros, nullable=False),
+    timestamp("created_at"),
+    sa.CheckConstraint("(user_id IS NULL) <> (org_id IS NULL)", name="one_owner"),
+    sa.CheckConstraint("available_micros >= 0", name="available"),
+    sa.CheckConstraint("held_micros >= 0", name="held"),
+    sa.CheckConstraint("spent_micros >= 0", name="spent"),
+    sa.CheckConstraint("topped_up_micros >= 0", name="topped_up"),
+    sa.CheckConstraint("low_balance_threshold_micros >= 0", name="threshold"),
+)
+
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("id", BigId, primary_key=True),
+    sa.Column("wallet_id", sa.Integer, sa.ForeignKey("wallets.id"), nullable=False),
+    sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id"), nullable=True),
+    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("amount_micros", Micros, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    timestamp("created_at"),
+    timestamp("expires_at"),
+    timestamp("closed_at", nullable=True),
+    sa.CheckConstraint("amount_micros > 0", name="amount"),
+    sa.CheckConstraint("status IN ('pending', 'settled', 'released', 'expired')", name="status"),
+    sa.Index("ix_holds_status_expires", "status", "expires_at"),
+    sa.Index("ix_holds_wallet_status", "wallet_id", "status"),
+)
+
+ledger_entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True),
+    sa.Column("wallet_id", sa.Integer, sa.ForeignKey("wallets.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("d_available", Micros, nullable=False, server_default="0"),
+    sa.Column("d_held", Micros, nullable=False, server_default="0"),
+    sa.Column("d_spent", Micros, nullable=False, server_default="0"),
+    sa.Column("d_topped_up", Micros, nullable=False, server_default="0"),
+    sa.Column("d_adjusted", Micros, nullable=False, server_default="0"),
+    sa.Column("hold_id", BigId, sa.ForeignKey("holds.id"), nullable=True),
+    sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id"), nullable=True),
+    sa.Column("model", sa.String(200), nullable=True),
+    # Idempotency for top-ups: a payment system's retry carries the same reference.
+    sa.Column("reference", sa.String(200), nullable=True, unique=True),
+    sa.Column("memo", sa.String(500), nullable=True),
+    timestamp("created_at"),
+    sa.CheckConstraint(
+        "d_available + d_held + d_spent = d_topped_up + d_adjusted", name="balanced"
+    ),
+    sa.CheckConstraint(
+        "kind IN ('topup', 'hold', 'settle', 'release', 'expire', 'adjust')", name="kind"
+    ),
+    sa.Index("ix_ledger_wallet", "wallet_id", "id"),
+    sa.Index("ix_ledger_key_model_time", "key_id", "model", "created_at"),
+)

@@ -1,0 +1,82 @@
+"""The model catalog: ids, providers, upstream names and exact prices, loaded once from TOML."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+SHIPPED_CATALOG = Path(__file__).with_name("catalog.toml")
+
+
+class CatalogError(ValueError):
+    """The catalog file is unreadable or an entry is malformed; the process refuses to start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    id: str
+    provider: str
+    upstream_model: str
+    input_usd_per_mtok: Decimal
+    output_usd_per_mtok: Decimal
+    context_tokens: int
+    max_output_tokens: int
+
+
+class Catalog:
+    """Models in file order, which is the order every listing shows them in."""
+
+    def __init__(self, models: list[Model]) -> None:
+        self._models = {m.id: m for m in models}
+        if len(self._models) != len(models):
+            raise CatalogError("catalog lists a model id twice")
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._models
+
+    def get(self, model_id: str) -> Model | None:
+        return self._models.get(model_id)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._models)
+
+    @property
+    def models(self) -> list[Model]:
+        return list(self._models.values())
+
+
+def _price(entry: dict[str, object], field: str) -> Decimal:
+    try:
+        price = Decimal(str(entry[field]))
+    except (KeyError, InvalidOperation) as exc:
+        raise CatalogError(f"model {entry.get('id')!r}: {field} missing or not a number") from exc
+    if not price.is_finite() or price < 0:
+        raise CatalogError(f"model {entry.get('id')!r}: {field} must be >= 0")
+    return price
+
+
+def _model(entry: dict[str, object]) -> Model:
+    try:
+        return Model(
+            id=str(entry["id"]),
+            provider=str(entry["provider"]),
+            upstream_model=str(entry.get("upstream_model", entry["id"])),
+            input_usd_per_mtok=_price(entry, "input_usd_per_mtok"),
+            output_usd_per_mtok=_price(entry, "output_usd_per_mtok"),
+            context_tokens=int(str(entry.get("context_tokens", 128_000))),
+            max_output_tokens=int(str(entry.get("max_output_tokens", 8_192))),
+        )
+    except (KeyError, ValueError) as exc:
+        raise CatalogError(f"malformed catalog entry {entry!r}: {exc}") from exc
+
+
+def load(path: Path | None = None) -> Catalog:
+    source = path or SHIPPED_CATALOG
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogError(f"cannot read catalog {source}: {exc}") from exc
+    return Catalog([_model(entry) for entry in data.get("models", [])])

@@ -1,0 +1,1 @@
+"""The `bytespike` command line: one module per command group."""

@@ -1,0 +1,33 @@
+"""bytespike serve"""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from bytespike import logs
+from bytespike.app import create_app
+from bytespike.cli.runner import load_settings
+from bytespike.db import migrate
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (default BYTESPIKE_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default BYTESPIKE_PORT, 8080)."),
+) -> None:
+    """Run the gateway. On the embedded SQLite default, pending migrations are applied first."""
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    if settings.is_sqlite:
+        migrate.upgrade(settings.database_url)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        access_log=False,  # our AccessLog middleware logs structured records instead
+        log_config=None,
+        server_header=False,
+        loop="auto",
+        http="auto",
+    )

@@ -1,0 +1,1 @@
+"""Storage: the engine pair (SQLite WAL or PostgreSQL), shared metadata and migrations."""

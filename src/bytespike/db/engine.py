@@ -1,0 +1,98 @@
+"""The Database: one place that knows SQLite from PostgreSQL.
+
+SQLite allows one writer at a time. Inside a process, writes queue on an asyncio lock
+around a single write connection (no "database is locked" churn); across processes (the
+CLI beside `serve`) `BEGIN IMMEDIATE` plus a busy timeout serialise them. Reads use their
+own pool and, under WAL, never wait for the writer. PostgreSQL uses one pool for both.
+
+Failure policy: a database error propagates; callers fail closed (no hold, no call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def async_url(url: str) -> str:
+    """Accept the URLs users write (`postgresql://`, `sqlite:///`) and pick the async driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Hands out transactions: `write()` for a use case that changes data, `read()` otherwise."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        driver_url = async_url(url)
+        if self.is_sqlite:
+            ensure_sqlite_dir(url)
+            self._writer = create_async_engine(driver_url, pool_size=1, max_overflow=0)
+            self._reader = create_async_engine(driver_url, pool_size=pool_size)
+            _sqlite_pragmas(self._writer, immediate=True)
+            _sqlite_pragmas(self._reader, immediate=False)
+            self._write_lock: asyncio.Lock | None = asyncio.Lock()
+        else:
+            self._writer = create_async_engine(
+                driver_url, pool_size=pool_size, max_overflow=pool_size
+            )
+            self._reader = self._writer
+            self._write_lock = None
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction for one use case: committed on success, rolled back on error."""
+        if self._write_lock is None:
+            async with self._writer.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._reader.connect() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()

@@ -1,0 +1,72 @@
+"""Errors a user can see, and the one envelope they travel in: {"error": {"type", "message"}}.
+
+Services raise these; the HTTP layer renders them, the CLI prints their message.
+"""
+
+from __future__ import annotations
+
+
+class BytespikeError(Exception):
+    """Base of every error a caller is told about; `type` is the envelope's error.type."""
+
+    status = 400
+    type = "invalid_request_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.headers = headers or {}
+
+    def envelope(self) -> dict[str, dict[str, str | None]]:
+        body: dict[str, str | None] = {"type": self.type, "message": self.message}
+        if self.code is not None:
+            body["code"] = self.code
+        return {"error": body}
+
+
+class InvalidRequest(BytespikeError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationError(BytespikeError):
+    status = 401
+    type = "authentication_error"
+
+
+class PermissionDenied(BytespikeError):
+    status = 403
+    type = "permission_error"
+
+
+class NotFound(BytespikeError):
+    status = 404
+    type = "not_found_error"
+
+
+class Conflict(BytespikeError):
+    status = 409
+    type = "conflict_error"
+
+
+class InsufficientBalance(BytespikeError):
+    """402: SDKs do not retry it, which is right for money limits."""
+
+    status = 402
+    type = "billing_error"
+
+    def __init__(self, message: str = "insufficient balance", **kwargs: object) -> None:
+        kwargs.setdefault("code", "insufficient_balance")
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class RateLimited(BytespikeError):
+    status = 429
+    type = "rate_limit_error"

@@ -1,0 +1,1 @@
+"""API keys: minting, hashing, rosters with per-model caps, and request authentication."""

@@ -1,0 +1,39 @@
+"""The api_keys table and each key's model roster."""
+
+import sqlalchemy as sa
+
+from bytespike.db.metadata import Micros, metadata, timestamp
+
+QUOTA_RESETS = ("daily", "weekly", "monthly")
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=True),
+    # SHA-256 of the whole key: the key carries 256 bits of randomness, so a slow hash adds nothing.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("rate_limit", sa.Integer, nullable=False),
+    sa.Column("quota_reset", sa.String(16), nullable=True),
+    # True: the roster is the whole catalog, including models added to it later.
+    sa.Column("all_models", sa.Boolean, nullable=False),
+    timestamp("created_at"),
+    timestamp("revoked_at", nullable=True),
+    sa.CheckConstraint("rate_limit > 0", name="rate_limit"),
+    sa.CheckConstraint(
+        "quota_reset IS NULL OR quota_reset IN ('daily', 'weekly', 'monthly')", name="quota_reset"
+    ),
+)
+
+api_key_models = sa.Table(
+    "api_key_models",
+    metadata,
+    sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id"), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("cap_micros", Micros, nullable=True),
+    sa.CheckConstraint("cap_micros IS NULL OR cap_micros >= 0", name="cap"),
+)

@@ -1,0 +1,64 @@
+"""Use cases on orgs: create, add members, pause and resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bytespike.accounts import repo as users_repo
+from bytespike.accounts import views
+from bytespike.billing import wallets
+from bytespike.context import Context
+from bytespike.errors import Conflict, InvalidRequest, NotFound
+from bytespike.orgs import repo
+from bytespike.orgs.tables import ROLES
+
+
+async def create(ctx: Context, *, name: str) -> dict[str, Any]:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidRequest("org name must be 1 to 200 characters")
+    now = ctx.clock.now()
+    try:
+        async with ctx.db.write() as conn:
+            org_id = await repo.insert(conn, name=name, now=now)
+            await wallets.create(conn, org_id=org_id, now=now)
+            org = await repo.by_id(conn, org_id)
+    except IntegrityError as exc:
+        raise Conflict(f"an org named {name!r} exists already") from exc
+    assert org is not None
+    return views.org(org)
+
+
+async def add_member(ctx: Context, *, org: str, username: str, role: str) -> dict[str, Any]:
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+    async with ctx.db.write() as conn:
+        found = await repo.by_ref(conn, org)
+        if found is None:
+            raise NotFound(f"no org {org!r}")
+        user = await users_repo.by_username(conn, username)
+        if user is None:
+            raise NotFound(f"no user {username!r}")
+        await repo.upsert_member(
+            conn, org_id=found.id, user_id=user.id, role=role, now=ctx.clock.now()
+        )
+    return {
+        "org_id": found.id,
+        "org": found.name,
+        "user_id": user.id,
+        "username": username,
+        "role": role,
+    }
+
+
+async def set_paused(ctx: Context, *, org: str, paused: bool) -> dict[str, Any]:
+    async with ctx.db.write() as conn:
+        found = await repo.by_ref(conn, org)
+        if found is None:
+            raise NotFound(f"no org {org!r}")
+        await repo.set_paused(conn, found.id, paused)
+        updated = await repo.by_id(conn, found.id)
+    assert updated is not None
+    return views.org(updated)

@@ -1,0 +1,53 @@
+"""The RateLimiter protocol, its decision, and how a decision is told to clients.
+
+Limits are fixed one-minute windows aligned to the wall clock, so every replica sharing
+Redis agrees on when a window resets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int  # until the current window ends
+
+    def headers(self) -> dict[str, str]:
+        """IETF draft RateLimit fields plus the OpenAI-style ones SDK users look for."""
+        headers = {
+            "RateLimit-Policy": f'"requests";q={self.limit};w={WINDOW_SECONDS}',
+            "RateLimit": f'"requests";r={self.remaining};t={self.reset_seconds}',
+            "x-ratelimit-limit-requests": str(self.limit),
+            "x-ratelimit-remaining-requests": str(self.remaining),
+            "x-ratelimit-reset-requests": f"{self.reset_seconds}s",
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset_seconds)
+        return headers
+
+
+def decide(count: int, limit: int, now: float) -> Decision:
+    """The decision for the `count`-th request of the current window."""
+    reset = WINDOW_SECONDS - int(now) % WINDOW_SECONDS
+    return Decision(
+        allowed=count <= limit, limit=limit, remaining=max(0, limit - count), reset_seconds=reset
+    )
+
+
+def window_of(now: float) -> int:
+    return int(now) // WINDOW_SECONDS
+
+
+class RateLimiter(Protocol):
+    async def hit(self, subject: str, limit: int) -> Decision:
+        """Count one request for `subject` and say whether it is within `limit` per minute."""
+        ...
+
+    async def close(self) -> None: ...
