@@ -16,10 +16,15 @@ from bytespike.api import errors
 from bytespike.api.responses import JSON
 from bytespike.billing import sweeper
 from bytespike.context import Context
+from bytespike.notifications.routes import router as notifications_router
 from bytespike.ratelimit.base import RateLimiter
 from bytespike.ratelimit.memory import MemoryRateLimiter
 from bytespike.ratelimit.redis import RedisRateLimiter
 from bytespike.settings import Settings
+from bytespike.webhooks import signing
+from bytespike.webhooks.dispatcher import Dispatcher
+from bytespike.webhooks.routes import router as webhooks_router
+from bytespike.webhooks.transport import HttpTransport
 
 
 def build_limiter(settings: Settings) -> RateLimiter:
@@ -67,14 +72,22 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await check_schema(ctx)
         tasks = []
+        transport = HttpTransport(
+            timeout=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private,
+        )
         if background:
             tasks.append(asyncio.create_task(sweeper.run(ctx, settings.hold_sweep_seconds)))
+            signing.warn_if_development(settings)
+            dispatcher = Dispatcher(ctx, transport)
+            tasks.append(asyncio.create_task(dispatcher.run(settings.webhook_poll_seconds)))
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await transport.close()
             await limiter.close()
             await ctx.db.close()
 
@@ -90,6 +103,8 @@ def create_app(
     errors.install(app)
     app.include_router(account_router)
     app.include_router(admin_router)
+    app.include_router(notifications_router)
+    app.include_router(webhooks_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSON:

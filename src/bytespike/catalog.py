@@ -79,4 +79,9 @@ def load(path: Path | None = None) -> Catalog:
         data = tomllib.loads(source.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise CatalogError(f"cannot read catalog {source}: {exc}") from exc
-    return Catalog([_model(entry) for entry in data.get("models", [])])
+    entries = data.get("models")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise CatalogError(f"catalog {source}: expected [[models]] tables")
+    if not entries:
+        raise CatalogError(f"catalog {source} lists no models")
+    return Catalog([_model(entry) for entry in entries])

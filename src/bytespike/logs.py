@@ -22,7 +22,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
+        # uvicorn adds an ANSI-coloured copy of its message; it is noise in a JSON line.
+        entry.update(
+            (k, v)
+            for k, v in vars(record).items()
+            if k not in _STANDARD and not k.startswith("color_")
+        )
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()

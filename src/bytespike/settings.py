@@ -25,8 +25,14 @@ class Settings(BaseSettings):
     hold_ttl_seconds: int = Field(default=600, ge=1)
     hold_sweep_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
+    # Encrypts webhook signing secrets at rest; comma-separated to rotate (first one seals).
+    secret_key: str | None = None
+    # Dev/test only: lets webhook URLs be plain http and resolve to loopback/private addresses.
+    webhook_allow_private: bool = False
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
 
-    @field_validator("redis_url", "admin_token", mode="before")
+    @field_validator("redis_url", "admin_token", "secret_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -73,8 +73,10 @@ async def account(ctx: Context, key: KeyRecord) -> dict[str, Any]:
 async def _roster(ctx: Context, conn: Any, key: KeyRecord) -> list[tuple[str, int | None]]:
     if key.all_models:
         return [(model_id, None) for model_id in ctx.catalog.ids]
+    # Listed in catalog order, like every listing (the order given at creation is incidental).
     # A model dropped from the catalog can no longer be routed to, so it is not "allowed".
-    return [(m, cap) for m, cap in await keys_repo.roster(conn, key.id) if m in ctx.catalog]
+    caps = dict(await keys_repo.roster(conn, key.id))
+    return [(m, caps[m]) for m in ctx.catalog.ids if m in caps]
 
 
 async def _org(conn: Any, org_id: int | None, user_id: int) -> dict[str, Any] | None:

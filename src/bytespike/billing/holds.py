@@ -74,19 +74,21 @@ async def place(
             model=model,
         )
     except Overdraft as exc:
+        # Nothing may survive a refusal, even if the caller catches it and commits.
+        await conn.execute(sa.delete(holds).where(holds.c.id == hold_id))
         raise InsufficientBalance("insufficient balance for this request") from exc
     return int(hold_id)
 
 
 async def _close(
-    conn: AsyncConnection, hold_id: int, status: str, now: datetime
+    conn: AsyncConnection, hold_id: int, status: str, now: datetime, *, was: str = "pending"
 ) -> sa.Row[int, int, int | None, str | None] | None:
-    """Move a pending hold to its final state; None if it had already ended."""
+    """Move a hold from state `was` to `status`; None if it was not in state `was`."""
     h = holds.c
     return (
         await conn.execute(
             sa.update(holds)
-            .where(h.id == hold_id, h.status == "pending")
+            .where(h.id == hold_id, h.status == was)
             .values(status=status, closed_at=now)
             .returning(h.wallet_id, h.amount_micros, h.key_id, h.model)
         )
@@ -104,20 +106,16 @@ async def settle(conn: AsyncConnection, hold_id: int, cost: int, *, now: datetim
         raise ValueError("a cost cannot be negative")
     row = await _close(conn, hold_id, "settled", now)
     if row is None:
-        hold = (
-            await conn.execute(
-                sa.select(holds.c.wallet_id, holds.c.key_id, holds.c.model, holds.c.status).where(
-                    holds.c.id == hold_id
-                )
-            )
-        ).one()
-        if hold.status != "expired":
-            raise HoldClosed(f"hold {hold_id} is already {hold.status}")
-        wallet_id, amount, key_id, model = hold.wallet_id, 0, hold.key_id, hold.model
+        # An expired hold already gave its money back: it is settled once, from `available`.
+        expired = await _close(conn, hold_id, "settled", now, was="expired")
+        if expired is None:
+            raise HoldClosed(f"hold {hold_id} is {await _status(conn, hold_id)}")
+        wallet_id, _, key_id, model = expired
+        amount = 0
     else:
         wallet_id, amount, key_id, model = row
     charged = min(cost, amount + await _available(conn, wallet_id))
-    if charged or amount:
+    if charged or amount or charged < cost:
         await ledger.post(
             conn,
             wallet_id,
@@ -132,6 +130,11 @@ async def settle(conn: AsyncConnection, hold_id: int, cost: int, *, now: datetim
     if charged < cost:
         log.warning("hold settled short", extra={"hold_id": hold_id, "uncollected": cost - charged})
     return Settlement(charged=charged, uncollected=cost - charged)
+
+
+async def _status(conn: AsyncConnection, hold_id: int) -> str:
+    query = sa.select(holds.c.status).where(holds.c.id == hold_id)
+    return str((await conn.execute(query)).scalar_one_or_none() or "missing")
 
 
 async def _available(conn: AsyncConnection, wallet_id: int) -> int:
@@ -166,15 +169,17 @@ async def release(
 async def expire_due(conn: AsyncConnection, *, now: datetime, limit: int = 500) -> int:
     """Release holds whose TTL has passed; returns how many. Safe to run in many processes."""
     query = (
-        sa.select(holds.c.id)
+        sa.select(holds.c.id, holds.c.wallet_id)
         .where(holds.c.status == "pending", holds.c.expires_at <= now)
         .order_by(holds.c.expires_at)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    due = (await conn.execute(query)).scalars().all()
+    due = (await conn.execute(query)).all()
     expired = 0
-    for hold_id in due:
+    # Wallet rows are locked in id order, as every sweeper does, so two sweepers whose
+    # batches share wallets queue behind each other instead of deadlocking.
+    for hold_id, _wallet_id in sorted(due, key=lambda row: (row.wallet_id, row.id)):
         expired += await release(conn, hold_id, now=now, kind="expire")
     return expired

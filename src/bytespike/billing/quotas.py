@@ -12,13 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.billing.tables import ledger_entries
+from bytespike.clock import as_utc
 
 
 def period_start(reset: str | None, now: datetime) -> datetime | None:
     """Start (UTC) of the quota period containing `now`; None for a lifetime quota."""
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if reset is None:
         return None
+    day = as_utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
     if reset == "daily":
         return day
     if reset == "weekly":  # ISO weeks: Monday 00:00 UTC

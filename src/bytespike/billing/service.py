@@ -13,6 +13,7 @@ from bytespike.context import Context
 from bytespike.errors import InvalidRequest, NotFound
 from bytespike.money import to_usd_number
 from bytespike.orgs import repo as orgs_repo
+from bytespike.webhooks import events
 
 
 async def owner_wallet(
@@ -61,9 +62,10 @@ async def top_up(
         raise InvalidRequest("a top-up must be a positive amount")
     async with ctx.db.write() as conn:
         wallet_id = await owner_wallet(conn, username=username, org=org)
-        result = await wallets.top_up(
-            conn, wallet_id, amount, now=ctx.clock.now(), reference=reference
-        )
+        now = ctx.clock.now()
+        result = await wallets.top_up(conn, wallet_id, amount, now=now, reference=reference)
+        if result.applied:  # a retried payment already told the owner
+            await events.topped_up(conn, wallet_id, amount, reference, now=now)
         after = await wallets.view(conn, wallet_id)
     return {
         "id": result.entry_id,

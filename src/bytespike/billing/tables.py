@@ -25,6 +25,8 @@ wallets = sa.Table(
     sa.Column("topped_up_micros", Micros, nullable=False, server_default="0"),
     sa.Column("adjusted_micros", Micros, nullable=False, server_default="0"),
     sa.Column("low_balance_threshold_micros", Micros, nullable=False),
+    # True until a debit crosses the threshold; money coming in re-arms it (docs/webhooks.md).
+    sa.Column("low_balance_armed", sa.Boolean, nullable=False, server_default=sa.true()),
     timestamp("created_at"),
     sa.CheckConstraint("(user_id IS NULL) <> (org_id IS NULL)", name="one_owner"),
     sa.CheckConstraint("available_micros >= 0", name="available"),

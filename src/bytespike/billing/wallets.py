@@ -81,10 +81,11 @@ async def view(conn: AsyncConnection, wallet_id: int) -> WalletView:
 
 
 async def set_threshold(conn: AsyncConnection, wallet_id: int, micros: int) -> None:
+    """A new threshold re-arms the low-balance event: the next debit at or below it fires."""
     await conn.execute(
         sa.update(wallets)
         .where(wallets.c.id == wallet_id)
-        .values(low_balance_threshold_micros=micros)
+        .values(low_balance_threshold_micros=micros, low_balance_armed=True)
     )
 
 

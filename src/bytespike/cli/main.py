@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bytespike.cli import credits, db, keys, notifications, orgs, serve, users
+from bytespike.cli import credits, db, keys, notifications, orgs, serve, users, worker
 
 app = typer.Typer(
     help="bytespike: a self-hosted LLM gateway with prepaid accounts.",
@@ -12,6 +12,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(orgs.app, name="orgs")

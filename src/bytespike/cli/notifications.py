@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from bytespike.billing import service
 from bytespike.cli.runner import JsonFlag, one_owner, run, usd_option
+from bytespike.context import Context
 
 app = typer.Typer(help="Low-balance notification settings.", no_args_is_help=True)
 
@@ -20,8 +23,13 @@ def set_threshold(
     """Set a wallet owner's low-balance threshold."""
     one_owner(user, org)
     threshold = usd_option(threshold_usd, "--threshold-usd")
+
+    async def set_on_wallet(ctx: Context) -> dict[str, Any]:
+        wallet = await service.set_threshold(ctx, threshold=threshold, username=user, org=org)
+        return {"id": wallet["wallet_id"], **wallet}  # every --json result has its `id`
+
     run(
-        lambda ctx: service.set_threshold(ctx, threshold=threshold, username=user, org=org),
+        set_on_wallet,
         as_json=as_json,
         describe=lambda w: f"low-balance threshold is {w['low_balance_threshold_usd']} USD",
     )

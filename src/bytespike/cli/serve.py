@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
-from bytespike import logs
-from bytespike.app import create_app
 from bytespike.cli.runner import load_settings
-from bytespike.db import migrate
 
 
 def serve(
@@ -16,6 +12,13 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default BYTESPIKE_PORT, 8080)."),
 ) -> None:
     """Run the gateway. On the embedded SQLite default, pending migrations are applied first."""
+    # Imported here so the admin commands do not pay for the web stack on every run.
+    import uvicorn
+
+    from bytespike import logs
+    from bytespike.app import create_app
+    from bytespike.db import migrate
+
     settings = load_settings()
     logs.configure(settings.log_level)
     if settings.is_sqlite:

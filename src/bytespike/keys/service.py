@@ -13,6 +13,7 @@ from bytespike.keys import repo, tokens
 from bytespike.keys.repo import KeyRecord
 from bytespike.keys.tables import QUOTA_RESETS
 from bytespike.orgs import repo as orgs_repo
+from bytespike.webhooks import events
 
 MAX_RATE_LIMIT = 1_000_000
 
@@ -58,6 +59,8 @@ async def create(
             roster=roster,
             now=now,
         )
+        created = {"name": name, "prefix": minted.prefix, "user_id": user.id, "org_id": org_id}
+        await events.about_key(conn, key_id, events.KEY_CREATED, created, now=now)
     shown = roster if roster is not None else [(m, None) for m in ctx.catalog.ids]
     return {
         "id": key_id,
@@ -90,7 +93,8 @@ def _checked_roster(
         if cap is not None and cap < 0:
             raise InvalidRequest("a spend cap cannot be negative")
         seen.add(model)
-    return models
+    order = ctx.catalog.ids
+    return sorted(models, key=lambda entry: order.index(entry[0]))  # catalog order, as listed
 
 
 async def _org_for(conn: Any, org: str | None, user_id: int) -> int | None:
@@ -108,7 +112,10 @@ async def revoke(ctx: Context, key_id: int) -> dict[str, Any]:
     async with ctx.db.write() as conn:
         if not await repo.exists(conn, key_id):
             raise NotFound(f"no key {key_id}")
-        newly = await repo.revoke(conn, key_id, ctx.clock.now())
+        now = ctx.clock.now()
+        newly = await repo.revoke(conn, key_id, now)
+        if newly:
+            await events.about_key(conn, key_id, events.KEY_REVOKED, {}, now=now)
     return {"id": key_id, "revoked": True, "already_revoked": not newly}
 
 

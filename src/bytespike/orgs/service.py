@@ -13,6 +13,7 @@ from bytespike.context import Context
 from bytespike.errors import Conflict, InvalidRequest, NotFound
 from bytespike.orgs import repo
 from bytespike.orgs.tables import ROLES
+from bytespike.webhooks import events
 
 
 async def create(ctx: Context, *, name: str) -> dict[str, Any]:
@@ -44,7 +45,10 @@ async def add_member(ctx: Context, *, org: str, username: str, role: str) -> dic
         await repo.upsert_member(
             conn, org_id=found.id, user_id=user.id, role=role, now=ctx.clock.now()
         )
+    # `id` is the org's, the object this command changes (as for pause and resume): every
+    # --json result carries an `id` that scripts can rely on.
     return {
+        "id": found.id,
         "org_id": found.id,
         "org": found.name,
         "user_id": user.id,
@@ -59,6 +63,8 @@ async def set_paused(ctx: Context, *, org: str, paused: bool) -> dict[str, Any]:
         if found is None:
             raise NotFound(f"no org {org!r}")
         await repo.set_paused(conn, found.id, paused)
+        if paused and not found.paused:  # pausing a paused org changes nothing to report
+            await events.org_paused(conn, found.id, now=ctx.clock.now())
         updated = await repo.by_id(conn, found.id)
     assert updated is not None
     return views.org(updated)

@@ -11,12 +11,17 @@ import logging
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from bytespike.ratelimit.base import WINDOW_SECONDS, Decision, decide, window_of
 
 log = logging.getLogger(__name__)
+
+# A burst larger than the pool waits briefly for a connection: a plain pool would refuse
+# the excess outright (MaxConnectionsError), failing open exactly when traffic peaks.
+MAX_CONNECTIONS = 64
+TIMEOUT_SECONDS = 1.0
 
 # INCR and set the expiry on the window's first hit, atomically.
 _HIT = """
@@ -30,7 +35,14 @@ class RedisRateLimiter:
     def __init__(
         self, url: str, *, prefix: str = "bytespike:rl", now: Callable[[], float] = time.time
     ) -> None:
-        self._redis = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=TIMEOUT_SECONDS,
+            socket_timeout=TIMEOUT_SECONDS,
+            socket_connect_timeout=TIMEOUT_SECONDS,
+        )
+        self._redis = Redis.from_pool(pool)
         self._script = self._redis.register_script(_HIT)
         self._prefix = prefix
         self._now = now

@@ -1,0 +1,47 @@
+"""bytespike worker: the webhook dispatcher on its own, for deployments that separate it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from bytespike.cli.runner import load_settings
+from bytespike.settings import Settings
+
+
+def worker(
+    once: bool = typer.Option(False, "--once", help="Deliver what is due now, then exit."),
+) -> None:
+    """Deliver webhooks from the outbox (the server runs a dispatcher too; both may run)."""
+    from bytespike import logs
+    from bytespike.db import migrate
+
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    if settings.is_sqlite:
+        migrate.upgrade(settings.database_url)
+    asyncio.run(_work(settings, once))
+
+
+async def _work(settings: Settings, once: bool) -> None:
+    from bytespike.context import Context
+    from bytespike.webhooks import signing
+    from bytespike.webhooks.dispatcher import Dispatcher
+    from bytespike.webhooks.transport import HttpTransport
+
+    signing.warn_if_development(settings)
+    ctx = Context.build(settings)
+    transport = HttpTransport(
+        timeout=settings.webhook_timeout_seconds, allow_private=settings.webhook_allow_private
+    )
+    dispatcher = Dispatcher(ctx, transport)
+    try:
+        if once:
+            while await dispatcher.run_once():
+                pass
+        else:
+            await dispatcher.run(settings.webhook_poll_seconds)
+    finally:
+        await transport.close()
+        await ctx.db.close()

@@ -1,0 +1,1 @@
+"""Low-balance notification settings of the caller's paying wallet."""

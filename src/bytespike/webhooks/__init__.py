@@ -1,0 +1,1 @@
+"""Webhooks: endpoints, the event outbox, signing and the dispatcher that delivers events."""

@@ -1,0 +1,90 @@
+"""The model catalog: the shipped models with exact prices, an override, and refusals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bytespike import catalog
+from bytespike.catalog import CatalogError, Model
+from bytespike.settings import Settings
+
+ONE_MODEL = """
+[[models]]
+id = "local-llama"
+provider = "openai"
+upstream_model = "llama-3.3-70b"
+input_usd_per_mtok = "0.10"
+output_usd_per_mtok = "0.40"
+"""
+
+
+def test_the_shipped_catalog_has_the_three_models_with_exact_prices():
+    shipped = catalog.load()
+    assert shipped.ids == ["claude-sonnet-4-6", "gpt-5-4", "gemini-3-1-pro"]
+    prices = {
+        m.id: (m.provider, m.input_usd_per_mtok, m.output_usd_per_mtok) for m in shipped.models
+    }
+    assert prices == {
+        "claude-sonnet-4-6": ("anthropic", Decimal("3.00"), Decimal("15.00")),
+        "gpt-5-4": ("openai", Decimal("2.50"), Decimal("15.00")),
+        "gemini-3-1-pro": ("gemini", Decimal("2.00"), Decimal("12.00")),
+    }
+    assert all(isinstance(m.input_usd_per_mtok, Decimal) for m in shipped.models)
+    assert "gpt-5-4" in shipped and "gpt-4" not in shipped
+    assert shipped.get("gpt-5-4").upstream_model == "gpt-5.4"  # type: ignore[union-attr]
+
+
+def test_bytespike_catalog_overrides_the_shipped_file(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.toml"
+    path.write_text(ONE_MODEL)
+    monkeypatch.setenv("BYTESPIKE_CATALOG", str(path))
+    loaded = catalog.load(Settings().catalog)
+    assert loaded.models == [
+        Model(
+            id="local-llama",
+            provider="openai",
+            upstream_model="llama-3.3-70b",
+            input_usd_per_mtok=Decimal("0.10"),
+            output_usd_per_mtok=Decimal("0.40"),
+            context_tokens=128_000,
+            max_output_tokens=8_192,
+        )
+    ]
+
+
+def test_a_float_price_keeps_its_decimal_text(tmp_path):
+    path = tmp_path / "catalog.toml"
+    path.write_text(ONE_MODEL.replace('"0.10"', "0.1"))
+    assert catalog.load(path).models[0].input_usd_per_mtok == Decimal("0.1")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this is not toml [",
+        ONE_MODEL.replace('id = "local-llama"\n', ""),
+        ONE_MODEL.replace('provider = "openai"\n', ""),
+        ONE_MODEL.replace('"0.10"', '"ten cents"'),
+        ONE_MODEL.replace('"0.10"', '"-1"'),
+        ONE_MODEL.replace('"0.10"', '"NaN"'),
+        ONE_MODEL.replace('"0.10"', "true"),
+        ONE_MODEL + 'context_tokens = "lots"\n',
+        ONE_MODEL + ONE_MODEL,
+        'models = "claude"',
+        "models = [1, 2]",
+        "",
+    ],
+)
+def test_a_malformed_catalog_is_refused(tmp_path, text):
+    path = tmp_path / "catalog.toml"
+    path.write_text(text)
+    with pytest.raises(CatalogError):
+        catalog.load(path)
+
+
+def test_a_missing_catalog_is_refused(tmp_path):
+    with pytest.raises(CatalogError):
+        catalog.load(Path(tmp_path / "nowhere.toml"))
