@@ -96,7 +96,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, admin_token=ADMIN_TOKEN, redis_url=None)
+    return Settings(
+        database_url=db_url, admin_token=ADMIN_TOKEN, redis_url=None, secret_key="test-secret-key"
+    )
 
 
 @pytest.fixture

@@ -71,6 +71,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await check_schema(ctx)
+        signing.SecretBox.from_settings(settings)  # fail at start-up on a missing key
         tasks = []
         transport = HttpTransport(
             timeout=settings.webhook_timeout_seconds,
@@ -78,7 +79,6 @@ def create_app(
         )
         if background:
             tasks.append(asyncio.create_task(sweeper.run(ctx, settings.hold_sweep_seconds)))
-            signing.warn_if_development(settings)
             dispatcher = Dispatcher(ctx, transport)
             tasks.append(asyncio.create_task(dispatcher.run(settings.webhook_poll_seconds)))
         try:

@@ -58,7 +58,7 @@ def server(db_url: str, tmp_path: Path) -> Iterator[str]:
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
         [str(BYTESPIKE), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=clean_env(BYTESPIKE_DATABASE_URL=db_url),
+        env=clean_env(BYTESPIKE_DATABASE_URL=db_url, BYTESPIKE_SECRET_KEY="test-secret-key"),
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -129,6 +129,7 @@ def env(postgres_database: str) -> dict[str, str]:
         "BYTESPIKE_DATABASE_URL": postgres_database,
         "BYTESPIKE_REDIS_URL": REDIS_URL,
         "BYTESPIKE_LOG_LEVEL": "WARNING",
+        "BYTESPIKE_SECRET_KEY": "test-secret-key",
     }
 
 

@@ -18,9 +18,15 @@ def serve(
     from bytespike import logs
     from bytespike.app import create_app
     from bytespike.db import migrate
+    from bytespike.webhooks.signing import SecretBox, SecretKeyMissing
 
     settings = load_settings()
     logs.configure(settings.log_level)
+    try:
+        SecretBox.from_settings(settings)
+    except SecretKeyMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     if settings.is_sqlite:
         migrate.upgrade(settings.database_url)
     app = create_app(settings)

@@ -16,9 +16,15 @@ def worker(
     """Deliver webhooks from the outbox (the server runs a dispatcher too; both may run)."""
     from bytespike import logs
     from bytespike.db import migrate
+    from bytespike.webhooks.signing import SecretBox, SecretKeyMissing
 
     settings = load_settings()
     logs.configure(settings.log_level)
+    try:
+        SecretBox.from_settings(settings)
+    except SecretKeyMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     if settings.is_sqlite:
         migrate.upgrade(settings.database_url)
     asyncio.run(_work(settings, once))
@@ -26,11 +32,9 @@ def worker(
 
 async def _work(settings: Settings, once: bool) -> None:
     from bytespike.context import Context
-    from bytespike.webhooks import signing
     from bytespike.webhooks.dispatcher import Dispatcher
     from bytespike.webhooks.transport import HttpTransport
 
-    signing.warn_if_development(settings)
     ctx = Context.build(settings)
     transport = HttpTransport(
         timeout=settings.webhook_timeout_seconds, allow_private=settings.webhook_allow_private

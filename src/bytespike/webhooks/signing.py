@@ -3,17 +3,24 @@
 A signing secret must be recoverable to sign with, so it cannot be hashed like an API key;
 it is sealed with Fernet (AES-128-CBC + HMAC) under a key derived from
 BYTESPIKE_SECRET_KEY. Several comma-separated keys rotate: the first seals, any opens.
+On the embedded SQLite default with no key set, a random key is generated once into a file
+beside the database (mode 0600), so a copy of the database alone reveals no secret.
+PostgreSQL deployments run several replicas, which must share the key: there it is required.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import logging
+import os
 import secrets
+from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy.engine import make_url
 
 from bytespike.settings import Settings
 
@@ -21,10 +28,11 @@ log = logging.getLogger(__name__)
 
 PREFIX = "whsec_"
 _SECRET_BYTES = 32
-# Used only when BYTESPIKE_SECRET_KEY is unset: it keeps development working but protects
-# nothing, so start-up warns about it.
-DEVELOPMENT_KEY = "bytespike-development-secret-key"
 _DERIVATION = b"bytespike webhook signing secrets v1\x00"
+
+
+class SecretKeyMissing(RuntimeError):
+    """No key to seal secrets with: a configuration error, reported at start-up."""
 
 
 class SecretUnreadable(Exception):
@@ -49,7 +57,14 @@ class SecretBox:
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
         keys = [k.strip() for k in (settings.secret_key or "").split(",") if k.strip()]
-        return cls(keys or [DEVELOPMENT_KEY])
+        if keys:
+            return cls(keys)
+        if settings.is_sqlite:
+            return cls([_local_key(settings.database_url)])
+        raise SecretKeyMissing(
+            "BYTESPIKE_SECRET_KEY must be set on PostgreSQL (the same value on every replica): "
+            "it encrypts webhook signing secrets at rest"
+        )
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode("ascii")).decode("ascii")
@@ -61,10 +76,22 @@ class SecretBox:
             raise SecretUnreadable("webhook secret sealed under an unknown key") from exc
 
 
-def warn_if_development(settings: Settings) -> None:
-    """Called once at start-up by the server and the worker."""
-    if not settings.secret_key:
-        log.warning("BYTESPIKE_SECRET_KEY is unset: webhook secrets are sealed with a public key")
+@functools.cache
+def _local_key(database_url: str) -> str:
+    """The embedded default's key, kept in `<database file>.key`, created on first use."""
+    database = make_url(database_url).database
+    if not database or database == ":memory:":
+        return secrets.token_urlsafe(32)  # nothing persists, so neither need the key
+    path = Path(database + ".key")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    key = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="ascii") as file:
+        file.write(key + "\n")
+    log.info("generated the webhook secret key", extra={"path": str(path)})
+    return key
 
 
 def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
