@@ -9,10 +9,10 @@ from sqlalchemy.exc import IntegrityError
 
 from bytespike.accounts import repo, views
 from bytespike.accounts.tables import TIERS
+from bytespike.billing import payer as payers
 from bytespike.billing import quotas, wallets
-from bytespike.billing.service import paying_wallet
 from bytespike.context import Context
-from bytespike.errors import Conflict, InvalidRequest, PermissionDenied
+from bytespike.errors import Conflict, InvalidRequest
 from bytespike.keys import repo as keys_repo
 from bytespike.keys.repo import KeyRecord
 from bytespike.orgs import repo as orgs_repo
@@ -45,18 +45,13 @@ async def account(ctx: Context, key: KeyRecord) -> dict[str, Any]:
     """GET /api/v1/me/account: read-only, so the call is free by construction."""
     now = ctx.clock.now()
     async with ctx.db.read() as conn:
-        user = await repo.by_id(conn, key.user_id)
-        assert user is not None  # a key's user is a foreign key
-        org_id = key.org_id or await orgs_repo.oldest_membership(conn, user.id)
-        wallet_id = await paying_wallet(conn, user_id=user.id, tier=user.tier, org_id=org_id)
-        if wallet_id is None:
-            raise PermissionDenied("enterprise user belongs to no org to bill")
-        wallet = await wallets.view(conn, wallet_id)
+        payer = await payers.resolve(conn, user_id=key.user_id, key_org_id=key.org_id)
+        wallet = await wallets.view(conn, payer.wallet_id)
         used = await quotas.used_by_model(conn, key.id, quotas.period_start(key.quota_reset, now))
         roster = await _roster(ctx, conn, key)
-        org = await _org(conn, org_id, user.id)
+        org = None if payer.org_id is None else await orgs_repo.by_id(conn, payer.org_id)
     return {
-        "user": views.user(user),
+        "user": views.user(payer.user),
         "balance": views.balance(wallet),
         "allowed_models": [
             {
@@ -66,7 +61,7 @@ async def account(ctx: Context, key: KeyRecord) -> dict[str, Any]:
             }
             for model, cap in roster
         ],
-        "org": org,
+        "org": None if org is None else {"id": org.id, "name": org.name, "role": payer.role},
     }
 
 
@@ -77,13 +72,3 @@ async def _roster(ctx: Context, conn: Any, key: KeyRecord) -> list[tuple[str, in
     # A model dropped from the catalog can no longer be routed to, so it is not "allowed".
     caps = dict(await keys_repo.roster(conn, key.id))
     return [(m, caps[m]) for m in ctx.catalog.ids if m in caps]
-
-
-async def _org(conn: Any, org_id: int | None, user_id: int) -> dict[str, Any] | None:
-    if org_id is None:
-        return None
-    org = await orgs_repo.by_id(conn, org_id)
-    role = await orgs_repo.role_of(conn, org_id=org_id, user_id=user_id)
-    if org is None:
-        return None
-    return {"id": org.id, "name": org.name, "role": role}

@@ -41,15 +41,6 @@ async def owner_wallet(
     return wallet_id
 
 
-async def paying_wallet(
-    conn: AsyncConnection, *, user_id: int, tier: str, org_id: int | None
-) -> int | None:
-    """The wallet a caller's requests draw on: their own, or their org's for enterprise users."""
-    if tier == "enterprise":
-        return None if org_id is None else await wallets.id_for(conn, org_id=org_id)
-    return await wallets.id_for(conn, user_id=user_id)
-
-
 async def top_up(
     ctx: Context,
     *,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bytespike.accounts import views
 from bytespike.billing import wallets
 from bytespike.clock import iso_z
+from bytespike.errors import PermissionDenied
 from bytespike.money import to_usd_number
 from bytespike.webhooks import outbox, repo
 
@@ -81,13 +82,16 @@ async def about_key(
     conn: AsyncConnection, key_id: int, event_type: str, data: dict[str, Any], *, now: datetime
 ) -> str | None:
     """key.created / key.revoked, to the owner of the wallet the key bills."""
-    # Imported here: owners depends on billing's services, which emit through this module.
-    from bytespike.webhooks import owners
+    # Imported here: billing.payer imports billing, whose ledger emits through this module.
+    from bytespike.billing import payer as payers
 
-    wallet_id = await owners.wallet_of_key(conn, key_id)
-    if wallet_id is None:
+    try:
+        payer = await payers.of_key(conn, key_id)
+    except PermissionDenied:  # an enterprise user's key with no org has nobody to tell
         return None
-    return await emit(conn, wallet_id, event_type, {"key_id": key_id, **data}, now=now)
+    if payer is None:
+        return None
+    return await emit(conn, payer.wallet_id, event_type, {"key_id": key_id, **data}, now=now)
 
 
 async def org_paused(conn: AsyncConnection, org_id: int, *, now: datetime) -> str | None:
