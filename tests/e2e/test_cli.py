@@ -194,7 +194,7 @@ async def test_human_output_errors_and_auto_migration_on_a_fresh_sqlite_file(
         "credits", "topup", "--user", "ada", "--usd", "20", "--reference", "r-1"
     )
     assert cli.ok("notifications", "set", "--org", "Dosia AI", "--threshold-usd", "2.5") == (
-        "low-balance threshold is 2.5 USD\n"
+        "low-balance threshold is 2.50 USD\n"
     )
 
     created = cli.ok("keys", "create", "--user", "ada", "--org", "Dosia AI").splitlines()

@@ -75,4 +75,4 @@ async def set_threshold(
         wallet_id = await owner_wallet(conn, username=username, org=org)
         await wallets.set_threshold(conn, wallet_id, threshold)
         after = await wallets.view(conn, wallet_id)
-    return {"wallet_id": wallet_id, **views.balance(after)}
+    return {"id": wallet_id, "wallet_id": wallet_id, **views.balance(after)}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from bytespike.billing import service
-from bytespike.cli.runner import JsonFlag, one_owner, run, usd_option
+from bytespike.cli.runner import JsonFlag, one_owner, run, usd_option, usd_text
 
 app = typer.Typer(help="Add money to wallets.", no_args_is_help=True)
 
@@ -24,9 +26,10 @@ def topup(
     one_owner(user, org)
     amount = usd_option(usd, "--usd")
 
-    def describe(t: dict[str, object]) -> str:
+    def describe(t: dict[str, Any]) -> str:
         verb = "topped up" if t["applied"] else "already applied (same reference), not added:"
-        return f"{verb} {t['amount_usd']} USD; available now {t['balance']['available_usd']} USD"  # type: ignore[index]
+        available = usd_text(t["balance"]["available_usd"])
+        return f"{verb} {usd_text(t['amount_usd'])} USD; available now {available} USD"
 
     run(
         lambda ctx: service.top_up(ctx, amount=amount, username=user, org=org, reference=reference),

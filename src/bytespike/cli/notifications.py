@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from bytespike.billing import service
-from bytespike.cli.runner import JsonFlag, one_owner, run, usd_option
-from bytespike.context import Context
+from bytespike.cli.runner import JsonFlag, one_owner, run, usd_option, usd_text
 
 app = typer.Typer(help="Low-balance notification settings.", no_args_is_help=True)
 
@@ -24,12 +21,10 @@ def set_threshold(
     one_owner(user, org)
     threshold = usd_option(threshold_usd, "--threshold-usd")
 
-    async def set_on_wallet(ctx: Context) -> dict[str, Any]:
-        wallet = await service.set_threshold(ctx, threshold=threshold, username=user, org=org)
-        return {"id": wallet["wallet_id"], **wallet}  # every --json result has its `id`
-
     run(
-        set_on_wallet,
+        lambda ctx: service.set_threshold(ctx, threshold=threshold, username=user, org=org),
         as_json=as_json,
-        describe=lambda w: f"low-balance threshold is {w['low_balance_threshold_usd']} USD",
+        describe=lambda w: (
+            f"low-balance threshold is {usd_text(w['low_balance_threshold_usd'])} USD"
+        ),
     )

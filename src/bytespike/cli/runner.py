@@ -22,7 +22,7 @@ import bytespike.db
 from bytespike.catalog import CatalogError
 from bytespike.context import Context
 from bytespike.errors import BytespikeError
-from bytespike.money import MoneyError, parse_usd
+from bytespike.money import MoneyError, parse_usd, to_usd_text
 from bytespike.settings import Settings
 
 JsonFlag = typer.Option(False, "--json", help="Print the result as one JSON object.")
@@ -115,6 +115,11 @@ def usd_option(text: str, what: str) -> int:
     except MoneyError as exc:
         typer.echo(f"error: {what}: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+def usd_text(amount: float) -> str:
+    """A JSON USD number as people read it: 250.00, 0.000123."""
+    return to_usd_text(parse_usd(amount))
 
 
 def one_owner(user: str | None, org: str | None) -> None:
