@@ -29,7 +29,7 @@ from bytespike.webhooks.transport import HttpTransport
 
 def build_limiter(settings: Settings) -> RateLimiter:
     if settings.redis_url:
-        return RedisRateLimiter(settings.redis_url)
+        return RedisRateLimiter(settings.redis_url, prefix=f"{settings.redis_prefix}:rl")
     return MemoryRateLimiter()
 
 
@@ -108,8 +108,12 @@ def create_app(
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSON:
-        async with ctx.db.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        """200 when the database answers; 503 otherwise, so a load balancer stops routing here."""
+        try:
+            async with ctx.db.read() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            return errors.envelope(503, "api_error", f"database unavailable: {type(exc).__name__}")
         return JSON({"status": "ok", "version": __version__})
 
     app.add_middleware(logs.AccessLog)

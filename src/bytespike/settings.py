@@ -17,6 +17,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}")
     redis_url: str | None = None
+    # Namespaces this deployment's keys, so two deployments can share one Redis database.
+    redis_prefix: str = Field(default="bytespike", min_length=1)
     admin_token: str | None = None
     catalog: Path | None = None
     host: str = "127.0.0.1"
