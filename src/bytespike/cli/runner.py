@@ -36,6 +36,26 @@ def load_settings() -> Settings:
         raise typer.Exit(1) from exc
 
 
+def start_process() -> Settings:
+    """Shared start of the long-running commands (serve, worker): logs, the secret key,
+    and on the embedded default the schema; a configuration error exits with its reason."""
+    from bytespike import logs
+    from bytespike.webhooks.signing import SecretBox, SecretKeyMissing
+
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    try:
+        SecretBox.from_settings(settings)
+    except SecretKeyMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if settings.is_sqlite:
+        from bytespike.db import migrate
+
+        migrate.upgrade(settings.database_url)
+    return settings
+
+
 def run(
     use_case: Callable[[Context], Awaitable[dict[str, Any]]],
     *,

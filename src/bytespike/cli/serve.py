@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bytespike.cli.runner import load_settings
+from bytespike.cli.runner import start_process
 
 
 def serve(
@@ -15,20 +15,9 @@ def serve(
     # Imported here so the admin commands do not pay for the web stack on every run.
     import uvicorn
 
-    from bytespike import logs
     from bytespike.app import create_app
-    from bytespike.db import migrate
-    from bytespike.webhooks.signing import SecretBox, SecretKeyMissing
 
-    settings = load_settings()
-    logs.configure(settings.log_level)
-    try:
-        SecretBox.from_settings(settings)
-    except SecretKeyMissing as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    if settings.is_sqlite:
-        migrate.upgrade(settings.database_url)
+    settings = start_process()
     app = create_app(settings)
     uvicorn.run(
         app,

@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from bytespike.cli.runner import load_settings
+from bytespike.cli.runner import start_process
 from bytespike.settings import Settings
 
 
@@ -14,20 +14,7 @@ def worker(
     once: bool = typer.Option(False, "--once", help="Deliver what is due now, then exit."),
 ) -> None:
     """Deliver webhooks from the outbox (the server runs a dispatcher too; both may run)."""
-    from bytespike import logs
-    from bytespike.db import migrate
-    from bytespike.webhooks.signing import SecretBox, SecretKeyMissing
-
-    settings = load_settings()
-    logs.configure(settings.log_level)
-    try:
-        SecretBox.from_settings(settings)
-    except SecretKeyMissing as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    if settings.is_sqlite:
-        migrate.upgrade(settings.database_url)
-    asyncio.run(_work(settings, once))
+    asyncio.run(_work(start_process(), once))
 
 
 async def _work(settings: Settings, once: bool) -> None:
