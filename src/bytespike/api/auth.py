@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fastapi import Depends
 from starlette.requests import Request
 
 from bytespike.context import Context
@@ -61,3 +62,11 @@ async def gate(request: Request, ctx: Context, limiter: RateLimiter) -> Caller:
         raise PermissionDenied("this key's org is paused", headers=headers)
     request.scope.setdefault("state", {})["key_id"] = key.id
     return Caller(key=key, rate_headers=headers)
+
+
+async def current_caller(request: Request) -> Caller:
+    """`gate` as a dependency: the key is checked before the body, so a bad key is 401."""
+    return await gate(request, request.app.state.ctx, request.app.state.limiter)
+
+
+KeyHolder = Depends(current_caller)

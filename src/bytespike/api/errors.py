@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from bytespike.api.responses import JSON
@@ -21,6 +23,26 @@ _HTTP_TYPES = {
     405: "invalid_request_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
+}
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The envelope every error travels in (documented in the OpenAPI schema)."""
+
+    error: ErrorDetail
+
+
+# The failures every key-authenticated route shares, for the OpenAPI document.
+KEY_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing, malformed, unknown or revoked key"},
+    403: {"model": ErrorResponse, "description": "Key created in a paused org"},
+    429: {"model": ErrorResponse, "description": "Per-minute limit spent; see Retry-After"},
 }
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 
-from bytespike.api.auth import Caller
+from bytespike.api.auth import Caller, KeyHolder
+from bytespike.api.errors import KEY_ERRORS
 from bytespike.api.responses import JSON
 from bytespike.errors import InvalidRequest
 from bytespike.money import MoneyError, parse_usd
 from bytespike.notifications import service
-from bytespike.webhooks.routes import KeyHolder
 
-router = APIRouter(prefix="/api/v1/me", tags=["notifications"])
+router = APIRouter(prefix="/api/v1/me", tags=["notifications"], responses=KEY_ERRORS)
 
 
 class NotificationSettings(BaseModel):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from bytespike.api.auth import Caller, gate
+from bytespike.api.auth import Caller, KeyHolder
+from bytespike.api.errors import KEY_ERRORS
 from bytespike.api.responses import JSON
 from bytespike.webhooks import service
 from bytespike.webhooks.urls import MAX_URL
 
-router = APIRouter(prefix="/api/v1/me/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/api/v1/me/webhooks", tags=["webhooks"], responses=KEY_ERRORS)
 
 
 class NewEndpoint(BaseModel):
@@ -28,14 +29,6 @@ class EndpointChanges(BaseModel):
     events: list[str] | None = None
     description: str | None = Field(default=None, max_length=500)
     enabled: bool | None = None
-
-
-async def current_caller(request: Request) -> Caller:
-    """As a dependency the key is checked before the body, so a bad key is 401, not 400."""
-    return await gate(request, request.app.state.ctx, request.app.state.limiter)
-
-
-KeyHolder = Depends(current_caller)
 
 
 @router.post("", status_code=201, summary="Register an endpoint; its secret is shown once")
