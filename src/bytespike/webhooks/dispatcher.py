@@ -68,6 +68,12 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries and attempt each; returns how many."""
+        now = self.ctx.clock.now()
+        # A read first: an idle dispatcher must not take SQLite's write lock every tick,
+        # which would queue metered requests' holds behind it.
+        async with self.ctx.db.read() as conn:
+            if not await outbox.any_due(conn, now=now):
+                return 0
         async with self.ctx.db.write() as conn:
             claimed = await outbox.claim(
                 conn, now=self.ctx.clock.now(), lease=self.lease, limit=self.batch

@@ -84,18 +84,26 @@ async def enqueue(
     )
 
 
+def _due(now: datetime) -> sa.Select[tuple[int]]:
+    """Pending deliveries whose time has come, to endpoints that are enabled."""
+    e = webhook_endpoints.c
+    return (
+        sa.select(_d.id)
+        .select_from(webhook_deliveries.join(webhook_endpoints, e.id == _d.endpoint_id))
+        .where(_d.status == "pending", _d.next_attempt_at <= now, e.enabled == sa.true())
+    )
+
+
+async def any_due(conn: AsyncConnection, *, now: datetime) -> bool:
+    return (await conn.execute(_due(now).limit(1))).first() is not None
+
+
 async def claim(
     conn: AsyncConnection, *, now: datetime, lease: timedelta, limit: int
 ) -> list[Claimed]:
     """Lease up to `limit` due deliveries to enabled endpoints."""
     e = webhook_endpoints.c
-    due = (
-        sa.select(_d.id)
-        .select_from(webhook_deliveries.join(webhook_endpoints, e.id == _d.endpoint_id))
-        .where(_d.status == "pending", _d.next_attempt_at <= now, e.enabled == sa.true())
-        .order_by(_d.next_attempt_at, _d.id)
-        .limit(limit)
-    )
+    due = _due(now).order_by(_d.next_attempt_at, _d.id).limit(limit)
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True, of=webhook_deliveries)
     ids = list((await conn.execute(due)).scalars())
