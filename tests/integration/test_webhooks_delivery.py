@@ -158,7 +158,7 @@ async def test_threshold_change_rearms_and_top_up_below_threshold_does_not(ctx, 
         await top_up(ctx, "0.5", user="ada")  # 4.5: still at or below, not re-armed
         async with ctx.db.write() as conn:
             await holds.place(conn, wallet_id, 1_000_000, now=clock.now(), ttl=timedelta(hours=1))
-            await wallets.set_threshold(conn, wallet_id, 3_000_000)  # re-arms
+            await wallets.set_threshold(conn, wallet_id, 3_000_000, now=clock.now())  # re-arms
             await holds.place(conn, wallet_id, 500_000, now=clock.now(), ttl=timedelta(hours=1))
         async with ctx.db.read() as conn:
             kinds = (
@@ -171,6 +171,40 @@ async def test_threshold_change_rearms_and_top_up_below_threshold_does_not(ctx, 
                 .all()
             )
     assert kinds == [events.BALANCE_LOW, events.BALANCE_LOW]
+
+
+async def test_raising_the_threshold_over_the_balance_pages_once(ctx, client, clock):
+    """Setting a threshold at or above what is available is a crossing: paged at once,
+    once; lowering it below the balance again re-arms the alert."""
+    await make_user(ctx)
+    minted = await make_key(ctx)
+    key = await keys.resolve(ctx, minted["key"])
+    headers = {"Authorization": f"Bearer {minted['key']}"}
+
+    async def set_threshold(usd: float) -> None:
+        response = await client.put(
+            "/api/v1/me/notifications", headers=headers, json={"low_balance_threshold_usd": usd}
+        )
+        assert response.status_code == 200, response.text
+
+    async with receiving() as receiver, dispatching(ctx) as dispatcher:
+        await subscribe(ctx, key, receiver, "/hook", [events.BALANCE_LOW])
+        await top_up(ctx, "8", user="ada")  # above the default 5: armed
+        await set_threshold(8)  # 8 <= 8: crossing
+        await set_threshold(9)  # still at or below: no second page
+        await drain(dispatcher)
+        assert [
+            d.body["data"]["balance"]["low_balance_threshold_usd"] for d in receiver.received
+        ] == [8.0]
+        assert receiver.received[0].body["data"]["balance"]["low_balance_flagged"] is True
+        await set_threshold(2)  # 8 > 2: re-armed
+        await set_threshold(10)  # crossing again
+        await drain(dispatcher)
+    assert [d.body["data"]["balance"]["low_balance_threshold_usd"] for d in receiver.received] == [
+        8.0,
+        10.0,
+    ]
+    assert all(d.verified for d in receiver.received)
 
 
 async def test_two_dispatchers_never_send_one_attempt_twice(ctx, settings, clock):

@@ -18,6 +18,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bytespike.billing import alerts
 from bytespike.billing.tables import holds, ledger_entries, wallets
 
 
@@ -104,38 +105,8 @@ async def post(
         .returning(ledger_entries.c.id)
     )
     entry_id = int(result.scalar_one())
-    await _watch_threshold(conn, wallet_id, movement, after, now)
+    await alerts.after_movement(conn, wallet_id, movement, after, now=now)
     return entry_id
-
-
-async def _watch_threshold(
-    conn: AsyncConnection,
-    wallet_id: int,
-    movement: Movement,
-    after: sa.Row[int, int, bool],
-    now: datetime,
-) -> None:
-    """The low-balance alert: fires once when a debit leaves `available` at or below the
-    threshold, and re-arms only when money comes in (a top-up or credit adjustment lifting
-    it above) or the threshold is changed. A released hold does not re-arm it, so hold
-    churn around the threshold pages the owner once, not on every request."""
-    available, threshold, armed = after
-    w = wallets.c
-    if armed and movement.available < 0 and available <= threshold:
-        disarmed = await conn.execute(
-            sa.update(wallets)
-            .where(w.id == wallet_id, w.low_balance_armed == sa.true())
-            .values(low_balance_armed=False)
-        )
-        if disarmed.rowcount == 1:
-            # Imported here: webhooks renders balances through billing, which imports us.
-            from bytespike.webhooks import events
-
-            await events.balance_low(conn, wallet_id, now=now)
-    elif not armed and (movement.topped_up > 0 or movement.adjusted > 0) and available > threshold:
-        await conn.execute(
-            sa.update(wallets).where(w.id == wallet_id).values(low_balance_armed=True)
-        )
 
 
 async def balances(conn: AsyncConnection, wallet_id: int) -> Balances:

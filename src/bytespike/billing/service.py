@@ -73,6 +73,6 @@ async def set_threshold(
 ) -> dict[str, Any]:
     async with ctx.db.write() as conn:
         wallet_id = await owner_wallet(conn, username=username, org=org)
-        await wallets.set_threshold(conn, wallet_id, threshold)
+        await wallets.set_threshold(conn, wallet_id, threshold, now=ctx.clock.now())
         after = await wallets.view(conn, wallet_id)
     return {"id": wallet_id, "wallet_id": wallet_id, **views.balance(after)}

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bytespike.billing import ledger
+from bytespike.billing import alerts, ledger
 from bytespike.billing.ledger import Movement
 from bytespike.billing.tables import ledger_entries, wallets
 from bytespike.errors import Conflict
@@ -80,13 +80,16 @@ async def view(conn: AsyncConnection, wallet_id: int) -> WalletView:
     return WalletView(*row)
 
 
-async def set_threshold(conn: AsyncConnection, wallet_id: int, micros: int) -> None:
-    """A new threshold re-arms the low-balance event: the next debit at or below it fires."""
+async def set_threshold(
+    conn: AsyncConnection, wallet_id: int, micros: int, *, now: datetime
+) -> None:
+    """Change the threshold; a threshold raised to or over `available` pages at once."""
     await conn.execute(
         sa.update(wallets)
         .where(wallets.c.id == wallet_id)
-        .values(low_balance_threshold_micros=micros, low_balance_armed=True)
+        .values(low_balance_threshold_micros=micros)
     )
+    await alerts.threshold_changed(conn, wallet_id, now=now)
 
 
 async def top_up(

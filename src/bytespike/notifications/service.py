@@ -21,7 +21,7 @@ async def set_threshold(ctx: Context, key: KeyRecord, threshold: int) -> dict[st
     """Org wallets need an owner or admin; the change re-arms the low-balance event."""
     async with ctx.db.write() as conn:
         payer = await owners.manager(conn, key)
-        await wallets.set_threshold(conn, payer.wallet_id, threshold)
+        await wallets.set_threshold(conn, payer.wallet_id, threshold, now=ctx.clock.now())
         return _shown(await wallets.view(conn, payer.wallet_id))
 
 
