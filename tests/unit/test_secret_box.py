@@ -15,11 +15,12 @@ from bytespike.webhooks.signing import (
 
 
 def test_sqlite_default_generates_a_private_key_file_once(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/bytespike.db", secret_key=None)
+    # A first start: not even the database's folder exists yet.
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/data/bytespike.db", secret_key=None)
     secret = mint()
     sealed = SecretBox.from_settings(settings).seal(secret)
 
-    key_file = tmp_path / "bytespike.db.key"
+    key_file = tmp_path / "data" / "bytespike.db.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert secret not in sealed
     assert key_file.read_text().strip() not in sealed

@@ -83,6 +83,7 @@ def _local_key(database_url: str) -> str:
     if not database or database == ":memory:":
         return secrets.token_urlsafe(32)  # nothing persists, so neither need the key
     path = Path(database + ".key")
+    path.parent.mkdir(parents=True, exist_ok=True)  # a first start, before the database exists
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
