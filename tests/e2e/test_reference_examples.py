@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +14,7 @@ import requests
 
 from bytespike.context import Context
 from tests.factories import add_member, make_key, make_org, make_user, top_up
-
-BYTESPIKE = Path(sys.executable).with_name("bytespike")
+from tests.processes import clean_env, serving
 
 # Verbatim from the reference, with only the host replaced.
 PYTHON_EXAMPLE = """\
@@ -40,46 +36,12 @@ curl https://llm.bytespike.ai/api/v1/me/account \\
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BYTESPIKE_")}
-    return {**env, **extra}
-
-
 @pytest.fixture
 def server(db_url: str, tmp_path: Path) -> Iterator[str]:
     """`bytespike serve` on a free port over the test's database; yields its base URL."""
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [str(BYTESPIKE), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=clean_env(BYTESPIKE_DATABASE_URL=db_url, BYTESPIKE_SECRET_KEY="test-secret-key"),
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "bytespike serve did not start"
-            time.sleep(0.1)
+    env = clean_env(BYTESPIKE_DATABASE_URL=db_url, BYTESPIKE_SECRET_KEY="test-secret-key")
+    with serving(env, tmp_path) as (base,):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 def swap_host(code: str, base: str) -> str:

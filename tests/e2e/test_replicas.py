@@ -7,13 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,63 +21,10 @@ from bytespike.db.engine import Database
 from bytespike.settings import Settings
 from tests.conftest import FakeClock, _truncate
 from tests.factories import add_member, make_key, make_org, make_user, top_up
+from tests.processes import BYTESPIKE, serving
 from tests.services import REDIS_URL, require
 
-BYTESPIKE = str(Path(sys.executable).with_name("bytespike"))
 ACCOUNT = "/api/v1/me/account"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def replicas(env: dict[str, str], logs: Path, count: int = 2) -> Iterator[list[str]]:
-    """Start `count` servers and yield their base URLs once each answers /healthz."""
-    procs: list[subprocess.Popen[bytes]] = []
-    urls = []
-    try:
-        for i in range(count):
-            port = free_port()
-            with (logs / f"serve-{i}.log").open("wb") as log:
-                procs.append(
-                    subprocess.Popen(
-                        [BYTESPIKE, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-            urls.append(f"http://127.0.0.1:{port}")
-        for proc, url in zip(procs, urls, strict=True):
-            wait_until_ready(proc, url, logs)
-        yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def wait_until_ready(proc: subprocess.Popen[bytes], url: str, logs: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            output = "\n".join(p.read_text() for p in logs.glob("serve-*.log"))
-            pytest.fail(f"bytespike serve exited with {proc.returncode}:\n{output}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"bytespike serve at {url} was not ready within 30s")
 
 
 def cli(env: dict[str, str], *args: str) -> None:
@@ -135,7 +77,7 @@ def env(postgres_database: str) -> dict[str, str]:
 
 def test_two_replicas_agree_on_revocation_pauses_and_the_rate_limit(env, tmp_path):
     keys = asyncio.run(seed(env["BYTESPIKE_DATABASE_URL"]))
-    with replicas(env, tmp_path) as urls:
+    with serving(env, tmp_path, count=2) as urls:
         in_org, to_revoke = keys["in_org"], keys["to_revoke"]
         assert statuses(urls, in_org["key"]) == [200, 200]
         assert statuses(urls, to_revoke["key"]) == [200, 200]
