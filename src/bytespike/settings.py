@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Deliveries one dispatcher claims at a time; smaller spreads work across dispatchers.
+    webhook_batch: int = Field(default=50, ge=1, le=1000)
 
     @field_validator("redis_url", "admin_token", "secret_key", mode="before")
     @classmethod

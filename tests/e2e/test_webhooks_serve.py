@@ -4,20 +4,12 @@ real receiver verifying every signature with the `standardwebhooks` library."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 
 from tests.factories import make_key, make_user, top_up
-from tests.integration.webhooks_support import Receiver, receiving
+from tests.integration.webhooks_support import receiving, wait_for
 from tests.processes import BYTESPIKE, clean_env, serving
-
-
-async def wait_for(receiver: Receiver, count: int, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while len(receiver.received) < count:
-        assert time.monotonic() < deadline, f"only {len(receiver.received)} deliveries arrived"
-        await asyncio.sleep(0.1)
 
 
 async def test_owner_is_paged_by_the_running_server(ctx, db_url, tmp_path):

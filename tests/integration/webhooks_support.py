@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -108,3 +109,11 @@ async def drain(dispatcher: Dispatcher) -> int:
     while done := await dispatcher.run_once():
         total += done
     return total
+
+
+async def wait_for(receiver: Receiver, count: int, seconds: float = 20) -> None:
+    """Until `count` deliveries arrived (from another process, so polling is the way)."""
+    deadline = time.monotonic() + seconds
+    while len(receiver.received) < count:
+        assert time.monotonic() < deadline, f"only {len(receiver.received)} deliveries arrived"
+        await asyncio.sleep(0.1)

@@ -36,7 +36,6 @@ SCHEDULE = tuple(
 )
 MAX_ATTEMPTS = len(SCHEDULE) + 1
 JITTER = 0.2  # each delay is scaled by a random factor in [0.8, 1.2]
-BATCH = 50
 _EXCERPT_CHARS = 1024
 
 
@@ -56,13 +55,13 @@ class Dispatcher:
         *,
         box: SecretBox | None = None,
         rng: random.Random | None = None,
-        batch: int = BATCH,
+        batch: int | None = None,
     ) -> None:
         self.ctx = ctx
         self.transport = transport
         self.box = box or SecretBox.from_settings(ctx.settings)
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self.batch = batch
+        self.batch = batch or ctx.settings.webhook_batch
         # Long enough that a live attempt always finishes (or times out) inside its lease.
         self.lease = timedelta(seconds=ctx.settings.webhook_timeout_seconds + 30)
 
