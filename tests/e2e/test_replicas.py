@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import subprocess
 import time
+import uuid
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from bytespike import catalog
 from bytespike.context import Context
 from bytespike.db.engine import Database
 from bytespike.settings import Settings
-from tests.conftest import FakeClock, _truncate
+from tests.conftest import ADMIN_TOKEN, FakeClock, _truncate
 from tests.factories import add_member, make_key, make_org, make_user, top_up
 from tests.processes import BYTESPIKE, serving
 from tests.services import REDIS_URL, require
@@ -43,11 +42,6 @@ async def seed(url: str) -> dict[str, Any]:
     settings = Settings(database_url=url, redis_url=None)
     ctx = Context(settings=settings, db=Database(url), catalog=catalog.load(), clock=FakeClock())
     try:
-        async with ctx.db.write() as conn:
-            # Redis counts per key id; ids unique to this run keep concurrent or recent runs
-            # (which restart the ids) from sharing a count.
-            start = random.randrange(1_000_000, 1_000_000_000)  # noqa: S311 - not a secret
-            await conn.execute(sa.text(f"ALTER SEQUENCE api_keys_id_seq RESTART WITH {start}"))
         await make_user(ctx, "ada")
         await make_org(ctx, "Dosia AI")
         await add_member(ctx, "Dosia AI", "ada", "owner")
@@ -56,6 +50,7 @@ async def seed(url: str) -> dict[str, Any]:
         return {
             "in_org": await make_key(ctx, org="Dosia AI"),
             "to_revoke": await make_key(ctx),
+            "admin_revoked": await make_key(ctx),
             "limited": await make_key(ctx, rate_limit=4),
         }
     finally:
@@ -72,6 +67,9 @@ def env(postgres_database: str) -> dict[str, str]:
         "BYTESPIKE_REDIS_URL": REDIS_URL,
         "BYTESPIKE_LOG_LEVEL": "WARNING",
         "BYTESPIKE_SECRET_KEY": "test-secret-key",
+        "BYTESPIKE_ADMIN_TOKEN": ADMIN_TOKEN,
+        # Redis counts per key id, and every run restarts the ids: a namespace of its own.
+        "BYTESPIKE_REDIS_PREFIX": f"test-{uuid.uuid4().hex}",
     }
 
 
@@ -89,6 +87,20 @@ def test_two_replicas_agree_on_revocation_pauses_and_the_rate_limit(env, tmp_pat
         assert statuses(urls, in_org["key"]) == [403, 403]
         assert statuses(urls, keys["to_revoke"]["key"]) == [401, 401]
         cli(env, "orgs", "resume", "--org", str(in_org["org_id"]))
+        assert statuses(urls, in_org["key"]) == [200, 200]
+
+        # The same through the admin API of one replica, seen by the other.
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        revoked = keys["admin_revoked"]
+        assert statuses(urls, revoked["key"]) == [200, 200]
+        url = f"{urls[0]}/api/v1/admin/keys/{revoked['id']}/revoke"
+        assert httpx.post(url, headers=admin, timeout=5).status_code == 200
+        assert statuses(urls, revoked["key"]) == [401, 401]
+        pause = f"{urls[1]}/api/v1/admin/orgs/{in_org['org_id']}/pause"
+        assert httpx.post(pause, headers=admin, timeout=5).status_code == 200
+        assert statuses(urls, in_org["key"]) == [403, 403]
+        resume = f"{urls[0]}/api/v1/admin/orgs/Dosia AI/resume"
+        assert httpx.post(resume, headers=admin, timeout=5).status_code == 200
         assert statuses(urls, in_org["key"]) == [200, 200]
 
         limited = keys["limited"]["key"]
