@@ -58,10 +58,8 @@ async def low_balance_key(ctx: Context) -> str:
     return str((await make_key(ctx))["key"])
 
 
-def test_python_example_prints_the_low_balance_gate(low_balance_key: str, server: str) -> None:
-    key = low_balance_key
-
-    result = subprocess.run(
+def run_python_example(server: str, key: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-c", swap_host(PYTHON_EXAMPLE, server)],
         env=clean_env(BYTESPIKE_API_KEY=key),
         capture_output=True,
@@ -69,6 +67,10 @@ def test_python_example_prints_the_low_balance_gate(low_balance_key: str, server
         timeout=30,
         check=False,
     )
+
+
+def test_python_example_prints_the_low_balance_gate(low_balance_key: str, server: str) -> None:
+    result = run_python_example(server, low_balance_key)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "Balance $3.10 ≤ threshold $5.00 — top up.\n"
@@ -83,16 +85,7 @@ async def key_just_above_threshold(ctx: Context, low_balance_key: str) -> str:
 def test_python_example_is_silent_above_the_threshold(
     key_just_above_threshold: str, server: str
 ) -> None:
-    key = key_just_above_threshold
-
-    result = subprocess.run(
-        [sys.executable, "-c", swap_host(PYTHON_EXAMPLE, server)],
-        env=clean_env(BYTESPIKE_API_KEY=key),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_python_example(server, key_just_above_threshold)
 
     assert (result.returncode, result.stdout) == (0, ""), result.stderr
 
