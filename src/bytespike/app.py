@@ -16,6 +16,7 @@ from bytespike.api import errors
 from bytespike.api.responses import JSON
 from bytespike.billing import sweeper
 from bytespike.context import Context
+from bytespike.db import migrate
 from bytespike.notifications.routes import router as notifications_router
 from bytespike.ratelimit.base import RateLimiter
 from bytespike.ratelimit.memory import MemoryRateLimiter
@@ -39,11 +40,7 @@ class SchemaOutOfDate(RuntimeError):
 
 async def check_schema(ctx: Context) -> None:
     """Refuse to serve a database that `bytespike db upgrade` has not brought to head."""
-    from alembic.script import ScriptDirectory
-
-    from bytespike.db.migrate import alembic_config
-
-    head = ScriptDirectory.from_config(alembic_config(ctx.settings.database_url)).get_current_head()
+    head = migrate.head(ctx.settings.database_url)
     try:
         async with ctx.db.read() as conn:
             current = (
@@ -73,11 +70,8 @@ def create_app(
         await check_schema(ctx)
         signing.SecretBox.from_settings(settings)  # fail at start-up on a missing key
         tasks = []
-        transport = HttpTransport(
-            timeout=settings.webhook_timeout_seconds,
-            allow_private=settings.webhook_allow_private,
-        )
-        if background:
+        transport = HttpTransport.from_settings(settings) if background else None
+        if transport is not None:
             tasks.append(asyncio.create_task(sweeper.run(ctx, settings.hold_sweep_seconds)))
             dispatcher = Dispatcher(ctx, transport)
             tasks.append(asyncio.create_task(dispatcher.run(settings.webhook_poll_seconds)))
@@ -87,7 +81,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await transport.close()
+            if transport is not None:
+                await transport.close()
             await limiter.close()
             await ctx.db.close()
 

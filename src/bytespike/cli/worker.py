@@ -23,9 +23,7 @@ async def _work(settings: Settings, once: bool) -> None:
     from bytespike.webhooks.transport import HttpTransport
 
     ctx = Context.build(settings)
-    transport = HttpTransport(
-        timeout=settings.webhook_timeout_seconds, allow_private=settings.webhook_allow_private
-    )
+    transport = HttpTransport.from_settings(settings)
     dispatcher = Dispatcher(ctx, transport)
     try:
         if once:

@@ -18,7 +18,7 @@ async def get(ctx: Context, key: KeyRecord) -> dict[str, Any]:
 
 
 async def set_threshold(ctx: Context, key: KeyRecord, threshold: int) -> dict[str, Any]:
-    """Org wallets need an owner or admin; the change re-arms the low-balance event."""
+    """Org wallets need an owner or admin; billing.alerts decides whether the change pages."""
     async with ctx.db.write() as conn:
         payer = await owners.manager(conn, key)
         await wallets.set_threshold(conn, payer.wallet_id, threshold, now=ctx.clock.now())

@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from bytespike.settings import Settings
 from bytespike.webhooks import urls
 
 MAX_RESPONSE_BYTES = 4096
@@ -64,6 +65,12 @@ class HttpTransport:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._allow_private = allow_private
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpTransport:
+        return cls(
+            timeout=settings.webhook_timeout_seconds, allow_private=settings.webhook_allow_private
+        )
 
     def _client(self) -> aiohttp.ClientSession:
         # Made lazily: a ClientSession must be created inside the running loop.
