@@ -140,8 +140,10 @@ async def _status(conn: AsyncConnection, hold_id: int) -> str:
 async def _available(conn: AsyncConnection, wallet_id: int) -> int:
     query = sa.select(wallets.c.available_micros).where(wallets.c.id == wallet_id)
     if conn.dialect.name == "postgresql":
-        # Hold the row until commit so the amount read is still there when charged.
-        query = query.with_for_update()
+        # Hold the row until commit so the amount read is still there when charged. NO KEY
+        # UPDATE, not UPDATE: inserts referencing the wallet (holds, ledger entries) take KEY
+        # SHARE on it, and FOR UPDATE would queue behind them and deadlock with their UPDATE.
+        query = query.with_for_update(key_share=True)
     return int((await conn.execute(query)).scalar_one())
 
 
