@@ -1,0 +1,92 @@
+"""Local fake upstreams: real HTTP servers speaking a provider's wire format, told by a
+`Script` what to answer, recording what they received.
+
+Each provider module (tests/fakes/openai.py, anthropic.py, gemini.py) defines
+`routes(fake: FakeUpstream) -> list[aiohttp.web.RouteDef]`; `serve(routes)` runs them on a
+free loopback port. `fake.url` is the base URL in that provider SDK's convention:
+`http://127.0.0.1:PORT/v1` for OpenAI, the bare `http://127.0.0.1:PORT` for Anthropic and
+Gemini.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Script:
+    """What the fake does with the requests it gets (change it between calls)."""
+
+    text: str = "Hello from the fake upstream."
+    input_tokens: int = 12
+    output_tokens: int = 7
+    cached_tokens: int = 0
+    # Answer with a call to this tool (name, arguments) instead of text.
+    tool_call: tuple[str, dict[str, Any]] | None = None
+    # Non-2xx: answer with the provider's documented error body and this status.
+    status: int = 200
+    error_message: str = "upstream says no"
+    # Seconds to wait before the response headers (timeouts).
+    delay: float = 0.0
+    # 200 with a body that is not the provider's format.
+    malformed: bool = False
+    # Streaming: after this many content chunks, stop sending and hang (client disconnects,
+    # interrupted streams).
+    stall_after_chunks: int | None = None
+    # Streaming: leave out the final usage (a stream cut off by the upstream).
+    omit_usage: bool = False
+    # How many pieces a streamed text is split into.
+    chunks: int = 3
+
+
+@dataclass
+class FakeUpstream:
+    script: Script = field(default_factory=Script)
+    requests: list[dict[str, Any]] = field(default_factory=list)  # JSON bodies received
+    headers: list[dict[str, str]] = field(default_factory=list)  # their headers
+    paths: list[str] = field(default_factory=list)  # their paths (with query)
+    url: str = ""
+    # Set when a streaming response was abandoned by its client (cancellation reached it).
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def record(self, request: web.Request) -> dict[str, Any]:
+        body: dict[str, Any] = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        self.paths.append(request.path_qs)
+        if self.script.delay:
+            await asyncio.sleep(self.script.delay)
+        return body
+
+    def split(self, text: str | None = None) -> list[str]:
+        """The script's text in `chunks` pieces that join back to it exactly."""
+        text = self.script.text if text is None else text
+        n = max(1, min(self.script.chunks, len(text) or 1))
+        size = -(-len(text) // n) if text else 0
+        return [text[i : i + size] for i in range(0, len(text), size)] if text else [""]
+
+
+@asynccontextmanager
+async def serve(
+    routes: Callable[[FakeUpstream], list[web.RouteDef]], *, sdk_path: str = ""
+) -> AsyncIterator[FakeUpstream]:
+    """Run a fake on a free loopback port; `sdk_path` is appended to its URL ("/v1")."""
+    fake = FakeUpstream()
+    app = web.Application()
+    app.add_routes(routes(fake))
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fake.url = f"http://127.0.0.1:{port}{sdk_path}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()
