@@ -23,7 +23,20 @@ def _spec() -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with SPEC.open(encoding="utf-8") as handle:
         spec: dict[str, Any] = yaml.load(handle, Loader=loader)  # noqa: S506 - safe loader
-    return spec
+    return _nullable(spec)  # type: ignore[no-any-return]
+
+
+def _nullable(node: Any) -> Any:
+    """The spec says OpenAPI 3.1 but still marks nulls the 3.0 way (`nullable: true`), which
+    JSON Schema ignores: rewrite each such schema as "this, or null"."""
+    if isinstance(node, list):
+        return [_nullable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {k: _nullable(v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable") is True:
+        return {"anyOf": [converted, {"type": "null"}]}
+    return converted
 
 
 @functools.cache

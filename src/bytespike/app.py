@@ -17,11 +17,17 @@ from bytespike.api.responses import JSON
 from bytespike.billing import sweeper
 from bytespike.context import Context
 from bytespike.db import migrate
+from bytespike.db.batch import GroupCommit
+from bytespike.keys.cache import KeyCache
 from bytespike.notifications.routes import router as notifications_router
+from bytespike.proxy.pipeline import Gateway
+from bytespike.proxy.routes import router as proxy_router
 from bytespike.ratelimit.base import RateLimiter
 from bytespike.ratelimit.memory import MemoryRateLimiter
 from bytespike.ratelimit.redis import RedisRateLimiter
 from bytespike.settings import Settings
+from bytespike.upstream.registry import Providers
+from bytespike.usage.routes import router as usage_router
 from bytespike.webhooks import signing
 from bytespike.webhooks.dispatcher import Dispatcher
 from bytespike.webhooks.routes import router as webhooks_router
@@ -61,9 +67,18 @@ def create_app(
     ctx: Context | None = None,
     limiter: RateLimiter | None = None,
     background: bool = True,
+    providers: Providers | None = None,
 ) -> FastAPI:
     ctx = ctx or Context.build(settings)
     limiter = limiter or build_limiter(settings)
+    providers = providers or Providers(ctx.catalog, settings)
+    gateway = Gateway(
+        ctx=ctx,
+        limiter=limiter,
+        keys=KeyCache(ctx),
+        providers=providers,
+        writes=GroupCommit(ctx.db),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +98,7 @@ def create_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             if transport is not None:
                 await transport.close()
+            await providers.close()
             await limiter.close()
             await ctx.db.close()
 
@@ -95,11 +111,14 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.limiter = limiter
+    app.state.gateway = gateway
     errors.install(app)
     app.include_router(account_router)
     app.include_router(admin_router)
     app.include_router(notifications_router)
     app.include_router(webhooks_router)
+    app.include_router(usage_router)
+    app.include_router(proxy_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSON:

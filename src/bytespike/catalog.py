@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 SHIPPED_CATALOG = Path(__file__).with_name("catalog.toml")
+PROVIDERS = ("openai", "anthropic", "gemini", "openai-compatible", "mock")
 
 
 class CatalogError(ValueError):
@@ -23,6 +24,9 @@ class Model:
     output_usd_per_mtok: Decimal
     context_tokens: int
     max_output_tokens: int
+    # Optional per-model endpoint (any OpenAI-compatible server); else the provider's env vars.
+    base_url: str | None = None
+    api_key_env: str | None = None
 
 
 class Catalog:
@@ -59,18 +63,32 @@ def _price(entry: dict[str, object], field: str) -> Decimal:
 
 
 def _model(entry: dict[str, object]) -> Model:
+    provider = str(entry.get("provider"))
+    if provider not in PROVIDERS:
+        raise CatalogError(
+            f"model {entry.get('id')!r}: provider must be one of {', '.join(PROVIDERS)}"
+        )
+    if provider == "openai-compatible" and not entry.get("base_url"):
+        raise CatalogError(f"model {entry.get('id')!r}: an openai-compatible model needs base_url")
     try:
         return Model(
             id=str(entry["id"]),
-            provider=str(entry["provider"]),
+            provider=provider,
             upstream_model=str(entry.get("upstream_model", entry["id"])),
             input_usd_per_mtok=_price(entry, "input_usd_per_mtok"),
             output_usd_per_mtok=_price(entry, "output_usd_per_mtok"),
             context_tokens=int(str(entry.get("context_tokens", 128_000))),
             max_output_tokens=int(str(entry.get("max_output_tokens", 8_192))),
+            base_url=_optional(entry, "base_url"),
+            api_key_env=_optional(entry, "api_key_env"),
         )
     except (KeyError, ValueError) as exc:
         raise CatalogError(f"malformed catalog entry {entry!r}: {exc}") from exc
+
+
+def _optional(entry: dict[str, object], field: str) -> str | None:
+    value = entry.get(field)
+    return None if value in (None, "") else str(value)
 
 
 def load(path: Path | None = None) -> Catalog:

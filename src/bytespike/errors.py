@@ -70,3 +70,23 @@ class InsufficientBalance(BytespikeError):
 class RateLimited(BytespikeError):
     status = 429
     type = "rate_limit_error"
+
+
+class QuotaCapReached(BytespikeError):
+    """402 like every money limit: the key's spend cap on this model is used up."""
+
+    status = 402
+    type = "billing_error"
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        kwargs.setdefault("code", "quota_cap_reached")
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class ModelNotFound(BytespikeError):
+    status = 404
+    type = "not_found_error"
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        kwargs.setdefault("code", "model_not_found")
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     # Deliveries one dispatcher claims at a time; smaller spreads work across dispatchers.
     webhook_batch: int = Field(default=50, ge=1, le=1000)
 
+    # Upstream providers: time to connect, and the longest silence between two reads.
+    upstream_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    upstream_read_timeout_seconds: float = Field(default=600.0, gt=0)
+    # Keep-alive connections per upstream host.
+    upstream_pool_size: int = Field(default=100, ge=1)
+
     @field_validator("redis_url", "admin_token", "secret_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -50,6 +50,12 @@ def _bounded(credential: str) -> str:
 
 async def gate(request: Request, ctx: Context, limiter: RateLimiter) -> Caller:
     key = await keys.resolve(ctx, presented_key(request))
+    return Caller(key=key, rate_headers=await admit(request, key, limiter))
+
+
+async def admit(request: Request, key: KeyRecord, limiter: RateLimiter) -> dict[str, str]:
+    """Count a resolved key against its limit (429), refuse a paused org's key (403); returns
+    the rate-limit headers every answer carries."""
     decision = await limiter.hit(f"key:{key.id}", key.rate_limit)
     headers = decision.headers()
     if not decision.allowed:
@@ -61,7 +67,7 @@ async def gate(request: Request, ctx: Context, limiter: RateLimiter) -> Caller:
     if key.org_paused:
         raise PermissionDenied("this key's org is paused", headers=headers)
     request.scope.setdefault("state", {})["key_id"] = key.id
-    return Caller(key=key, rate_headers=headers)
+    return headers
 
 
 async def current_caller(request: Request) -> Caller:

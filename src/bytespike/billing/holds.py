@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bytespike.billing import ledger
+from bytespike.billing import ledger, quotas
 from bytespike.billing.ledger import Movement, Overdraft
 from bytespike.billing.tables import holds, wallets
 from bytespike.errors import InsufficientBalance
@@ -31,7 +31,8 @@ class HoldClosed(Exception):
 @dataclass(frozen=True, slots=True)
 class Settlement:
     charged: int
-    uncollected: int  # cost above the hold that the wallet could not cover
+    uncollected: int  # cost above the hold that the wallet (or a cap) could not cover
+    released: int  # what the hold still reserved when it was settled (0 if it had expired)
 
 
 async def place(
@@ -95,12 +96,21 @@ async def _close(
     ).one_or_none()
 
 
-async def settle(conn: AsyncConnection, hold_id: int, cost: int, *, now: datetime) -> Settlement:
+async def settle(
+    conn: AsyncConnection,
+    hold_id: int,
+    cost: int,
+    *,
+    now: datetime,
+    ceiling: int | None = None,
+) -> Settlement:
     """Charge the actual `cost` against the hold and return the rest to `available`.
 
     A cost above the hold (the estimate was beaten) is taken from `available` as far as it
-    goes; the remainder is recorded as uncollected, never as a negative balance. A hold that
-    had already expired is charged the same way, straight from `available`.
+    goes, and never past `ceiling` (what a spend cap still allows); the remainder is recorded
+    as uncollected, never as a negative balance. A hold that had already expired is charged
+    the same way, straight from `available`. Moving a cap's counters is the caller's part
+    (`quotas.unhold`), since only it knows the cap's period.
     """
     if cost < 0:
         raise ValueError("a cost cannot be negative")
@@ -114,7 +124,9 @@ async def settle(conn: AsyncConnection, hold_id: int, cost: int, *, now: datetim
         amount = 0
     else:
         wallet_id, amount, key_id, model = row
-    charged = min(cost, amount + await _available(conn, wallet_id))
+    charged = cost if cost <= amount else min(cost, amount + await _available(conn, wallet_id))
+    if ceiling is not None:
+        charged = min(charged, ceiling)
     if charged or amount or charged < cost:
         await ledger.post(
             conn,
@@ -129,7 +141,7 @@ async def settle(conn: AsyncConnection, hold_id: int, cost: int, *, now: datetim
         )
     if charged < cost:
         log.warning("hold settled short", extra={"hold_id": hold_id, "uncollected": cost - charged})
-    return Settlement(charged=charged, uncollected=cost - charged)
+    return Settlement(charged=charged, uncollected=cost - charged, released=amount)
 
 
 async def _status(conn: AsyncConnection, hold_id: int) -> str:
@@ -155,6 +167,7 @@ async def release(
     if row is None:
         return False
     wallet_id, amount, key_id, model = row
+    await quotas.unhold(conn, key_id, model, amount)
     await ledger.post(
         conn,
         wallet_id,

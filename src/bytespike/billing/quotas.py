@@ -1,4 +1,5 @@
-"""Per-key, per-model spend: quota periods and how much of a cap has been used.
+"""Per-key, per-model spend: quota periods, how much of a cap has been used, and the
+counters that enforce caps.
 
 Usage is read from the ledger itself (settlements carry key and model), so what the
 account endpoint shows can never drift from what was charged.
@@ -6,13 +7,16 @@ account endpoint shows can never drift from what was charged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.billing.tables import ledger_entries
 from bytespike.clock import as_utc
+from bytespike.keys.tables import api_key_models
 
 
 def period_start(reset: str | None, now: datetime) -> datetime | None:
@@ -43,3 +47,87 @@ async def used_by_model(
         query = query.where(e.created_at >= since)
     rows = await conn.execute(query)
     return {model: int(total) for model, total in rows if model is not None}
+
+
+# Per-model spend caps, enforced with counters kept on the key's roster row: the hold that
+# would take `spent this period + held + amount` past the cap is refused in the same
+# transaction that places it, so concurrent calls can never overshoot.
+
+
+@dataclass(frozen=True, slots=True)
+class CapState:
+    cap: int
+    spent: int  # settled in the current period
+    held: int  # reserved by calls in flight
+
+    @property
+    def room(self) -> int:
+        return max(0, self.cap - self.spent - self.held)
+
+
+async def cap_state(
+    conn: AsyncConnection, key_id: int, model: str, period: datetime | None
+) -> CapState | None:
+    """The cap on `model` for this key and its use in `period`; None when uncapped. Locks the
+    row on PostgreSQL until commit, so the room read is still there when it is taken."""
+    m = api_key_models.c
+    query = sa.select(m.cap_micros, m.period_start, m.period_spent_micros, m.held_micros).where(
+        m.key_id == key_id, m.model == model
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)
+    row = (await conn.execute(query)).one_or_none()
+    if row is None or row.cap_micros is None:
+        return None
+    spent = row.period_spent_micros if _same_period(row.period_start, period) else 0
+    return CapState(cap=int(row.cap_micros), spent=int(spent), held=int(row.held_micros))
+
+
+def _same_period(stored: datetime | None, period: datetime | None) -> bool:
+    if stored is None or period is None:
+        return stored is None and period is None
+    return as_utc(stored) == as_utc(period)
+
+
+async def hold(conn: AsyncConnection, key_id: int, model: str, amount: int) -> None:
+    """Count a new hold against the cap (the caller checked the room under the row lock)."""
+    m = api_key_models.c
+    await conn.execute(
+        sa.update(api_key_models)
+        .where(m.key_id == key_id, m.model == model, m.cap_micros.is_not(None))
+        .values(held_micros=m.held_micros + amount)
+    )
+
+
+async def unhold(
+    conn: AsyncConnection,
+    key_id: int | None,
+    model: str | None,
+    amount: int,
+    *,
+    charged: int = 0,
+    period: datetime | None = None,
+) -> CapState | None:
+    """A hold ended: stop counting it, and count what it charged in `period`. Returns the
+    cap's state after, or None when the model is uncapped for this key."""
+    if key_id is None or model is None:
+        return None
+    m = api_key_models.c
+    same = m.period_start.is_not_distinct_from(period)
+    values: dict[str, Any] = {"held_micros": m.held_micros - amount}
+    if charged:
+        values["period_spent_micros"] = sa.case(
+            (same, m.period_spent_micros + charged), else_=charged
+        )
+        values["period_start"] = period
+    row = (
+        await conn.execute(
+            sa.update(api_key_models)
+            .where(m.key_id == key_id, m.model == model, m.cap_micros.is_not(None))
+            .values(**values)
+            .returning(m.cap_micros, m.period_spent_micros, m.held_micros)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return CapState(cap=int(row[0]), spent=int(row[1]), held=int(row[2]))

@@ -5,6 +5,7 @@ from bytespike.billing import tables as _billing  # noqa: F401
 from bytespike.db.metadata import metadata
 from bytespike.keys import tables as _keys  # noqa: F401
 from bytespike.orgs import tables as _orgs  # noqa: F401
+from bytespike.usage import tables as _usage  # noqa: F401
 from bytespike.webhooks import tables as _webhooks  # noqa: F401
 
 __all__ = ["metadata"]

@@ -106,3 +106,8 @@ async def roster(conn: AsyncConnection, key_id: int) -> list[tuple[str, int | No
     m = api_key_models.c
     query = sa.select(m.model, m.cap_micros).where(m.key_id == key_id).order_by(m.position)
     return [(model, cap) for model, cap in await conn.execute(query)]
+
+
+async def ids_of_user(conn: AsyncConnection, user_id: int) -> list[int]:
+    query = sa.select(api_keys.c.id).where(api_keys.c.user_id == user_id)
+    return [int(key_id) for key_id in (await conn.execute(query)).scalars()]

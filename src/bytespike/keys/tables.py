@@ -35,5 +35,12 @@ api_key_models = sa.Table(
     sa.Column("model", sa.String(200), primary_key=True),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("cap_micros", Micros, nullable=True),
+    # The cap's counters, kept beside it so one guarded UPDATE enforces it atomically:
+    # spend settled since `period_start` and money held by calls still in flight.
+    timestamp("period_start", nullable=True),
+    sa.Column("period_spent_micros", Micros, nullable=False, server_default="0"),
+    sa.Column("held_micros", Micros, nullable=False, server_default="0"),
     sa.CheckConstraint("cap_micros IS NULL OR cap_micros >= 0", name="cap"),
+    sa.CheckConstraint("period_spent_micros >= 0", name="period_spent"),
+    sa.CheckConstraint("held_micros >= 0", name="held"),
 )

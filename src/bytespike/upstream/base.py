@@ -14,7 +14,7 @@ itself reported (`UpstreamError.usage`, `StreamInterrupted.usage`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,7 +78,7 @@ class Provider(Protocol):
         """Non-streaming call; returns an OpenAI chat.completion object with `usage`."""
         ...
 
-    def stream(self, body: JSONObject) -> AsyncIterator[JSONObject]:
+    def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]:
         """Streaming call; yields OpenAI chat.completion.chunk objects, the last with `usage`
         (and empty `choices`). Raises an UpstreamFailure if the stream breaks."""
         ...
@@ -94,7 +94,7 @@ class NativeMessages(Protocol):
         """Non-streaming Anthropic Messages call; returns the Message object."""
         ...
 
-    def messages_stream(self, body: JSONObject) -> AsyncIterator[tuple[str, JSONObject]]:
+    def messages_stream(self, body: JSONObject) -> AsyncGenerator[tuple[str, JSONObject], None]:
         """Streaming Anthropic Messages call; yields (event name, data) pairs as sent."""
         ...
 

@@ -1,0 +1,218 @@
+"""The two transactions of a metered call: reserve before the upstream call, settle after.
+
+`reserve` re-checks that the key is live, enforces the key's cap on the model, picks the
+output budget and places the hold, all in one transaction; `settle` charges the reported
+usage (never past the hold's wallet or the cap), frees the rest and records the call.
+Both are group-committed on SQLite (db/batch.py): they check before they write.
+
+Failure policy: fail closed. No hold, no upstream call; a call whose usage is unknown is
+released, not charged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bytespike.billing import holds, pricing, quotas
+from bytespike.billing.tables import wallets
+from bytespike.catalog import Model
+from bytespike.errors import (
+    AuthenticationError,
+    InsufficientBalance,
+    PermissionDenied,
+    QuotaCapReached,
+)
+from bytespike.keys.tables import api_keys
+from bytespike.money import to_usd_text
+from bytespike.orgs.tables import orgs
+from bytespike.upstream.base import Usage
+from bytespike.usage import repo as usage_repo
+from bytespike.webhooks import events
+
+
+class KeyRevoked(AuthenticationError):
+    """The key was revoked after it was cached; the cache must forget it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A placed hold and what it pays for."""
+
+    hold_id: int
+    amount: int
+    max_tokens: int  # output tokens the hold covers; sent upstream as the limit
+    wallet_id: int
+    key_id: int
+    model: Model
+    quota_reset: str | None
+    capped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How the call ended, for the usage record."""
+
+    status: str  # see usage.tables.USAGE_STATUSES
+    http_status: int
+    stream: bool
+    latency_ms: int
+    provider: str
+
+
+async def reserve(
+    conn: AsyncConnection,
+    *,
+    key_id: int,
+    wallet_id: int,
+    model: Model,
+    quota_reset: str | None,
+    input_tokens: int,
+    max_tokens: int | None,
+    now: datetime,
+    ttl: timedelta,
+) -> Ticket:
+    available = await _live_available(conn, key_id, wallet_id)
+    cap = await quotas.cap_state(conn, key_id, model.id, quotas.period_start(quota_reset, now))
+    if cap is not None and cap.room == 0:
+        raise _cap_reached(model, cap)
+    budget = available if cap is None else min(available, cap.room)
+    if max_tokens is None:
+        # No limit from the client: as much as the model allows and the money covers.
+        output = min(
+            model.max_output_tokens, pricing.affordable_output(model, budget, input_tokens)
+        )
+        output = max(output, 1)
+    else:
+        output = min(max_tokens, model.max_output_tokens)
+    amount = pricing.hold_amount(model, input_tokens, output)
+    if cap is not None and amount > cap.room:
+        raise _cap_reached(model, cap, amount)
+    if amount > available:
+        raise InsufficientBalance(
+            f"insufficient balance: this request may cost up to ${to_usd_text(amount)} "
+            f"({input_tokens} input + {output} output tokens at most) and "
+            f"${to_usd_text(available)} is available"
+        )
+    hold_id = await holds.place(
+        conn, wallet_id, amount, now=now, ttl=ttl, key_id=key_id, model=model.id
+    )
+    if cap is not None:
+        await quotas.hold(conn, key_id, model.id, amount)
+    return Ticket(
+        hold_id=hold_id,
+        amount=amount,
+        max_tokens=output,
+        wallet_id=wallet_id,
+        key_id=key_id,
+        model=model,
+        quota_reset=quota_reset,
+        capped=cap is not None,
+    )
+
+
+def _cap_reached(model: Model, cap: quotas.CapState, amount: int | None = None) -> QuotaCapReached:
+    used = f"${to_usd_text(cap.spent)} spent and ${to_usd_text(cap.held)} in flight"
+    if amount is None:
+        return QuotaCapReached(
+            f"this key's spend cap of ${to_usd_text(cap.cap)} on {model.id} is reached ({used})"
+        )
+    return QuotaCapReached(
+        f"this request may cost up to ${to_usd_text(amount)}, more than the "
+        f"${to_usd_text(cap.room)} left of this key's ${to_usd_text(cap.cap)} cap on {model.id} "
+        f"({used}); lower max_tokens or raise the cap"
+    )
+
+
+async def _live_available(conn: AsyncConnection, key_id: int, wallet_id: int) -> int:
+    """`available` of the paying wallet, after checking the key is live and neither its org
+    nor the paying org is paused. Locks the wallet row on PostgreSQL until commit."""
+    key_org = orgs.alias("key_org")
+    wallet_org = orgs.alias("wallet_org")
+    k, w = api_keys.c, wallets.c
+    query = (
+        sa.select(
+            k.revoked_at.is_not(None),
+            sa.func.coalesce(key_org.c.paused, sa.false()),
+            sa.func.coalesce(wallet_org.c.paused, sa.false()),
+            w.available_micros,
+        )
+        .select_from(
+            api_keys.outerjoin(key_org, key_org.c.id == k.org_id)
+            .join(wallets, w.id == wallet_id)
+            .outerjoin(wallet_org, wallet_org.c.id == w.org_id)
+        )
+        .where(k.id == key_id)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True, of=wallets)
+    row = (await conn.execute(query)).one()
+    revoked, key_paused, wallet_paused, available = row
+    if revoked:
+        raise KeyRevoked("this API key has been revoked")
+    if key_paused or wallet_paused:
+        raise PermissionDenied("this key's org is paused")
+    return int(available)
+
+
+async def settle(
+    conn: AsyncConnection,
+    ticket: Ticket,
+    usage: Usage | None,
+    outcome: Outcome,
+    *,
+    now: datetime,
+) -> int:
+    """Charge what the upstream reported and free the rest; returns the micros charged.
+    Without reported usage nothing is charged and the whole hold goes back."""
+    model = ticket.model
+    charged = 0
+    if usage is None:
+        await holds.release(conn, ticket.hold_id, now=now)
+    else:
+        period = quotas.period_start(ticket.quota_reset, now)
+        ceiling = None
+        if ticket.capped:
+            cap = await quotas.cap_state(conn, ticket.key_id, model.id, period)
+            ceiling = None if cap is None else ticket.amount + cap.room
+        settled = await holds.settle(
+            conn, ticket.hold_id, pricing.charge(model, usage), now=now, ceiling=ceiling
+        )
+        charged = settled.charged
+        after = await quotas.unhold(
+            conn,
+            ticket.key_id,
+            model.id,
+            settled.released,
+            charged=charged,
+            period=period,
+        )
+        if after is not None and charged and after.spent >= after.cap > after.spent - charged:
+            await events.quota_cap_reached(
+                conn,
+                ticket.wallet_id,
+                key_id=ticket.key_id,
+                model=model.id,
+                cap=after.cap,
+                used=after.spent,
+                now=now,
+            )
+    await usage_repo.insert(
+        conn,
+        wallet_id=ticket.wallet_id,
+        key_id=ticket.key_id,
+        hold_id=ticket.hold_id,
+        model=model.id,
+        provider=outcome.provider,
+        usage=usage,
+        cost=charged,
+        status=outcome.status,
+        http_status=outcome.http_status,
+        stream=outcome.stream,
+        latency_ms=outcome.latency_ms,
+        now=now,
+    )
+    return charged

@@ -1,0 +1,121 @@
+"""POST /v1/chat/completions: the OpenAI Chat Completions API, metered, for any provider."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bytespike.api.responses import JSON
+from bytespike.billing.metering import Ticket
+from bytespike.errors import InvalidRequest
+from bytespike.proxy import errors, pipeline, streaming
+from bytespike.proxy.pipeline import Admitted, Gateway
+from bytespike.upstream.base import UpstreamFailure, usage_from_openai
+
+# Fields bytespike sets itself on the way up.
+_OURS = ("max_tokens", "max_completion_tokens", "stream_options")
+
+
+def _checked(body: dict[str, Any]) -> tuple[int | None, bool]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        exc = InvalidRequest("'messages' must be a non-empty array")
+        exc.param = "messages"  # type: ignore[attr-defined]
+        raise exc
+    if body.get("n") not in (None, 1):
+        raise InvalidRequest("n > 1 is not supported: make one request per completion")
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+        raise InvalidRequest("max_completion_tokens must be an integer")
+    return limit, bool(body.get("stream"))
+
+
+async def handle(gw: Gateway, request: Request) -> Response:
+    body = await pipeline.read_body(request)
+    call = await pipeline.admit(gw, request, body)
+    try:
+        max_tokens, stream = _checked(body)
+    except InvalidRequest as exc:
+        raise pipeline._with(exc, call.headers) from None
+    ticket = await pipeline.reserve(gw, call, body, max_tokens)
+    upstream = {k: v for k, v in body.items() if k not in _OURS}
+    upstream["model"] = call.model.upstream_model
+    upstream["max_completion_tokens"] = ticket.max_tokens
+    if stream:
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return _stream(gw, call, ticket, upstream, body, wants_usage)
+    return await _complete(gw, call, ticket, upstream, body)
+
+
+async def _complete(
+    gw: Gateway, call: Admitted, ticket: Ticket, upstream: dict[str, Any], body: dict[str, Any]
+) -> Response:
+    try:
+        completion = await call.provider.complete(upstream)
+    except UpstreamFailure as failure:
+        await pipeline.settle(
+            gw,
+            call,
+            ticket,
+            failure.usage,
+            status=pipeline.failure_status(failure),
+            http_status=failure.status,
+            stream=False,
+        )
+        return errors.openai_response(failure, call.headers)
+    usage = usage_from_openai(completion.get("usage"))
+    if usage is None:
+        usage = pipeline.estimated(None, body, len(_text(completion).encode()))
+    await pipeline.settle(gw, call, ticket, usage, status="ok", http_status=200, stream=False)
+    completion["model"] = call.model.id
+    return JSON(completion, headers=call.headers)
+
+
+def _text(completion: dict[str, Any]) -> str:
+    parts = []
+    for choice in completion.get("choices") or ():
+        message = choice.get("message") or {}
+        parts.append(message.get("content") or "")
+        for tool_call in message.get("tool_calls") or ():
+            parts.append((tool_call.get("function") or {}).get("arguments") or "")
+    return "".join(p for p in parts if isinstance(p, str))
+
+
+def _stream(
+    gw: Gateway,
+    call: Admitted,
+    ticket: Ticket,
+    upstream: dict[str, Any],
+    body: dict[str, Any],
+    wants_usage: bool,
+) -> Response:
+    meter = streaming.Meter()
+
+    async def events() -> AsyncIterator[bytes]:
+        async with contextlib.aclosing(call.provider.stream(upstream)) as chunks:
+            try:
+                async for chunk in chunks:
+                    meter.openai_chunk(chunk)
+                    usage = usage_from_openai(chunk.get("usage"))
+                    if usage is not None:
+                        meter.usage = usage
+                        if not wants_usage:
+                            continue
+                    chunk["model"] = call.model.id
+                    yield streaming.data(chunk)
+            except UpstreamFailure as failure:
+                meter.usage = failure.usage or meter.usage
+                meter.status = pipeline.failure_status(failure)
+                meter.http_status = failure.status
+                yield streaming.data(errors.openai_body(failure))
+                return
+        meter.status = "ok"
+        yield b"data: [DONE]\n\n"
+
+    return streaming.metered(
+        events(), meter, streaming.settler(gw, call, ticket, body), call.headers
+    )

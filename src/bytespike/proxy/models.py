@@ -1,0 +1,51 @@
+"""GET /v1/models: the OpenAI model list, only what this key may call, with prices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bytespike.api import auth
+from bytespike.api.responses import JSON
+from bytespike.catalog import Model
+from bytespike.errors import ModelNotFound
+from bytespike.proxy.pipeline import Gateway
+
+# The catalog has no release dates; a fixed epoch keeps listings stable (OpenAI requires one).
+CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def entry(model: Model) -> dict[str, Any]:
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": CREATED,
+        "owned_by": model.provider,
+        "pricing": {
+            "input_usd_per_mtok": float(model.input_usd_per_mtok),
+            "output_usd_per_mtok": float(model.output_usd_per_mtok),
+        },
+        "context_window": model.context_tokens,
+        "max_output_tokens": model.max_output_tokens,
+    }
+
+
+async def _allowed(gw: Gateway, request: Request) -> tuple[list[Model], dict[str, str]]:
+    key = await gw.keys.resolve(auth.presented_key(request))
+    headers = await auth.admit(request, key.record, gw.limiter)
+    return [m for m in gw.ctx.catalog.models if key.may_call(m.id)], headers
+
+
+async def list_models(gw: Gateway, request: Request) -> Response:
+    models, headers = await _allowed(gw, request)
+    return JSON({"object": "list", "data": [entry(m) for m in models]}, headers=headers)
+
+
+async def get_model(gw: Gateway, request: Request, model_id: str) -> Response:
+    models, headers = await _allowed(gw, request)
+    for model in models:
+        if model.id == model_id:
+            return JSON(entry(model), headers=headers)
+    raise ModelNotFound(f"the model {model_id!r} does not exist", headers=headers)

@@ -1,0 +1,160 @@
+"""SQL for usage records: one insert per metered call, and the reads behind /me/usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bytespike.upstream.base import Usage
+from bytespike.usage.tables import usage_records
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    id: int
+    key_id: int
+    model: str
+    provider: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_micros: int
+    status: str
+    http_status: int
+    stream: bool
+    latency_ms: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DayTotal:
+    day: str  # YYYY-MM-DD, UTC
+    model: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_micros: int
+
+
+async def insert(
+    conn: AsyncConnection,
+    *,
+    wallet_id: int,
+    key_id: int,
+    hold_id: int | None,
+    model: str,
+    provider: str,
+    usage: Usage | None,
+    cost: int,
+    status: str,
+    http_status: int,
+    stream: bool,
+    latency_ms: int,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        sa.insert(usage_records).values(
+            wallet_id=wallet_id,
+            key_id=key_id,
+            hold_id=hold_id,
+            model=model,
+            provider=provider,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            cached_tokens=usage.cached_tokens if usage else 0,
+            cost_micros=cost,
+            status=status,
+            http_status=http_status,
+            stream=stream,
+            latency_ms=latency_ms,
+            created_at=now,
+        )
+    )
+
+
+def _scope(
+    query: Any,
+    wallet_id: int,
+    key_ids: list[int] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Any:
+    u = usage_records.c
+    query = query.where(u.wallet_id == wallet_id)
+    if key_ids is not None:
+        query = query.where(u.key_id.in_(key_ids))
+    if since is not None:
+        query = query.where(u.created_at >= since)
+    if until is not None:
+        query = query.where(u.created_at < until)
+    return query
+
+
+async def page(
+    conn: AsyncConnection,
+    wallet_id: int,
+    *,
+    key_ids: list[int] | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[Record]:
+    """Newest first; `before_id` is the cursor (the last id of the previous page)."""
+    u = usage_records.c
+    query = sa.select(
+        u.id,
+        u.key_id,
+        u.model,
+        u.provider,
+        u.input_tokens,
+        u.output_tokens,
+        u.cached_tokens,
+        u.cost_micros,
+        u.status,
+        u.http_status,
+        u.stream,
+        u.latency_ms,
+        u.created_at,
+    )
+    query = _scope(query, wallet_id, key_ids, since, until)
+    if before_id is not None:
+        query = query.where(u.id < before_id)
+    rows = await conn.execute(query.order_by(u.id.desc()).limit(limit))
+    return [Record(*row) for row in rows]
+
+
+async def per_day_and_model(
+    conn: AsyncConnection,
+    wallet_id: int,
+    *,
+    key_ids: list[int] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[DayTotal]:
+    u = usage_records.c
+    day: sa.ColumnElement[str]
+    if conn.dialect.name == "postgresql":
+        day = sa.func.to_char(sa.func.timezone("UTC", u.created_at), "YYYY-MM-DD")
+    else:  # SQLite stores the UTC wall time as text: its date is the first ten characters
+        day = sa.func.substr(u.created_at, 1, 10)
+    query = sa.select(
+        day.label("day"),
+        u.model,
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(u.input_tokens), 0),
+        sa.func.coalesce(sa.func.sum(u.output_tokens), 0),
+        sa.func.coalesce(sa.func.sum(u.cached_tokens), 0),
+        sa.func.coalesce(sa.func.sum(u.cost_micros), 0),
+    )
+    query = _scope(query, wallet_id, key_ids, since, until).group_by(day, u.model)
+    rows = await conn.execute(query.order_by(day.desc(), u.model))
+    return [
+        DayTotal(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
+        for r in rows
+    ]

@@ -1,0 +1,37 @@
+"""usage_records: one row per metered call (tokens, cost, outcome, latency)."""
+
+import sqlalchemy as sa
+
+from bytespike.db.metadata import BigId, Micros, metadata, timestamp
+
+# ok: answered; upstream_error/timeout/unavailable/malformed: the upstream failed;
+# client_closed: the client went away mid-stream (what was streamed is billed).
+USAGE_STATUSES = ("ok", "upstream_error", "timeout", "unavailable", "malformed", "client_closed")
+
+usage_records = sa.Table(
+    "usage_records",
+    metadata,
+    sa.Column("id", BigId, primary_key=True),
+    sa.Column("wallet_id", sa.Integer, sa.ForeignKey("wallets.id"), nullable=False),
+    sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id"), nullable=False),
+    sa.Column("hold_id", BigId, sa.ForeignKey("holds.id"), nullable=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("provider", sa.String(40), nullable=False),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("cached_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cost_micros", Micros, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=False),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    timestamp("created_at"),
+    sa.CheckConstraint("cost_micros >= 0", name="cost"),
+    sa.CheckConstraint(
+        "status IN ('ok', 'upstream_error', 'timeout', 'unavailable', 'malformed', "
+        "'client_closed')",
+        name="status",
+    ),
+    sa.Index("ix_usage_wallet_id", "wallet_id", "id"),
+    sa.Index("ix_usage_wallet_time", "wallet_id", "created_at"),
+)
