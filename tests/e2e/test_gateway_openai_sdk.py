@@ -57,7 +57,10 @@ async def test_a_chat_call_is_answered_and_debited_exactly(
     async with sdk(base_url, key) as client:
         reply = await client.chat.completions.create(
             model=model,
-            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+            ],
         )
     assert reply.choices[0].message.content == "Hello from the fake upstream."
     assert reply.model == model

@@ -124,6 +124,7 @@ def test_curl_example_and_x_api_key(low_balance_key: str, server: str) -> None:
         "claude-sonnet-4-6",
         "gpt-5-4",
         "gemini-3-1-pro",
+        "mock",
     ]
     assert body["org"]["name"] == "Dosia AI" and body["org"]["role"] == "admin"
 

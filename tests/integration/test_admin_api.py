@@ -234,6 +234,7 @@ async def test_create_key_defaults(admin: Admin) -> None:
         "claude-sonnet-4-6",
         "gpt-5-4",
         "gemini-3-1-pro",
+        "mock",
     ]
     assert all(m["quota_cap_usd"] is None for m in created["models"])
 

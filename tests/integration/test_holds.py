@@ -84,7 +84,9 @@ async def test_place_rejects_non_positive_amounts(ctx, amount):
 async def test_settle_below_the_hold_releases_the_rest(ctx):
     wallet = await funded_wallet(ctx, "10")
     hold = await place(ctx, wallet, "5")
-    assert await settle(ctx, hold, "1.25") == Settlement(charged=usd("1.25"), uncollected=0)
+    assert await settle(ctx, hold, "1.25") == Settlement(
+        charged=usd("1.25"), uncollected=0, released=usd("5")
+    )
     assert await balances(ctx, wallet) == funds("8.75", spent="1.25")
     assert await hold_status(ctx, hold) == "settled"
     assert await problems(ctx, wallet) == []
@@ -93,7 +95,9 @@ async def test_settle_below_the_hold_releases_the_rest(ctx):
 async def test_settle_at_exactly_the_hold(ctx):
     wallet = await funded_wallet(ctx, "10")
     hold = await place(ctx, wallet, "5")
-    assert await settle(ctx, hold, "5") == Settlement(charged=usd("5"), uncollected=0)
+    assert await settle(ctx, hold, "5") == Settlement(
+        charged=usd("5"), uncollected=0, released=usd("5")
+    )
     assert await balances(ctx, wallet) == funds("5", spent="5")
     assert await problems(ctx, wallet) == []
 
@@ -101,7 +105,7 @@ async def test_settle_at_exactly_the_hold(ctx):
 async def test_settle_of_zero_cost_returns_everything(ctx):
     wallet = await funded_wallet(ctx, "10")
     hold = await place(ctx, wallet, "5")
-    assert await settle(ctx, hold, "0") == Settlement(charged=0, uncollected=0)
+    assert await settle(ctx, hold, "0") == Settlement(charged=0, uncollected=0, released=usd("5"))
     assert await balances(ctx, wallet) == funds("10")
     assert await problems(ctx, wallet) == []
 
@@ -109,7 +113,9 @@ async def test_settle_of_zero_cost_returns_everything(ctx):
 async def test_settle_above_the_hold_takes_the_extra_from_available(ctx):
     wallet = await funded_wallet(ctx, "10")
     hold = await place(ctx, wallet, "4")
-    assert await settle(ctx, hold, "7") == Settlement(charged=usd("7"), uncollected=0)
+    assert await settle(ctx, hold, "7") == Settlement(
+        charged=usd("7"), uncollected=0, released=usd("4")
+    )
     assert await balances(ctx, wallet) == funds("3", spent="7")
     assert await problems(ctx, wallet) == []
 
@@ -119,7 +125,7 @@ async def test_settle_beyond_the_wallet_records_the_uncollected_rest(ctx):
     other = await place(ctx, wallet, "3")  # money held for another request is not taken
     hold = await place(ctx, wallet, "4")
     result = await settle(ctx, hold, "15")
-    assert result == Settlement(charged=usd("7"), uncollected=usd("8"))
+    assert result == Settlement(charged=usd("7"), uncollected=usd("8"), released=usd("4"))
     assert await balances(ctx, wallet) == funds("0", held="3", spent="7")
     async with ctx.db.read() as conn:
         e = ledger_entries.c
@@ -128,7 +134,9 @@ async def test_settle_beyond_the_wallet_records_the_uncollected_rest(ctx):
         ).scalar_one()
     assert memo == f"uncollected {usd('8')} micros"
     assert await problems(ctx, wallet) == []
-    assert await settle(ctx, other, "3") == Settlement(charged=usd("3"), uncollected=0)
+    assert await settle(ctx, other, "3") == Settlement(
+        charged=usd("3"), uncollected=0, released=usd("3")
+    )
     assert await balances(ctx, wallet) == funds("0", spent="10")
     assert await problems(ctx, wallet) == []
 
@@ -215,7 +223,7 @@ async def test_settling_an_expired_hold_charges_from_available_once(ctx, clock):
     hold = await place(ctx, wallet, "4", ttl=timedelta(minutes=1))
     clock.advance(minutes=2)
     assert await sweeper.sweep_once(ctx) == 1
-    assert await settle(ctx, hold, "3") == Settlement(charged=usd("3"), uncollected=0)
+    assert await settle(ctx, hold, "3") == Settlement(charged=usd("3"), uncollected=0, released=0)
     assert await balances(ctx, wallet) == funds("7", spent="3")
     with pytest.raises(HoldClosed):
         await settle(ctx, hold, "3")
@@ -229,7 +237,7 @@ async def test_settling_an_expired_hold_on_an_empty_wallet_records_it_uncollecte
     clock.advance(minutes=2)
     await sweeper.sweep_once(ctx)
     await place(ctx, wallet, "4")  # the returned money is reserved again by another request
-    assert await settle(ctx, hold, "1") == Settlement(charged=0, uncollected=usd("1"))
+    assert await settle(ctx, hold, "1") == Settlement(charged=0, uncollected=usd("1"), released=0)
     async with ctx.db.read() as conn:
         e = ledger_entries.c
         memos = (

@@ -21,9 +21,9 @@ output_usd_per_mtok = "0.40"
 """
 
 
-def test_the_shipped_catalog_has_the_three_models_with_exact_prices():
+def test_the_shipped_catalog_has_the_three_models_and_mock_with_exact_prices():
     shipped = catalog.load()
-    assert shipped.ids == ["claude-sonnet-4-6", "gpt-5-4", "gemini-3-1-pro"]
+    assert shipped.ids == ["claude-sonnet-4-6", "gpt-5-4", "gemini-3-1-pro", "mock"]
     prices = {
         m.id: (m.provider, m.input_usd_per_mtok, m.output_usd_per_mtok) for m in shipped.models
     }
@@ -31,6 +31,7 @@ def test_the_shipped_catalog_has_the_three_models_with_exact_prices():
         "claude-sonnet-4-6": ("anthropic", Decimal("3.00"), Decimal("15.00")),
         "gpt-5-4": ("openai", Decimal("2.50"), Decimal("15.00")),
         "gemini-3-1-pro": ("gemini", Decimal("2.00"), Decimal("12.00")),
+        "mock": ("mock", Decimal("3.00"), Decimal("15.00")),
     }
     assert all(isinstance(m.input_usd_per_mtok, Decimal) for m in shipped.models)
     assert "gpt-5-4" in shipped and "gpt-4" not in shipped

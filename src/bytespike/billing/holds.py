@@ -167,7 +167,6 @@ async def release(
     if row is None:
         return False
     wallet_id, amount, key_id, model = row
-    await quotas.unhold(conn, key_id, model, amount)
     await ledger.post(
         conn,
         wallet_id,
@@ -178,6 +177,8 @@ async def release(
         key_id=key_id,
         model=model,
     )
+    # After the wallet: every transaction locks a wallet before a cap row (no deadlocks).
+    await quotas.unhold(conn, key_id, model, amount)
     return True
 
 

@@ -158,6 +158,12 @@ async def _live_available(conn: AsyncConnection, key_id: int, wallet_id: int) ->
     return int(available)
 
 
+async def _lock_wallet(conn: AsyncConnection, wallet_id: int) -> None:
+    if conn.dialect.name == "postgresql":
+        query = sa.select(wallets.c.id).where(wallets.c.id == wallet_id)
+        await conn.execute(query.with_for_update(key_share=True))
+
+
 async def settle(
     conn: AsyncConnection,
     ticket: Ticket,
@@ -174,13 +180,15 @@ async def settle(
         await holds.release(conn, ticket.hold_id, now=now)
     else:
         period = quotas.period_start(ticket.quota_reset, now)
+        cost = pricing.charge(model, usage)
         ceiling = None
-        if ticket.capped:
+        if ticket.capped and cost > ticket.amount:
+            # Beyond the hold, the cap's room bounds the charge. Rows are locked wallet
+            # first, then cap, as `reserve` does, so the two cannot deadlock.
+            await _lock_wallet(conn, ticket.wallet_id)
             cap = await quotas.cap_state(conn, ticket.key_id, model.id, period)
             ceiling = None if cap is None else ticket.amount + cap.room
-        settled = await holds.settle(
-            conn, ticket.hold_id, pricing.charge(model, usage), now=now, ceiling=ceiling
-        )
+        settled = await holds.settle(conn, ticket.hold_id, cost, now=now, ceiling=ceiling)
         charged = settled.charged
         after = await quotas.unhold(
             conn,

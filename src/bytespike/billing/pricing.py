@@ -53,7 +53,8 @@ def output_cost(model: Model, tokens: int) -> int:
 
 
 def charge(model: Model, usage: Usage) -> int:
-    """Exactly input tokens at the input price plus output tokens at the output price, rounded up to a whole micro once."""
+    """Exactly input tokens at the input price plus output tokens at the output price,
+    rounded up to a whole micro once per call."""
     exact = cost_micros(usage.input_tokens, model.input_usd_per_mtok) + cost_micros(
         usage.output_tokens, model.output_usd_per_mtok
     )

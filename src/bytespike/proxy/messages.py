@@ -98,13 +98,18 @@ async def _native(
 async def _translated(
     gw: Gateway, call: Admitted, ticket: Ticket, upstream: dict[str, Any], body: dict[str, Any]
 ) -> Response:
+    usage = None
     try:
         completion = await call.provider.complete(upstream)
+        usage = usage_from_openai(completion.get("usage"))
+        message = translate.openai_to_message(completion, call.model.id)
     except UpstreamFailure as failure:
+        # An answer we cannot translate is a failure, but its reported usage is still owed.
+        failure.usage = failure.usage or usage
         return await _failed(gw, call, ticket, failure)
-    usage = usage_from_openai(completion.get("usage")) or pipeline.estimated(None, body, 0)
+    usage = usage or pipeline.estimated(None, body, 0)
     await pipeline.settle(gw, call, ticket, usage, status="ok", http_status=200, stream=False)
-    return JSON(translate.openai_to_message(completion, call.model.id), headers=call.headers)
+    return JSON(message, headers=call.headers)
 
 
 def _native_stream(

@@ -9,7 +9,7 @@ wire format (Anthropic, Gemini) translates both ways with pure functions and kee
 
 Failure policy: every failure of the upstream surfaces as one of the exceptions below and
 never as a half answer; the proxy releases the hold and bills only usage the upstream
-itself reported (`UpstreamError.usage`, `StreamInterrupted.usage`).
+itself reported (`UpstreamFailure.usage`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,12 @@ class UpstreamError(UpstreamFailure):
     through with its status; a 5xx becomes a 502."""
 
     def __init__(
-        self, status: int, message: str, *, error_type: str | None = None, usage: Usage | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        error_type: str | None = None,
+        usage: Usage | None = None,
     ) -> None:
         super().__init__(message, usage=usage)
         self.upstream_status = status

@@ -1,0 +1,155 @@
+"""Anthropic's Messages API as an upstream: the OpenAI lingua franca through the pure
+translations in bytespike.translate, and Messages natively for Anthropic clients.
+
+Failure policy: transport failures as in upstream/transport.py; a non-2xx is an
+`UpstreamError` with Anthropic's own error message and type; a 2xx that is not a Message,
+or a stream event that is not JSON, is `UpstreamMalformed`. An `error` event mid-stream is
+an `UpstreamError` (502 to clients), and a stream that ends before message_stop is
+`UpstreamUnavailable`; every failure after message_start carries the usage seen so far,
+which is what Anthropic bills.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager
+
+import aiohttp
+import orjson
+
+from bytespike.errors import InvalidRequest
+from bytespike.translate.anthropic_request import openai_request_to_messages
+from bytespike.translate.anthropic_response import is_message, message_to_openai
+from bytespike.translate.anthropic_stream import MessagesStreamToOpenAI, fold_stream_usage
+from bytespike.upstream import sse, transport
+from bytespike.upstream.base import (
+    Endpoint,
+    JSONObject,
+    UpstreamError,
+    UpstreamFailure,
+    UpstreamMalformed,
+    UpstreamUnavailable,
+    Usage,
+)
+
+API_VERSION = "2023-06-01"
+
+
+def error(status: int, raw: bytes) -> UpstreamError:
+    """Anthropic's `{"type": "error", "error": {"type", "message"}}`, or the raw text."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        parsed = None
+    detail = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(detail, dict):
+        kind = detail.get("type")
+        message = str(detail.get("message") or f"Anthropic answered {status}")
+        return UpstreamError(status, message, error_type=kind if isinstance(kind, str) else None)
+    text = raw.decode("utf-8", errors="replace").strip()[:500]
+    return UpstreamError(status, text or f"Anthropic answered {status}")
+
+
+def stream_error(data: JSONObject, usage: Usage | None) -> UpstreamError:
+    """An `error` event after the 200: overloaded reads as Anthropic's 529, anything else as
+    a 500; both reach clients as 502, since the answer had already begun."""
+    detail = data.get("error")
+    if not isinstance(detail, dict):
+        detail = {}
+    kind = detail.get("type") if isinstance(detail.get("type"), str) else "api_error"
+    message = str(detail.get("message") or "Anthropic failed mid-stream")
+    status = 529 if kind == "overloaded_error" else 500
+    return UpstreamError(status, message, error_type=kind, usage=usage)
+
+
+def event_data(data: str) -> JSONObject:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamMalformed("Anthropic sent a stream event that is not JSON") from exc
+    if not isinstance(parsed, dict):
+        raise UpstreamMalformed("Anthropic sent a stream event that is not a JSON object")
+    return parsed
+
+
+class AnthropicProvider:
+    """An Anthropic Messages upstream at `endpoint.base_url` (a bare host)."""
+
+    def __init__(self, *, name: str, endpoint: Endpoint, session: aiohttp.ClientSession) -> None:
+        self.name = name
+        self._session = session  # its creator (upstream/registry.py) closes it
+        self._url = endpoint.base_url.rstrip("/") + "/v1/messages"
+        self._headers = {"anthropic-version": API_VERSION}
+        if endpoint.api_key:
+            self._headers["x-api-key"] = endpoint.api_key
+        self._timeout = transport.timeout(endpoint)
+
+    async def complete(self, body: JSONObject) -> JSONObject:
+        return message_to_openai(await self.messages(_request(body)))
+
+    async def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]:
+        translator = MessagesStreamToOpenAI()
+        # aclosing: a consumer that leaves early must free the connection now, not at GC.
+        events = self.messages_stream(_request(body))
+        async with contextlib.aclosing(events):
+            async for event, data in events:
+                for chunk in translator.feed(event, data):
+                    yield chunk
+        for chunk in translator.finish():
+            yield chunk
+
+    async def messages(self, body: JSONObject) -> JSONObject:
+        async with self._post({**body, "stream": False}) as response:
+            raw = await response.read()
+        try:
+            message: JSONObject = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamMalformed("Anthropic's answer is not JSON") from exc
+        if not is_message(message):
+            raise UpstreamMalformed("Anthropic answered with something that is not a Message")
+        return message
+
+    async def messages_stream(
+        self, body: JSONObject
+    ) -> AsyncGenerator[tuple[str, JSONObject], None]:
+        usage: Usage | None = None
+        try:
+            async with self._post({**body, "stream": True}) as response:
+                async for name, raw in sse.events(response):
+                    data = event_data(raw)
+                    event = name or str(data.get("type") or "")
+                    if event == "error":
+                        raise stream_error(data, usage)
+                    usage = fold_stream_usage(event, data, usage)
+                    yield event, data
+                    if event == "message_stop":
+                        return
+        except UpstreamFailure as exc:
+            # Transport failures mid-stream are named in transport.post, which cannot know
+            # what the stream had reported; the tokens were spent all the same.
+            exc.usage = exc.usage or usage
+            raise
+        raise UpstreamUnavailable("Anthropic's stream ended before message_stop", usage=usage)
+
+    async def close(self) -> None:
+        """Nothing to release: the session belongs to whoever passed it in."""
+
+    def _post(self, payload: JSONObject) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        return transport.post(
+            self._session,
+            self._url,
+            payload,
+            headers=self._headers,
+            limits=self._timeout,
+            error=error,
+        )
+
+
+def _request(body: JSONObject) -> JSONObject:
+    """The Messages request for an OpenAI one. What Anthropic cannot express is the client's
+    error, surfaced like Anthropic's own 400 so the proxy releases the hold."""
+    try:
+        return openai_request_to_messages(body)
+    except InvalidRequest as exc:
+        raise UpstreamError(400, exc.message, error_type="invalid_request_error") from exc

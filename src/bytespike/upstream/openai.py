@@ -1,0 +1,195 @@
+"""OpenAI Chat Completions upstreams: OpenAI itself and every server that copies its API
+(vLLM, Ollama, LM Studio, ...). One class; the differences are registry data.
+
+The request goes out nearly as received. Answers are passed through, only filled in where
+sloppy compat servers leave out what the OpenAI schema requires (`object`, `created`,
+`logprobs`, `refusal`, ...), so clients' SDKs parse them.
+
+Failure policy: transport failures as in upstream/transport.py; a non-2xx is an
+`UpstreamError` carrying the upstream's own message and type; a 2xx body that is not a
+chat completion (or a stream with no events, or an event that is not JSON) is
+`UpstreamMalformed`. A stream that
+ends cleanly without usage is a normal end (the proxy deals with missing usage); one that
+ends before any `finish_reason` or `[DONE]` is `UpstreamUnavailable`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bytespike.upstream import sse, transport
+from bytespike.upstream.base import (
+    Endpoint,
+    JSONObject,
+    UpstreamError,
+    UpstreamMalformed,
+    UpstreamUnavailable,
+)
+
+
+def request_body(body: JSONObject, *, stream: bool, max_tokens_field: str) -> JSONObject:
+    """What to POST upstream for the proxy's `body`."""
+    out = dict(body)
+    out["stream"] = stream
+    if stream:
+        # Usage is what we bill on; without it a streamed answer could not be settled.
+        out["stream_options"] = {**(out.get("stream_options") or {}), "include_usage": True}
+    else:
+        out.pop("stream_options", None)  # OpenAI rejects it on non-streaming calls
+    if max_tokens_field != "max_completion_tokens" and "max_completion_tokens" in out:
+        out[max_tokens_field] = out.pop("max_completion_tokens")
+    return out
+
+
+def error(status: int, raw: bytes) -> UpstreamError:
+    """The upstream's `{"error": {"message", "type", ...}}`, or its raw text if not that."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        parsed = None
+    detail = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(detail, dict):
+        message = str(detail.get("message") or f"upstream answered {status}")
+        kind = detail.get("type")
+        return UpstreamError(status, message, error_type=kind if isinstance(kind, str) else None)
+    if isinstance(detail, str):  # some compat servers send {"error": "text"}
+        return UpstreamError(status, detail)
+    text = raw.decode("utf-8", errors="replace").strip()[:500]
+    return UpstreamError(status, text or f"upstream answered {status}")
+
+
+def completion(raw: bytes, *, model: str) -> JSONObject:
+    """A chat.completion from the upstream's 2xx body, with schema-required gaps filled."""
+    body = _json(raw)
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise UpstreamMalformed("the upstream's answer has no choices")
+    body["object"] = "chat.completion"
+    _fill_header(body, id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=model)
+    for index, choice in enumerate(choices):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            raise UpstreamMalformed("a choice in the upstream's answer has no message")
+        choice.setdefault("index", index)
+        choice.setdefault("logprobs", None)
+        message.setdefault("role", "assistant")
+        message.setdefault("content", None)
+        message.setdefault("refusal", None)
+        for call in message.get("tool_calls") or ():
+            if isinstance(call, dict):
+                call.setdefault("type", "function")
+        if choice.get("finish_reason") is None:
+            choice["finish_reason"] = "tool_calls" if message.get("tool_calls") else "stop"
+    return body
+
+
+def chunk(data: str, header: JSONObject) -> JSONObject:
+    """A chat.completion.chunk from one stream event; `header` (id, created, model) fills
+    what the event leaves out, so every chunk of a stream agrees."""
+    body = _json(data)
+    if "choices" not in body and isinstance(body.get("error"), dict):
+        # An error after the 200 went out: only the body can say so.
+        detail = body["error"]
+        code = detail.get("code")
+        raise UpstreamError(
+            code if isinstance(code, int) else 500,
+            str(detail.get("message") or "the upstream failed mid-stream"),
+            error_type=detail.get("type") if isinstance(detail.get("type"), str) else None,
+        )
+    choices = body.setdefault("choices", [])
+    if not isinstance(choices, list):
+        raise UpstreamMalformed("a stream event's choices is not a list")
+    body["object"] = "chat.completion.chunk"
+    _fill_header(body, **header)
+    for index, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            raise UpstreamMalformed("a stream event's choice is not an object")
+        choice.setdefault("index", index)
+        choice.setdefault("delta", {})
+        choice.setdefault("finish_reason", None)
+    return body
+
+
+def _json(raw: bytes | str) -> JSONObject:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamMalformed("the upstream's answer is not JSON") from exc
+    if not isinstance(body, dict):
+        raise UpstreamMalformed("the upstream's answer is not a JSON object")
+    return body
+
+
+def _fill_header(body: JSONObject, **defaults: Any) -> None:
+    for key, value in defaults.items():
+        if not body.get(key):
+            body[key] = value
+
+
+class OpenAIProvider:
+    """An OpenAI-compatible upstream at `endpoint.base_url` (which ends in /v1)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        endpoint: Endpoint,
+        session: aiohttp.ClientSession,
+        max_tokens_field: str = "max_completion_tokens",
+    ) -> None:
+        self.name = name
+        self._session = session  # its creator (upstream/registry.py) closes it
+        self._url = endpoint.base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+        self._timeout = transport.timeout(endpoint)
+        self._max_tokens_field = max_tokens_field
+
+    async def complete(self, body: JSONObject) -> JSONObject:
+        payload = request_body(body, stream=False, max_tokens_field=self._max_tokens_field)
+        async with self._post(payload) as response:
+            raw = await response.read()
+        return completion(raw, model=str(body.get("model", "")))
+
+    async def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]:
+        payload = request_body(body, stream=True, max_tokens_field=self._max_tokens_field)
+        header: JSONObject = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "created": int(time.time()),
+            "model": str(body.get("model", "")),
+        }
+        events = 0
+        finished = False
+        async with self._post(payload) as response:
+            async for _, data in sse.events(response):
+                if data == "[DONE]":
+                    return
+                out = chunk(data, header)
+                if not events:  # the first chunk's id/created/model, for all
+                    header = {key: out[key] for key in header}
+                events += 1
+                finished = finished or any(c.get("finish_reason") for c in out["choices"])
+                yield out
+        if not events:
+            raise UpstreamMalformed("the upstream's answer is not an event stream")
+        if not finished:
+            raise UpstreamUnavailable("the upstream's stream ended before the answer did")
+
+    async def close(self) -> None:
+        """Nothing to release: the session belongs to whoever passed it in."""
+
+    def _post(self, payload: JSONObject) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        return transport.post(
+            self._session,
+            self._url,
+            payload,
+            headers=self._headers,
+            limits=self._timeout,
+            error=error,
+        )

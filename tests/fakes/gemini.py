@@ -1,0 +1,120 @@
+"""A fake Gemini API server, speaking the real wire format: `POST
+/v1beta/models/{model}:generateContent` (one GenerateContentResponse) and
+`:streamGenerateContent?alt=sse` (one per SSE event, CRLF-framed as Google sends them,
+each with the usage so far, the last with the totals and the finishReason); errors as
+`{"error": {"code", "message", "status"}}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.fakes.base import FakeUpstream, serve
+from tests.fakes.openai import stall
+
+STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+def routes(fake: FakeUpstream) -> list[web.RouteDef]:
+    async def models(request: web.Request) -> web.StreamResponse:
+        model, _, method = request.match_info["target"].partition(":")
+        if method not in ("generateContent", "streamGenerateContent"):
+            raise web.HTTPNotFound()
+        await fake.record(request)
+        script = fake.script
+        if script.status >= 300:
+            return web.json_response(error_body(fake), status=script.status)
+        if script.malformed:
+            return web.json_response({"kind": "not a GenerateContentResponse"})
+        if method == "streamGenerateContent" and request.query.get("alt") == "sse":
+            return await _stream(request, fake, model)
+        if method == "streamGenerateContent":  # without alt=sse: one JSON array at the end
+            pieces = [[{"text": p}] for p in fake.split()]
+            last = len(pieces) - 1
+            return web.json_response(
+                [response(fake, model, parts, final=i == last) for i, parts in enumerate(pieces)]
+            )
+        return web.json_response(response(fake, model, _parts(fake), final=True))
+
+    return [web.post("/v1beta/models/{target}", models)]
+
+
+@asynccontextmanager
+async def running() -> AsyncIterator[FakeUpstream]:
+    async with serve(routes) as fake:
+        yield fake
+
+
+def error_body(fake: FakeUpstream) -> dict[str, Any]:
+    status = fake.script.status
+    detail = {"code": status, "message": fake.script.error_message}
+    return {"error": {**detail, "status": STATUSES.get(status, "UNKNOWN")}}
+
+
+def usage_metadata(fake: FakeUpstream, *, final: bool) -> dict[str, Any]:
+    s = fake.script
+    if not final:  # what Gemini reports while it is still answering
+        return {"promptTokenCount": s.input_tokens, "totalTokenCount": s.input_tokens}
+    out = {
+        "promptTokenCount": s.input_tokens,
+        "candidatesTokenCount": s.output_tokens,
+        "totalTokenCount": s.input_tokens + s.output_tokens,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": s.input_tokens}],
+    }
+    if s.cached_tokens:
+        out["cachedContentTokenCount"] = s.cached_tokens
+    return out
+
+
+def response(
+    fake: FakeUpstream, model: str, parts: list[dict[str, Any]], *, final: bool
+) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    if final:
+        candidate["finishReason"] = "STOP"
+    out: dict[str, Any] = {"candidates": [candidate], "modelVersion": model}
+    out["responseId"] = "fakeResponse0001"
+    if not fake.script.omit_usage:
+        out["usageMetadata"] = usage_metadata(fake, final=final)
+    return out
+
+
+def _parts(fake: FakeUpstream) -> list[dict[str, Any]]:
+    if fake.script.tool_call:
+        name, args = fake.script.tool_call
+        return [{"functionCall": {"name": name, "args": args}}]
+    return [{"text": fake.script.text}]
+
+
+async def _stream(request: web.Request, fake: FakeUpstream, model: str) -> web.StreamResponse:
+    stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await stream.prepare(request)
+    script = fake.script
+    # A function call arrives whole, in one event; text arrives in pieces.
+    pieces = [_parts(fake)] if script.tool_call else [[{"text": p}] for p in fake.split()]
+    if script.stall_after_chunks is not None:
+        for parts in pieces[: script.stall_after_chunks]:
+            await _send(stream, response(fake, model, parts, final=False))
+        await stall(request, fake)
+        return stream
+    for i, parts in enumerate(pieces):
+        await _send(stream, response(fake, model, parts, final=i == len(pieces) - 1))
+    await stream.write_eof()
+    return stream
+
+
+async def _send(stream: web.StreamResponse, event: dict[str, Any]) -> None:
+    await stream.write(b"data: " + orjson.dumps(event) + b"\r\n\r\n")
