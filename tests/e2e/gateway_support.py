@@ -93,3 +93,11 @@ def micros(usd: Any) -> int:
     from bytespike.money import parse_usd
 
     return parse_usd(usd)
+
+
+def expected_cost(ctx: Context, model: str, input_tokens: int, output_tokens: int) -> int:
+    """What the spec says a call costs: tokens times prices per million, rounded up to a micro."""
+    entry = ctx.catalog.get(model)
+    assert entry is not None
+    exact = input_tokens * entry.input_usd_per_mtok + output_tokens * entry.output_usd_per_mtok
+    return int(exact.to_integral_value(rounding="ROUND_CEILING"))

@@ -70,13 +70,16 @@ async def reserve(
     wallet_id: int,
     model: Model,
     quota_reset: str | None,
+    capped: bool,
     input_tokens: int,
     max_tokens: int | None,
     now: datetime,
     ttl: timedelta,
 ) -> Ticket:
     available = await _live_available(conn, key_id, wallet_id)
-    cap = await quotas.cap_state(conn, key_id, model.id, quotas.period_start(quota_reset, now))
+    cap = None
+    if capped:  # rosters never change, so the caller's cached roster knows
+        cap = await quotas.cap_state(conn, key_id, model.id, quotas.period_start(quota_reset, now))
     if cap is not None and cap.room == 0:
         raise _cap_reached(model, cap)
     budget = available if cap is None else min(available, cap.room)
@@ -190,14 +193,11 @@ async def settle(
             ceiling = None if cap is None else ticket.amount + cap.room
         settled = await holds.settle(conn, ticket.hold_id, cost, now=now, ceiling=ceiling)
         charged = settled.charged
-        after = await quotas.unhold(
-            conn,
-            ticket.key_id,
-            model.id,
-            settled.released,
-            charged=charged,
-            period=period,
-        )
+        after = None
+        if ticket.capped:
+            after = await quotas.unhold(
+                conn, ticket.key_id, model.id, settled.released, charged=charged, period=period
+            )
         if after is not None and charged and after.spent >= after.cap > after.spent - charged:
             await events.quota_cap_reached(
                 conn,

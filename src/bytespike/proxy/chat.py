@@ -35,8 +35,7 @@ def _checked(body: dict[str, Any]) -> tuple[int | None, bool]:
 
 
 async def handle(gw: Gateway, request: Request) -> Response:
-    body = await pipeline.read_body(request)
-    call = await pipeline.admit(gw, request, body)
+    call, body = await pipeline.admit(gw, request)
     try:
         max_tokens, stream = _checked(body)
     except InvalidRequest as exc:
@@ -47,7 +46,7 @@ async def handle(gw: Gateway, request: Request) -> Response:
     upstream["max_completion_tokens"] = ticket.max_tokens
     if stream:
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return _stream(gw, call, ticket, upstream, body, wants_usage)
+        return await _stream(gw, call, ticket, upstream, body, wants_usage)
     return await _complete(gw, call, ticket, upstream, body)
 
 
@@ -57,15 +56,7 @@ async def _complete(
     try:
         completion = await call.provider.complete(upstream)
     except UpstreamFailure as failure:
-        await pipeline.settle(
-            gw,
-            call,
-            ticket,
-            failure.usage,
-            status=pipeline.failure_status(failure),
-            http_status=failure.status,
-            stream=False,
-        )
+        await pipeline.settle_failure(gw, call, ticket, failure, stream=False)
         return errors.openai_response(failure, call.headers)
     usage = usage_from_openai(completion.get("usage"))
     if usage is None:
@@ -85,7 +76,7 @@ def _text(completion: dict[str, Any]) -> str:
     return "".join(p for p in parts if isinstance(p, str))
 
 
-def _stream(
+async def _stream(
     gw: Gateway,
     call: Admitted,
     ticket: Ticket,
@@ -93,16 +84,22 @@ def _stream(
     body: dict[str, Any],
     wants_usage: bool,
 ) -> Response:
+    chunks = call.provider.stream(upstream)
+    try:
+        head = await streaming.first(chunks)
+    except UpstreamFailure as failure:
+        await pipeline.settle_failure(gw, call, ticket, failure, stream=True)
+        return errors.openai_response(failure, call.headers)
     meter = streaming.Meter()
 
     async def events() -> AsyncIterator[bytes]:
-        async with contextlib.aclosing(call.provider.stream(upstream)) as chunks:
+        async with contextlib.aclosing(chunks):
             try:
-                async for chunk in chunks:
+                async for chunk in streaming.chain(head, chunks):
                     meter.openai_chunk(chunk)
                     usage = usage_from_openai(chunk.get("usage"))
                     if usage is not None:
-                        meter.usage = usage
+                        meter.usage, meter.final_usage = usage, True
                         if not wants_usage:
                             continue
                     chunk["model"] = call.model.id

@@ -38,8 +38,7 @@ def _checked(body: dict[str, Any]) -> tuple[int | None, bool]:
 
 
 async def handle(gw: Gateway, request: Request) -> Response:
-    body = await pipeline.read_body(request)
-    call = await pipeline.admit(gw, request, body)
+    call, body = await pipeline.admit(gw, request)
     try:
         max_tokens, stream = _checked(body)
         native = call.model.provider == "anthropic"
@@ -52,28 +51,20 @@ async def handle(gw: Gateway, request: Request) -> Response:
         upstream = dict(body, model=call.model.upstream_model, max_tokens=ticket.max_tokens)
         provider = cast(NativeMessages, call.provider)
         if stream:
-            return _native_stream(gw, call, ticket, provider, upstream, body)
+            return await _native_stream(gw, call, ticket, provider, upstream, body)
         return await _native(gw, call, ticket, provider, upstream, body)
     translated["model"] = call.model.upstream_model
     translated["max_completion_tokens"] = ticket.max_tokens
     translated.pop("max_tokens", None)
     if stream:
-        return _translated_stream(gw, call, ticket, translated, body)
+        return await _translated_stream(gw, call, ticket, translated, body)
     return await _translated(gw, call, ticket, translated, body)
 
 
 async def _failed(
     gw: Gateway, call: Admitted, ticket: Ticket, failure: UpstreamFailure
 ) -> Response:
-    await pipeline.settle(
-        gw,
-        call,
-        ticket,
-        failure.usage,
-        status=pipeline.failure_status(failure),
-        http_status=failure.status,
-        stream=False,
-    )
+    await pipeline.settle_failure(gw, call, ticket, failure, stream=False)
     return errors.anthropic_response(failure, call.headers)
 
 
@@ -112,7 +103,7 @@ async def _translated(
     return JSON(message, headers=call.headers)
 
 
-def _native_stream(
+async def _native_stream(
     gw: Gateway,
     call: Admitted,
     ticket: Ticket,
@@ -120,14 +111,22 @@ def _native_stream(
     upstream: dict[str, Any],
     body: dict[str, Any],
 ) -> Response:
+    source = provider.messages_stream(upstream)
+    try:
+        head = await streaming.first(source)
+    except UpstreamFailure as failure:
+        await pipeline.settle_failure(gw, call, ticket, failure, stream=True)
+        return errors.anthropic_response(failure, call.headers)
     meter = streaming.Meter()
 
     async def events() -> AsyncIterator[bytes]:
-        async with contextlib.aclosing(provider.messages_stream(upstream)) as upstream_events:
+        async with contextlib.aclosing(source):
             try:
-                async for name, payload in upstream_events:
+                async for name, payload in streaming.chain(head, source):
                     meter.anthropic_event(name, payload)
                     meter.usage = translate.fold_stream_usage(name, payload, meter.usage)
+                    if name == "message_delta" and payload.get("usage"):
+                        meter.final_usage = True
                     if name == "message_start" and isinstance(payload.get("message"), dict):
                         payload["message"]["model"] = call.model.id
                     yield streaming.event(name, payload)
@@ -142,18 +141,26 @@ def _native_stream(
     )
 
 
-def _translated_stream(
+async def _translated_stream(
     gw: Gateway, call: Admitted, ticket: Ticket, upstream: dict[str, Any], body: dict[str, Any]
 ) -> Response:
+    chunks = call.provider.stream(upstream)
+    try:
+        head = await streaming.first(chunks)
+    except UpstreamFailure as failure:
+        await pipeline.settle_failure(gw, call, ticket, failure, stream=True)
+        return errors.anthropic_response(failure, call.headers)
     meter = streaming.Meter()
     translator = translate.OpenAIStreamToMessages(call.model.id)
 
     async def events() -> AsyncIterator[bytes]:
-        async with contextlib.aclosing(call.provider.stream(upstream)) as chunks:
+        async with contextlib.aclosing(chunks):
             try:
-                async for chunk in chunks:
+                async for chunk in streaming.chain(head, chunks):
                     meter.openai_chunk(chunk)
-                    meter.usage = usage_from_openai(chunk.get("usage")) or meter.usage
+                    usage = usage_from_openai(chunk.get("usage"))
+                    if usage is not None:
+                        meter.usage, meter.final_usage = usage, True
                     for name, payload in translator.feed(chunk):
                         yield streaming.event(name, payload)
             except UpstreamFailure as failure:

@@ -25,7 +25,7 @@ from bytespike.billing.metering import KeyRevoked, Outcome, Ticket
 from bytespike.catalog import Model
 from bytespike.context import Context
 from bytespike.db.batch import GroupCommit
-from bytespike.errors import InvalidRequest, ModelNotFound, PermissionDenied
+from bytespike.errors import BytespikeError, InvalidRequest, ModelNotFound, PermissionDenied
 from bytespike.keys.cache import CachedKey, KeyCache
 from bytespike.ratelimit.base import RateLimiter
 from bytespike.upstream.base import (
@@ -74,22 +74,33 @@ async def read_body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def admit(gw: Gateway, request: Request, body: dict[str, Any]) -> Admitted:
-    """401 → 429 → 403 (paused) → 400/404 (model) → 403 (not on the key's roster)."""
+async def admit(gw: Gateway, request: Request) -> tuple[Admitted, dict[str, Any]]:
+    """401 → 429 → 403 (paused), before the body is even read; then 400 (body), 404
+    (unknown model), 403 (not on the key's roster). Returns the call and its body."""
     started = time.perf_counter()
     key = await gw.keys.resolve(auth.presented_key(request))
     headers = await auth.admit(request, key.record, gw.limiter)
+    try:
+        body = await read_body(request)
+        model = _model(gw, key, body)
+    except BytespikeError as exc:
+        raise _with(exc, headers) from None
+    provider = gw.providers.for_model(model)
+    call = Admitted(key=key, model=model, provider=provider, headers=headers, started=started)
+    return call, body
+
+
+def _model(gw: Gateway, key: CachedKey, body: dict[str, Any]) -> Model:
     name = body.get("model")
     if not isinstance(name, str) or not name:
-        raise _with(InvalidRequest("'model' is required and must be a string"), headers)
+        raise InvalidRequest("'model' is required and must be a string")
     model = gw.ctx.catalog.get(name)
     if model is None:
-        raise _with(ModelNotFound(f"the model {name!r} does not exist"), headers)
+        raise ModelNotFound(f"the model {name!r} does not exist")
     if not key.may_call(model.id):
         message = f"this key may not call {model.id!r}; its models: {', '.join(key.roster or ())}"
-        raise _with(PermissionDenied(message, code="model_not_allowed"), headers)
-    provider = gw.providers.for_model(model)
-    return Admitted(key=key, model=model, provider=provider, headers=headers, started=started)
+        raise PermissionDenied(message, code="model_not_allowed")
+    return model
 
 
 def _with(exc: Any, headers: dict[str, str]) -> Any:
@@ -113,6 +124,7 @@ async def reserve(
             wallet_id=call.key.wallet_id,
             model=call.model,
             quota_reset=record.quota_reset,
+            capped=call.key.cap_for(call.model.id) is not None,
             input_tokens=pricing.input_bound(body),
             max_tokens=max_tokens,
             now=now,
@@ -153,6 +165,16 @@ async def settle(
         return await metering.settle(conn, ticket, usage, outcome, now=now)
 
     return await gw.writes.run(write)
+
+
+async def settle_failure(
+    gw: Gateway, call: Admitted, ticket: Ticket, failure: UpstreamFailure, *, stream: bool
+) -> int:
+    """Settle a call the upstream failed: only what it reported, else release the hold."""
+    status = failure_status(failure)
+    return await settle(
+        gw, call, ticket, failure.usage, status=status, http_status=failure.status, stream=stream
+    )
 
 
 def failure_status(failure: UpstreamFailure) -> str:

@@ -8,9 +8,9 @@ already streamed are billed and the upstream stops generating.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import orjson
@@ -19,7 +19,7 @@ from starlette.responses import StreamingResponse
 from bytespike.billing.metering import Ticket
 from bytespike.proxy import pipeline
 from bytespike.proxy.pipeline import Admitted, Gateway
-from bytespike.upstream.base import JSONObject, Usage
+from bytespike.upstream.base import JSONObject, UpstreamMalformed, Usage
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -37,6 +37,7 @@ class Meter:
     """What a stream has carried so far: reported usage and output bytes sent."""
 
     usage: Usage | None = None
+    final_usage: bool = False  # the upstream sent its closing usage (not just a start count)
     output_bytes: int = 0
     status: str = "client_closed"  # until the stream proves otherwise
     http_status: int = 200
@@ -60,6 +61,24 @@ class Meter:
             text = delta.get("text") or delta.get("partial_json") or delta.get("thinking")
             if isinstance(text, str):
                 self.output_bytes += len(text.encode())
+
+
+T = TypeVar("T")
+
+
+async def first(source: AsyncGenerator[T, None]) -> T:
+    """The stream's first item, awaited before any answer goes out: an upstream that refuses
+    the call does so here, and the client still gets that refusal's HTTP status."""
+    try:
+        return await anext(source)
+    except StopAsyncIteration:
+        raise UpstreamMalformed("the upstream's stream ended before its first event") from None
+
+
+async def chain(head: T, rest: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    yield head
+    async for item in rest:
+        yield item
 
 
 def metered(
@@ -92,7 +111,7 @@ def settler(
 
     async def settle(m: Meter) -> int:
         usage = m.usage
-        if m.status == "client_closed" or (m.status == "ok" and usage is None):
+        if m.status == "client_closed" or (m.status == "ok" and not m.final_usage):
             usage = pipeline.estimated(usage, body, m.output_bytes)
         return await pipeline.settle(
             gw, call, ticket, usage, status=m.status, http_status=m.http_status, stream=True

@@ -1,0 +1,111 @@
+"""Setting bytespike up for a benchmark through its own CLI: a catalog whose one model is the
+fake upstream, a migrated database, a user with plenty of credit and a key whose rate
+limit never binds; then the checks around the load: a first call must succeed, and the
+account must show the spend afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from servers import BenchError, call
+
+BYTESPIKE = str(Path(sys.executable).with_name("bytespike"))
+MODEL = "bench-model"
+UPSTREAM_KEY_ENV = "BENCH_UPSTREAM_API_KEY"
+TOPUP_USD = "1000000"
+RATE_LIMIT_PER_MINUTE = 1_000_000
+
+
+def write_catalog(directory: Path, upstream_url: str) -> Path:
+    path = directory / "catalog.toml"
+    path.write_text(
+        f"""[[models]]
+id = "{MODEL}"
+provider = "openai-compatible"
+upstream_model = "{MODEL}"
+base_url = "{upstream_url}/v1"
+api_key_env = "{UPSTREAM_KEY_ENV}"
+input_usd_per_mtok = "3.00"
+output_usd_per_mtok = "15.00"
+context_tokens = 128000
+max_output_tokens = 4096
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def environment(database_url: str, catalog: Path, port: int) -> dict[str, str]:
+    """This process's environment without the developer's BYTESPIKE_*, plus the bench's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BYTESPIKE_")}
+    return {
+        **env,
+        "BYTESPIKE_DATABASE_URL": database_url,
+        "BYTESPIKE_CATALOG": str(catalog),
+        "BYTESPIKE_PORT": str(port),
+        "BYTESPIKE_SECRET_KEY": secrets.token_urlsafe(32),
+        "BYTESPIKE_LOG_LEVEL": "WARNING",
+        UPSTREAM_KEY_ENV: "bench-upstream-key",
+    }
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """Run one `bytespike` command; its standard output."""
+    # A fixed program; the arguments are the benchmark's own.
+    done = subprocess.run(  # noqa: S603
+        [BYTESPIKE, *args], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise BenchError(f"`bytespike {' '.join(args)}` failed:\n{done.stderr}{done.stdout}")
+    return done.stdout
+
+
+def cli_json(env: dict[str, str], *args: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(cli(env, *args, "--json"))
+    return result
+
+
+def provision(env: dict[str, str]) -> str:
+    """Migrate, create the bench user, fund it, and return a fresh API key."""
+    cli(env, "db", "upgrade")
+    cli_json(env, "users", "create", "--username", "bench", "--email", "bench@example.com")
+    cli_json(env, "credits", "topup", "--user", "bench", "--usd", TOPUP_USD, "--reference", "bench")
+    key = cli_json(
+        env, "keys", "create", "--user", "bench", "--name", "bench",
+        "--rate-limit", str(RATE_LIMIT_PER_MINUTE),
+    )  # fmt: skip
+    return str(key["key"])
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def check_call(url: str, headers: dict[str, str], body: dict[str, Any]) -> None:
+    """One call before the load: a gateway that errors fails here with its answer shown."""
+    reply = call(
+        "POST",
+        f"{url}/v1/chat/completions",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json", **headers},
+    )
+    if reply.status != 200 or b'"usage"' not in reply.body:
+        mode = "streaming" if body.get("stream") else "non-streaming"
+        raise BenchError(
+            f"{mode} call to {url}/v1/chat/completions answered {reply.status}:\n{reply.text()}"
+        )
+
+
+def account(url: str, key: str) -> dict[str, Any]:
+    reply = call("GET", f"{url}/api/v1/me/account", headers=auth(key))
+    if reply.status != 200:
+        raise BenchError(f"GET /api/v1/me/account answered {reply.status}:\n{reply.text()}")
+    result: dict[str, Any] = json.loads(reply.body)
+    return result

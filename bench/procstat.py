@@ -1,0 +1,84 @@
+"""What the benchmark reads from /proc: a process's CPU time and memory, and the machine.
+
+Linux only (psutil is not a dependency). CPU time is utime + stime in clock ticks, so its
+resolution is 1/SC_CLK_TCK (10 ms at the usual 100 Hz): fine over thousands of requests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSample:
+    cpu_seconds: float  # user + system, since the process started
+    peak_rss_mb: float  # VmHWM: the high-water mark of the resident set
+    rss_mb: float  # VmRSS: resident now
+
+
+def sample(pid: int) -> ProcessSample:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces; fields after its ")" are fixed.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    memory = _status_kb(pid, ("VmHWM", "VmRSS"))
+    return ProcessSample(
+        cpu_seconds=(utime + stime) / CLOCK_TICKS,
+        peak_rss_mb=memory["VmHWM"] / 1024,
+        rss_mb=memory["VmRSS"] / 1024,
+    )
+
+
+def _status_kb(pid: int, names: tuple[str, ...]) -> dict[str, int]:
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in names:
+            values[name] = int(rest.split()[0])
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    cpu_model: str
+    cores: int
+    ram_gb: float
+    kernel: str
+    python: str
+    date: str
+    load_average: str  # 1, 5 and 15 minutes, when the run started: was the machine busy?
+
+
+def machine() -> Machine:
+    return Machine(
+        cpu_model=_cpu_model(),
+        cores=len(os.sched_getaffinity(0)),
+        ram_gb=round(_meminfo_kb("MemTotal") / 1024 / 1024, 1),
+        kernel=platform.release(),
+        python=sys.version.split()[0],
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        load_average=" ".join(Path("/proc/loadavg").read_text().split()[:3]),
+    )
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "model name":
+            return value.strip()
+    return platform.processor() or "unknown"
+
+
+def _meminfo_kb(name: str) -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key == name:
+            return int(rest.split()[0])
+    return 0
