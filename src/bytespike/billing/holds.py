@@ -35,6 +35,17 @@ class Settlement:
     released: int  # what the hold still reserved when it was settled (0 if it had expired)
 
 
+# Built once (hot path): reusing a statement object skips its compilation and cache key.
+_h = holds.c
+_INSERT = sa.insert(holds).returning(_h.id)
+_CLOSE = (
+    sa.update(holds)
+    .where(_h.id == sa.bindparam("hold"), _h.status == sa.bindparam("was"))
+    .values(status=sa.bindparam("status"), closed_at=sa.bindparam("closed_at"))
+    .returning(_h.wallet_id, _h.amount_micros, _h.key_id, _h.model)
+)
+
+
 async def place(
     conn: AsyncConnection,
     wallet_id: int,
@@ -48,21 +59,16 @@ async def place(
     """Reserve `amount` micros; raises InsufficientBalance when `available` cannot cover it."""
     if amount <= 0:
         raise ValueError("a hold must be positive")
-    hold_id = (
-        await conn.execute(
-            sa.insert(holds)
-            .values(
-                wallet_id=wallet_id,
-                key_id=key_id,
-                model=model,
-                amount_micros=amount,
-                status="pending",
-                created_at=now,
-                expires_at=now + ttl,
-            )
-            .returning(holds.c.id)
-        )
-    ).scalar_one()
+    row = {
+        "wallet_id": wallet_id,
+        "key_id": key_id,
+        "model": model,
+        "amount_micros": amount,
+        "status": "pending",
+        "created_at": now,
+        "expires_at": now + ttl,
+    }
+    hold_id = (await conn.execute(_INSERT, row)).scalar_one()
     try:
         await ledger.post(
             conn,
@@ -85,15 +91,10 @@ async def _close(
     conn: AsyncConnection, hold_id: int, status: str, now: datetime, *, was: str = "pending"
 ) -> sa.Row[int, int, int | None, str | None] | None:
     """Move a hold from state `was` to `status`; None if it was not in state `was`."""
-    h = holds.c
-    return (
-        await conn.execute(
-            sa.update(holds)
-            .where(h.id == hold_id, h.status == was)
-            .values(status=status, closed_at=now)
-            .returning(h.wallet_id, h.amount_micros, h.key_id, h.model)
-        )
-    ).one_or_none()
+    params = {"hold": hold_id, "was": was, "status": status, "closed_at": now}
+    row: sa.Row[int, int, int | None, str | None] | None
+    row = (await conn.execute(_CLOSE, params)).one_or_none()
+    return row
 
 
 async def settle(

@@ -130,13 +130,11 @@ def _cap_reached(model: Model, cap: quotas.CapState, amount: int | None = None) 
     )
 
 
-async def _live_available(conn: AsyncConnection, key_id: int, wallet_id: int) -> int:
-    """`available` of the paying wallet, after checking the key is live and neither its org
-    nor the paying org is paused. Locks the wallet row on PostgreSQL until commit."""
+def _live_query() -> sa.Select[bool, bool, bool, int]:
     key_org = orgs.alias("key_org")
     wallet_org = orgs.alias("wallet_org")
     k, w = api_keys.c, wallets.c
-    query = (
+    return (
         sa.select(
             k.revoked_at.is_not(None),
             sa.func.coalesce(key_org.c.paused, sa.false()),
@@ -145,14 +143,23 @@ async def _live_available(conn: AsyncConnection, key_id: int, wallet_id: int) ->
         )
         .select_from(
             api_keys.outerjoin(key_org, key_org.c.id == k.org_id)
-            .join(wallets, w.id == wallet_id)
+            .join(wallets, w.id == sa.bindparam("wallet"))
             .outerjoin(wallet_org, wallet_org.c.id == w.org_id)
         )
-        .where(k.id == key_id)
+        .where(k.id == sa.bindparam("key"))
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(key_share=True, of=wallets)
-    row = (await conn.execute(query)).one()
+
+
+# Built once (hot path); PostgreSQL also locks the wallet row until commit.
+_LIVE = _live_query()
+_LIVE_LOCKED = _LIVE.with_for_update(key_share=True, of=wallets)
+
+
+async def _live_available(conn: AsyncConnection, key_id: int, wallet_id: int) -> int:
+    """`available` of the paying wallet, after checking the key is live and neither its org
+    nor the paying org is paused. Locks the wallet row on PostgreSQL until commit."""
+    query = _LIVE_LOCKED if conn.dialect.name == "postgresql" else _LIVE
+    row = (await conn.execute(query, {"key": key_id, "wallet": wallet_id})).one()
     revoked, key_paused, wallet_paused, available = row
     if revoked:
         raise KeyRevoked("this API key has been revoked")

@@ -1,31 +1,96 @@
-"""Group commit: the writes of concurrent requests share one SQLite transaction.
+"""Group commit: the writes of concurrent requests share one SQLite transaction, run in one
+hop to a writer thread.
 
-SQLite has one writer; a commit per request would serialise every call on the commit itself.
-Instead each write use case is queued as an operation, and one flusher runs everything
-queued so far in a single transaction. Operations must check before they write, so that an
-expected refusal (a `BytespikeError`) leaves nothing behind and the batch still commits.
-On PostgreSQL, which has many writers, each operation simply gets its own transaction.
+SQLite has one writer; a commit per request would serialise every call on the commit
+itself, and an async driver pays a thread hop (and a wake-up of the event loop) for every
+statement. Instead each write use case is queued as an operation, and one flusher hands
+everything queued so far to a dedicated thread, which runs it in a single transaction on
+its own synchronous connection. The operations are the same async functions the rest of
+the code uses: in that thread they get a `SyncConnection`, whose `execute` never
+suspends, so each operation runs to completion without returning to any event loop.
 
-Failure policy: if the batch fails for any other reason (a database error), it is rolled
+Operations must check before they write, so that an expected refusal (a `BytespikeError`)
+leaves nothing behind and the batch still commits. On PostgreSQL, which has many writers,
+each operation simply gets its own transaction on the async pool.
+
+Failure policy: if a batch fails for any other reason (a database error), it is rolled
 back and every operation in it is retried alone, so one bad operation fails only itself.
+A caller is answered only after its batch has committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar, cast
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bytespike.db.engine import Database
+from bytespike.db.engine import Database, sqlite_pragmas
 from bytespike.errors import BytespikeError
 
 T = TypeVar("T")
 Operation = Callable[[AsyncConnection], Awaitable[T]]
+Outcome = tuple[Any, BaseException | None]
 
 # Bounds a transaction's length, so one flush never holds the write lock for long.
 MAX_BATCH = 256
+
+
+class SyncConnection:
+    """What an operation sees in the writer thread: `execute` and `dialect`, like an
+    AsyncConnection, but running the statement at once on a synchronous connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.execute(statement, parameters)
+
+
+def _drive(op: Operation[Any], conn: SyncConnection) -> Any:
+    """Run an operation that never suspends, without an event loop."""
+    coroutine = op(cast(AsyncConnection, conn))
+    try:
+        coroutine.send(None)  # type: ignore[attr-defined]
+    except StopIteration as done:
+        return done.value
+    coroutine.close()  # type: ignore[attr-defined]
+    raise RuntimeError("a batched operation awaited something other than the database")
+
+
+class _Writer:
+    """The thread and synchronous connection that run SQLite batches."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url).set(drivername="sqlite")
+        self._engine = sa.create_engine(parsed, poolclass=sa.pool.SingletonThreadPool, pool_size=1)
+        sqlite_pragmas(self._engine, immediate=True)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+
+    async def run(self, batch: list[Operation[Any]]) -> list[Outcome]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._run, batch)
+
+    def _run(self, batch: list[Operation[Any]]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        with self._engine.begin() as conn:
+            adapter = SyncConnection(conn)
+            for op in batch:
+                try:
+                    outcomes.append((_drive(op, adapter), None))
+                except BytespikeError as refused:
+                    outcomes.append((None, refused))
+        return outcomes
+
+    def close(self) -> None:
+        # sqlite3 connections belong to the thread that made them: close it there.
+        self._thread.submit(self._engine.dispose).result()
+        self._thread.shutdown(wait=True)
 
 
 class GroupCommit:
@@ -33,9 +98,10 @@ class GroupCommit:
         self._db = db
         self._queue: list[tuple[Operation[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._writer = _Writer(db.url) if db.is_sqlite else None
 
     async def run(self, op: Operation[T]) -> T:
-        if not self._db.is_sqlite:
+        if self._writer is None:
             async with self._db.write() as conn:
                 return await op(conn)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -51,21 +117,19 @@ class GroupCommit:
             try:
                 await self._flush(batch)
             except Exception:
-                for op, future in batch:
-                    if not future.done():
-                        await self._flush([(op, future)], alone=True)
+                for item in batch:
+                    if not item[1].done():
+                        await self._flush([item], alone=True)
 
     async def _flush(
         self, batch: list[tuple[Operation[Any], asyncio.Future[Any]]], *, alone: bool = False
     ) -> None:
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        assert self._writer is not None
+        lock = self._db.write_lock
         try:
-            async with self._db.write() as conn:
-                for op, future in batch:
-                    try:
-                        results.append((future, await op(conn), None))
-                    except BytespikeError as refused:
-                        results.append((future, None, refused))
+            # The process's other SQLite writers (sweeper, webhooks, admin) queue on this lock.
+            async with lock or _NO_LOCK:
+                outcomes = await self._writer.run([op for op, _ in batch])
         except Exception as exc:
             if not alone:
                 raise
@@ -73,11 +137,27 @@ class GroupCommit:
                 if not future.done():
                     future.set_exception(exc)
             return
-        # Only after the commit: a caller must never act on a write that could still vanish.
-        for future, value, error in results:
+        for (_op, future), (value, error) in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
             if error is not None:
                 future.set_exception(error)
             else:
                 future.set_result(value)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._writer is not None:
+            self._writer.close()
+
+
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()

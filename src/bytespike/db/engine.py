@@ -16,9 +16,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -39,8 +39,8 @@ def ensure_sqlite_dir(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_conn.isolation_level = None
@@ -52,7 +52,7 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -68,8 +68,8 @@ class Database:
             ensure_sqlite_dir(url)
             self._writer = create_async_engine(driver_url, pool_size=1, max_overflow=0)
             self._reader = create_async_engine(driver_url, pool_size=pool_size)
-            _sqlite_pragmas(self._writer, immediate=True)
-            _sqlite_pragmas(self._reader, immediate=False)
+            sqlite_pragmas(self._writer.sync_engine, immediate=True)
+            sqlite_pragmas(self._reader.sync_engine, immediate=False)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
             self._writer = create_async_engine(
@@ -87,6 +87,11 @@ class Database:
             return
         async with self._write_lock, self._writer.begin() as conn:
             yield conn
+
+    @property
+    def write_lock(self) -> asyncio.Lock | None:
+        """Serialises this process's SQLite writers (None on PostgreSQL)."""
+        return self._write_lock
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

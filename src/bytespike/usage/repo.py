@@ -41,6 +41,9 @@ class DayTotal:
     cost_micros: int
 
 
+_INSERT = sa.insert(usage_records)  # built once: one per metered call
+
+
 async def insert(
     conn: AsyncConnection,
     *,
@@ -57,24 +60,23 @@ async def insert(
     latency_ms: int,
     now: datetime,
 ) -> None:
-    await conn.execute(
-        sa.insert(usage_records).values(
-            wallet_id=wallet_id,
-            key_id=key_id,
-            hold_id=hold_id,
-            model=model,
-            provider=provider,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            cached_tokens=usage.cached_tokens if usage else 0,
-            cost_micros=cost,
-            status=status,
-            http_status=http_status,
-            stream=stream,
-            latency_ms=latency_ms,
-            created_at=now,
-        )
-    )
+    row = {
+        "wallet_id": wallet_id,
+        "key_id": key_id,
+        "hold_id": hold_id,
+        "model": model,
+        "provider": provider,
+        "input_tokens": usage.input_tokens if usage else 0,
+        "output_tokens": usage.output_tokens if usage else 0,
+        "cached_tokens": usage.cached_tokens if usage else 0,
+        "cost_micros": cost,
+        "status": status,
+        "http_status": http_status,
+        "stream": stream,
+        "latency_ms": latency_ms,
+        "created_at": now,
+    }
+    await conn.execute(_INSERT, row)
 
 
 def _scope(

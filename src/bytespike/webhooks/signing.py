@@ -18,11 +18,14 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.engine import make_url
 
 from bytespike.settings import Settings
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ def mint() -> str:
 
 
 def _fernet(passphrase: str) -> Fernet:
+    from cryptography.fernet import Fernet
+
     digest = hashlib.sha256(_DERIVATION + passphrase.encode("utf-8")).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
 
@@ -52,7 +57,18 @@ class SecretBox:
     """Seals and opens signing secrets with the process's secret key(s)."""
 
     def __init__(self, passphrases: list[str]) -> None:
-        self._fernet = MultiFernet([_fernet(p) for p in passphrases])
+        self._passphrases = passphrases
+        self._sealer: MultiFernet | None = None
+
+    @property
+    def _fernet(self) -> MultiFernet:
+        # Built on first use: `cryptography` costs ~7 MB, and a gateway that never sends a
+        # webhook should not carry it.
+        if self._sealer is None:
+            from cryptography.fernet import MultiFernet
+
+            self._sealer = MultiFernet([_fernet(p) for p in self._passphrases])
+        return self._sealer
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
@@ -70,6 +86,8 @@ class SecretBox:
         return self._fernet.encrypt(secret.encode("ascii")).decode("ascii")
 
     def open(self, sealed: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(sealed.encode("ascii")).decode("ascii")
         except InvalidToken as exc:
