@@ -18,11 +18,13 @@ class BytespikeError(Exception):
         *,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.headers = headers or {}
+        self.param = param  # the request field at fault, for OpenAI-format errors
 
     def envelope(self) -> dict[str, dict[str, str | None]]:
         body: dict[str, str | None] = {"type": self.type, "message": self.message}

@@ -23,14 +23,12 @@ _OURS = ("max_tokens", "max_completion_tokens", "stream_options")
 def _checked(body: dict[str, Any]) -> tuple[int | None, bool]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        exc = InvalidRequest("'messages' must be a non-empty array")
-        exc.param = "messages"  # type: ignore[attr-defined]
-        raise exc
+        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     if body.get("n") not in (None, 1):
-        raise InvalidRequest("n > 1 is not supported: make one request per completion")
+        raise InvalidRequest("n > 1 is not supported: make one request per completion", param="n")
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
-        raise InvalidRequest("max_completion_tokens must be an integer")
+        raise InvalidRequest("max_completion_tokens must be an integer", param="max_tokens")
     return limit, bool(body.get("stream"))
 
 
@@ -39,7 +37,7 @@ async def handle(gw: Gateway, request: Request) -> Response:
     try:
         max_tokens, stream = _checked(body)
     except InvalidRequest as exc:
-        raise pipeline._with(exc, call.headers) from None
+        raise pipeline.with_headers(exc, call.headers) from None
     ticket = await pipeline.reserve(gw, call, body, max_tokens)
     upstream = {k: v for k, v in body.items() if k not in _OURS}
     upstream["model"] = call.model.upstream_model

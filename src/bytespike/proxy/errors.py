@@ -45,7 +45,7 @@ def anthropic_body(failure: Failure) -> dict[str, Any]:
 
 def openai_response(failure: Failure, extra_headers: dict[str, str] | None = None) -> JSON:
     status, _type, _message, _code, headers = _parts(failure)
-    param = getattr(failure, "param", None)
+    param = failure.param if isinstance(failure, BytespikeError) else None
     return JSON(
         openai_body(failure, param), status_code=status, headers=_merge(headers, extra_headers)
     )

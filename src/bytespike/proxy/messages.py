@@ -45,7 +45,7 @@ async def handle(gw: Gateway, request: Request) -> Response:
         # Translate before the hold, so a malformed request is refused without one.
         translated = None if native else translate.messages_request_to_openai(body)
     except InvalidRequest as exc:
-        raise pipeline._with(exc, call.headers) from None
+        raise pipeline.with_headers(exc, call.headers) from None
     ticket = await pipeline.reserve(gw, call, body, max_tokens)
     if translated is None:
         upstream = dict(body, model=call.model.upstream_model, max_tokens=ticket.max_tokens)

@@ -84,7 +84,7 @@ async def admit(gw: Gateway, request: Request) -> tuple[Admitted, dict[str, Any]
         body = await read_body(request)
         model = _model(gw, key, body)
     except BytespikeError as exc:
-        raise _with(exc, headers) from None
+        raise with_headers(exc, headers) from None
     provider = gw.providers.for_model(model)
     call = Admitted(key=key, model=model, provider=provider, headers=headers, started=started)
     return call, body
@@ -103,7 +103,8 @@ def _model(gw: Gateway, key: CachedKey, body: dict[str, Any]) -> Model:
     return model
 
 
-def _with(exc: Any, headers: dict[str, str]) -> Any:
+def with_headers(exc: Any, headers: dict[str, str]) -> Any:
+    """`exc`, carrying the rate-limit headers too: every answer to a counted call has them."""
     exc.headers = {**headers, **exc.headers}
     return exc
 
@@ -113,9 +114,10 @@ async def reserve(
 ) -> Ticket:
     """The hold for this call, or 402 (cap or balance), 401/403 if the key died meanwhile."""
     if max_tokens is not None and max_tokens < 1:
-        raise _with(InvalidRequest("max_tokens must be at least 1"), call.headers)
+        raise with_headers(InvalidRequest("max_tokens must be at least 1"), call.headers)
     record = call.key.record
     now = gw.ctx.clock.now()
+    input_tokens = pricing.input_bound(body)  # here, not in the writer thread
 
     async def place(conn: Any) -> Ticket:
         return await metering.reserve(
@@ -125,7 +127,7 @@ async def reserve(
             model=call.model,
             quota_reset=record.quota_reset,
             capped=call.key.cap_for(call.model.id) is not None,
-            input_tokens=pricing.input_bound(body),
+            input_tokens=input_tokens,
             max_tokens=max_tokens,
             now=now,
             ttl=gw.ctx.hold_ttl,
@@ -135,10 +137,10 @@ async def reserve(
         return await gw.writes.run(place)
     except KeyRevoked as exc:
         gw.keys.forget(call.key.digest)
-        raise _with(exc, call.headers) from None
+        raise with_headers(exc, call.headers) from None
     except Exception as exc:
         if hasattr(exc, "headers"):
-            _with(exc, call.headers)
+            with_headers(exc, call.headers)
         raise
 
 
