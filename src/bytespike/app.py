@@ -111,6 +111,9 @@ def create_app(
         description="Self-hosted LLM gateway with prepaid accounts.",
         lifespan=lifespan,
         default_response_class=JSON,
+        # FastAPI's built-in OpenTelemetry hooks check the global providers on every
+        # request; bytespike logs its own access lines and exports no traces.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ctx = ctx
     app.state.limiter = limiter

@@ -10,8 +10,8 @@ the code uses: in that thread they get a `SyncConnection`, whose `execute` never
 suspends, so each operation runs to completion without returning to any event loop.
 
 Operations must check before they write, so that an expected refusal (a `BytespikeError`)
-leaves nothing behind and the batch still commits. On PostgreSQL, which has many writers,
-each operation simply gets its own transaction on the async pool.
+leaves nothing behind and the batch still commits. On PostgreSQL the batch is one
+transaction on the async pool: one commit instead of one per operation.
 
 Failure policy: if a batch fails for any other reason (a database error), it is rolled
 back and every operation in it is retried alone, so one bad operation fails only itself.
@@ -71,6 +71,8 @@ class _Writer:
         self._engine = sa.create_engine(parsed, poolclass=sa.pool.SingletonThreadPool, pool_size=1)
         sqlite_pragmas(self._engine, immediate=True)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        # Held for the writer's life (opened in its thread): no pool checkout per batch.
+        self._conn: Connection | None = None
 
     async def run(self, batch: list[Operation[Any]]) -> list[Outcome]:
         loop = asyncio.get_running_loop()
@@ -78,7 +80,10 @@ class _Writer:
 
     def _run(self, batch: list[Operation[Any]]) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        with self._engine.begin() as conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._engine.connect()
+        conn = self._conn
+        with conn.begin():
             adapter = SyncConnection(conn)
             for op in batch:
                 try:
@@ -87,36 +92,43 @@ class _Writer:
                     outcomes.append((None, refused))
         return outcomes
 
+    def _release(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._engine.dispose()
+
     def close(self) -> None:
         # sqlite3 connections belong to the thread that made them: close it there.
-        self._thread.submit(self._engine.dispose).result()
+        self._thread.submit(self._release).result()
         self._thread.shutdown(wait=True)
 
 
 class GroupCommit:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._queue: list[tuple[Operation[Any], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[int, Operation[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._writer = _Writer(db.url) if db.is_sqlite else None
 
-    async def run(self, op: Operation[T]) -> T:
-        if self._writer is None:
-            async with self._db.write() as conn:
-                return await op(conn)
+    async def run(self, op: Operation[T], *, order: int = 0) -> T:
+        """Run `op` in the next batch. A batch runs its operations by `order` (the wallet
+        id), so two PostgreSQL replicas' batches lock wallets in the same order and cannot
+        deadlock on them."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
+        self._queue.append((order, op, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all())
-        # Shielded: a cancelled request must not cancel writes that others share.
-        return await asyncio.shield(future)
+        # A caller cancelled meanwhile still has its operation run with the batch (it is
+        # queued); the flusher skips the answer. A hold placed so is freed by its TTL.
+        return await future
 
     async def _flush_all(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            taken, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            batch = [(op, future) for _order, op, future in sorted(taken, key=lambda t: t[0])]
             try:
                 await self._flush(batch)
-            except Exception:
+            except Exception:  # isolate the culprit: retry each operation on its own
                 for item in batch:
                     if not item[1].done():
                         await self._flush([item], alone=True)
@@ -124,12 +136,13 @@ class GroupCommit:
     async def _flush(
         self, batch: list[tuple[Operation[Any], asyncio.Future[Any]]], *, alone: bool = False
     ) -> None:
-        assert self._writer is not None
-        lock = self._db.write_lock
         try:
-            # The process's other SQLite writers (sweeper, webhooks, admin) queue on this lock.
-            async with lock or _NO_LOCK:
-                outcomes = await self._writer.run([op for op, _ in batch])
+            if self._writer is not None:
+                # The process's other SQLite writers (sweeper, webhooks, admin) queue here.
+                async with self._db.write_lock or _NO_LOCK:
+                    outcomes = await self._writer.run([op for op, _ in batch])
+            else:
+                outcomes = await _run_async(self._db, [op for op, _ in batch])
         except Exception as exc:
             if not alone:
                 raise
@@ -150,6 +163,19 @@ class GroupCommit:
             await asyncio.gather(self._flusher, return_exceptions=True)
         if self._writer is not None:
             self._writer.close()
+
+
+async def _run_async(db: Database, batch: list[Operation[Any]]) -> list[Outcome]:
+    """PostgreSQL: the batch in one transaction on the async pool (one commit, one checkout
+    for all of it; other replicas still meet these rows' locks)."""
+    outcomes: list[Outcome] = []
+    async with db.write() as conn:
+        for op in batch:
+            try:
+                outcomes.append((await op(conn), None))
+            except BytespikeError as refused:
+                outcomes.append((None, refused))
+    return outcomes
 
 
 class _NoLock:

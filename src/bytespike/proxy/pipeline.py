@@ -134,7 +134,7 @@ async def reserve(
         )
 
     try:
-        return await gw.writes.run(place)
+        return await gw.writes.run(place, order=call.key.wallet_id)
     except KeyRevoked as exc:
         gw.keys.forget(call.key.digest)
         raise with_headers(exc, call.headers) from None
@@ -166,7 +166,7 @@ async def settle(
     async def write(conn: Any) -> int:
         return await metering.settle(conn, ticket, usage, outcome, now=now)
 
-    return await gw.writes.run(write)
+    return await gw.writes.run(write, order=ticket.wallet_id)
 
 
 async def settle_failure(
