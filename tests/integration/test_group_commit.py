@@ -4,6 +4,10 @@ its own, on SQLite (writer thread) and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +16,7 @@ import sqlalchemy as sa
 from bytespike.context import Context
 from bytespike.db.batch import GroupCommit
 from bytespike.errors import InsufficientBalance
+from bytespike.settings import Settings
 from tests.factories import make_user
 
 
@@ -82,4 +87,47 @@ async def test_an_unexpected_exception_reaches_its_caller(ctx: Context) -> None:
         with pytest.raises(ValueError, match="bug"):
             await writes.run(broken)
     finally:
+        await writes.close()
+
+
+@pytest.fixture
+async def sqlite_ctx(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Context]:
+    path = tmp_path / "bytespike.db"
+    shutil.copy(sqlite_template, path)
+    context = Context.build(Settings(database_url=f"sqlite:///{path}", secret_key="k"))
+    yield context
+    await context.db.close()
+
+
+async def test_a_writer_in_another_process_never_stalls_the_event_loop(
+    sqlite_ctx: Context,
+) -> None:
+    """While another process (the CLI, say) holds SQLite's write lock, a batch waits for it
+    off the event loop, which keeps serving, and commits once the lock is free."""
+    ctx = sqlite_ctx
+    user = await make_user(ctx, "ada")
+    other = sqlite3.connect(sa.make_url(ctx.settings.database_url).database or "")
+    other.isolation_level = None
+    other.execute("BEGIN IMMEDIATE")  # the other process's write transaction
+    writes = GroupCommit(ctx.db)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        pending = asyncio.create_task(writes.run(rename(user["id"], "ada2")))
+        await asyncio.sleep(0.5)
+        assert not pending.done()  # it waits for the lock ...
+        assert ticks >= 20  # ... and the loop kept running meanwhile
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(pending, 10) == "ada2"
+        assert await names(ctx) == ["ada2"]
+    finally:
+        ticking.cancel()
+        other.close()
         await writes.close()

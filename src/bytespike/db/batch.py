@@ -21,6 +21,7 @@ A caller is answered only after its batch has committed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
@@ -38,6 +39,10 @@ Outcome = tuple[Any, BaseException | None]
 
 # Bounds a transaction's length, so one flush never holds the write lock for long.
 MAX_BATCH = 256
+# Inline batches between two WAL checkpoints (SQLite's own default is every 1,000 pages).
+CHECKPOINT_EVERY = 500
+
+log = logging.getLogger(__name__)
 
 
 class SyncConnection:
@@ -64,43 +69,104 @@ def _drive(op: Operation[Any], conn: SyncConnection) -> Any:
 
 
 class _Writer:
-    """The thread and synchronous connection that run SQLite batches."""
+    """Runs SQLite batches: on the event loop's own thread when the database is free (no
+    hand-off at all), else on a writer thread that may wait for another process's lock.
+
+    The loop-thread connection never waits: its busy timeout is zero, so a batch that finds
+    another process (the CLI) writing moves to the thread, whose connection waits the usual
+    busy timeout there instead of stalling every request. Its commits never fsync (WAL,
+    synchronous=NORMAL) and never checkpoint: checkpoints, which do, run on the thread.
+    """
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url).set(drivername="sqlite")
-        self._engine = sa.create_engine(parsed, poolclass=sa.pool.SingletonThreadPool, pool_size=1)
-        sqlite_pragmas(self._engine, immediate=True)
+        self._threaded = sa.create_engine(parsed, poolclass=sa.pool.SingletonThreadPool)
+        sqlite_pragmas(self._threaded, immediate=True)
+        self._inline_engine = sa.create_engine(
+            parsed,
+            poolclass=sa.pool.StaticPool,
+            # Used only under the write lock, from the loop thread; closed from any thread.
+            connect_args={"check_same_thread": False},
+        )
+        sqlite_pragmas(
+            self._inline_engine, immediate=True, busy_ms=0, pragmas=("PRAGMA wal_autocheckpoint=0",)
+        )
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-        # Held for the writer's life (opened in its thread): no pool checkout per batch.
-        self._conn: Connection | None = None
+        # Each held for the writer's life: no pool checkout per batch.
+        self._inline: Connection | None = None
+        self._thread_conn: Connection | None = None
+        self._since_checkpoint = 0
+        self._checkpoint: asyncio.Future[None] | None = None
 
     async def run(self, batch: list[Operation[Any]]) -> list[Outcome]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._run, batch)
-
-    def _run(self, batch: list[Operation[Any]]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        if self._conn is None or self._conn.closed:
-            self._conn = self._engine.connect()
-        conn = self._conn
-        with conn.begin():
-            adapter = SyncConnection(conn)
-            for op in batch:
-                try:
-                    outcomes.append((_drive(op, adapter), None))
-                except BytespikeError as refused:
-                    outcomes.append((None, refused))
+        try:
+            if self._inline is None or self._inline.closed:
+                self._inline = self._inline_engine.connect()
+            outcomes = _run(self._inline, batch)
+        except sa.exc.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            # Rolled back: another process holds the write lock. Wait for it off the loop.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, self._run_threaded, batch)
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY and self._checkpoint is None:
+            self._since_checkpoint = 0
+            loop = asyncio.get_running_loop()
+            self._checkpoint = loop.run_in_executor(self._thread, self._run_checkpoint)
+            self._checkpoint.add_done_callback(self._checkpointed)
         return outcomes
 
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("WAL checkpoint failed", exc_info=done.exception())
+
+    def _thread_connection(self) -> Connection:
+        if self._thread_conn is None or self._thread_conn.closed:
+            self._thread_conn = self._threaded.connect()
+        return self._thread_conn
+
+    def _run_threaded(self, batch: list[Operation[Any]]) -> list[Outcome]:
+        return _run(self._thread_connection(), batch)
+
+    def _run_checkpoint(self) -> None:
+        # PASSIVE: copies what it can without waiting for, or blocking, readers and writers.
+        # On the driver's connection, outside any transaction: SQLAlchemy would autobegin
+        # one (BEGIN IMMEDIATE here) and keep the write lock.
+        raw = self._thread_connection().connection.driver_connection
+        assert raw is not None
+        raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def _release(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._engine.dispose()
+        if self._thread_conn is not None:
+            self._thread_conn.close()
+        self._threaded.dispose()
 
     def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
+        self._inline_engine.dispose()
         # sqlite3 connections belong to the thread that made them: close it there.
         self._thread.submit(self._release).result()
         self._thread.shutdown(wait=True)
+
+
+def _run(conn: Connection, batch: list[Operation[Any]]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    with conn.begin():
+        adapter = SyncConnection(conn)
+        for op in batch:
+            try:
+                outcomes.append((_drive(op, adapter), None))
+            except BytespikeError as refused:
+                outcomes.append((None, refused))
+    return outcomes
+
+
+def _busy(exc: sa.exc.OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text
 
 
 class GroupCommit:

@@ -39,7 +39,13 @@ def ensure_sqlite_dir(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
+def sqlite_pragmas(
+    engine: Engine,
+    *,
+    immediate: bool,
+    busy_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    pragmas: tuple[str, ...] = (),
+) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
@@ -48,6 +54,9 @@ def sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
         # First, so that switching to WAL also waits for another process's lock.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        for pragma in pragmas:
+            cursor.execute(pragma)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
