@@ -21,6 +21,7 @@ A caller is answered only after its batch has committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -205,7 +206,7 @@ class GroupCommit:
         try:
             if self._writer is not None:
                 # The process's other SQLite writers (sweeper, webhooks, admin) queue here.
-                async with self._db.write_lock or _NO_LOCK:
+                async with self._db.write_lock or contextlib.nullcontext():
                     outcomes = await self._writer.run([op for op, _ in batch])
             else:
                 outcomes = await _run_async(self._db, [op for op, _ in batch])
@@ -242,14 +243,3 @@ async def _run_async(db: Database, batch: list[Operation[Any]]) -> list[Outcome]
             except BytespikeError as refused:
                 outcomes.append((None, refused))
     return outcomes
-
-
-class _NoLock:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *_exc: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
