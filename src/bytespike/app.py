@@ -124,7 +124,8 @@ def create_app(
     app.include_router(notifications_router)
     app.include_router(webhooks_router)
     app.include_router(usage_router)
-    app.router.routes.extend(proxy_routes)
+    # First in the table: the model APIs are the hot path, matched before everything else.
+    app.router.routes[0:0] = proxy_routes
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSON:
