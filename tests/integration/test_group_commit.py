@@ -131,3 +131,32 @@ async def test_a_writer_in_another_process_never_stalls_the_event_loop(
         ticking.cancel()
         other.close()
         await writes.close()
+
+
+async def test_hot_statements_store_exactly_what_sqlalchemy_reads_back(ctx: Context) -> None:
+    """The SQLite writer runs hot statements on the driver itself; what it stores (here a
+    hold's timestamps and a NULL) must read back through SQLAlchemy unchanged."""
+    from datetime import timedelta
+
+    from bytespike.billing import holds
+    from bytespike.billing.tables import holds as holds_table
+    from tests.factories import top_up, wallet_of
+
+    await make_user(ctx, "ada")
+    await top_up(ctx, "5", user="ada")
+    wallet = await wallet_of(ctx, user="ada")
+    now = ctx.clock.now()
+    writes = GroupCommit(ctx.db)
+
+    async def place(conn: Any) -> int:
+        return await holds.place(conn, wallet, 1_000, now=now, ttl=timedelta(minutes=10))
+
+    try:
+        hold_id = await writes.run(place)
+    finally:
+        await writes.close()
+    async with ctx.db.read() as conn:
+        row = (await conn.execute(sa.select(holds_table).where(holds_table.c.id == hold_id))).one()
+    assert row.created_at.replace(tzinfo=None) == now.replace(tzinfo=None)
+    assert row.expires_at.replace(tzinfo=None) == (now + timedelta(minutes=10)).replace(tzinfo=None)
+    assert (row.amount_micros, row.status, row.key_id) == (1_000, "pending", None)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bytespike.billing import ledger, quotas
 from bytespike.billing.ledger import Movement, Overdraft
 from bytespike.billing.tables import holds, wallets
+from bytespike.db.direct import hot
 from bytespike.errors import InsufficientBalance
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,8 @@ class Settlement:
 
 # Built once (hot path): reusing a statement object skips its compilation and cache key.
 _h = holds.c
-_INSERT = sa.insert(holds).returning(_h.id)
-_CLOSE = (
+_INSERT = hot(sa.insert(holds).returning(_h.id))
+_CLOSE = hot(
     sa.update(holds)
     .where(_h.id == sa.bindparam("hold"), _h.status == sa.bindparam("was"))
     .values(status=sa.bindparam("status"), closed_at=sa.bindparam("closed_at"))

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.billing import alerts
 from bytespike.billing.tables import holds, ledger_entries, wallets
+from bytespike.db.direct import hot
 
 
 class Overdraft(Exception):
@@ -53,7 +54,7 @@ class Balances:
 # Built once: these run twice per metered call, and a statement object reused is compiled
 # and cache-keyed once instead of on every execution.
 _w = wallets.c
-_APPLY = (
+_APPLY = hot(
     sa.update(wallets)
     .where(
         _w.id == sa.bindparam("wallet"),
@@ -70,7 +71,7 @@ _APPLY = (
     # Returned so the low-balance watch costs no extra query on the common path.
     .returning(_w.available_micros, _w.low_balance_threshold_micros, _w.low_balance_armed)
 )
-_RECORD = sa.insert(ledger_entries).returning(ledger_entries.c.id)
+_RECORD = hot(sa.insert(ledger_entries).returning(ledger_entries.c.id))
 
 
 async def post(

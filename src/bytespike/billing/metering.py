@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bytespike.billing import holds, pricing, quotas
 from bytespike.billing.tables import wallets
 from bytespike.catalog import Model
+from bytespike.db.direct import hot
 from bytespike.errors import (
     AuthenticationError,
     InsufficientBalance,
@@ -151,7 +152,7 @@ def _live_query() -> sa.Select[bool, bool, bool, int]:
 
 
 # Built once (hot path); PostgreSQL also locks the wallet row until commit.
-_LIVE = _live_query()
+_LIVE = hot(_live_query())
 _LIVE_LOCKED = _LIVE.with_for_update(key_share=True, of=wallets)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
@@ -31,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bytespike.db.direct import Direct, is_hot
 from bytespike.db.engine import Database, sqlite_pragmas
 from bytespike.errors import BytespikeError
 
@@ -50,11 +52,14 @@ class SyncConnection:
     """What an operation sees in the writer thread: `execute` and `dialect`, like an
     AsyncConnection, but running the statement at once on a synchronous connection."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, direct: Direct) -> None:
         self._conn = conn
+        self._direct = direct
         self.dialect = conn.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        if isinstance(parameters, dict) and is_hot(statement):
+            return self._direct.execute(statement, parameters)
         return self._conn.execute(statement, parameters)
 
 
@@ -89,8 +94,12 @@ class _Writer:
             # Used only under the write lock, from the loop thread; closed from any thread.
             connect_args={"check_same_thread": False},
         )
+        # No `begin` hook: `_run` issues BEGIN IMMEDIATE on the driver itself.
         sqlite_pragmas(
-            self._inline_engine, immediate=True, busy_ms=0, pragmas=("PRAGMA wal_autocheckpoint=0",)
+            self._inline_engine,
+            immediate=None,
+            busy_ms=0,
+            pragmas=("PRAGMA wal_autocheckpoint=0",),
         )
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         # Each held for the writer's life: no pool checkout per batch.
@@ -103,8 +112,8 @@ class _Writer:
         try:
             if self._inline is None or self._inline.closed:
                 self._inline = self._inline_engine.connect()
-            outcomes = _run(self._inline, batch)
-        except sa.exc.OperationalError as exc:
+            outcomes = _run(self._inline, batch, begin=True)
+        except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
             if not _busy(exc):
                 raise
             # Rolled back: another process holds the write lock. Wait for it off the loop.
@@ -153,10 +162,15 @@ class _Writer:
         self._thread.shutdown(wait=True)
 
 
-def _run(conn: Connection, batch: list[Operation[Any]]) -> list[Outcome]:
+def _run(conn: Connection, batch: list[Operation[Any]], *, begin: bool = False) -> list[Outcome]:
+    """The batch in one transaction; `begin`: the connection has no BEGIN hook, so issue it."""
     outcomes: list[Outcome] = []
+    raw = conn.connection.driver_connection
+    assert raw is not None
     with conn.begin():
-        adapter = SyncConnection(conn)
+        if begin:
+            raw.execute("BEGIN IMMEDIATE")
+        adapter = SyncConnection(conn, _direct(conn, raw))
         for op in batch:
             try:
                 outcomes.append((_drive(op, adapter), None))
@@ -165,8 +179,17 @@ def _run(conn: Connection, batch: list[Operation[Any]]) -> list[Outcome]:
     return outcomes
 
 
-def _busy(exc: sa.exc.OperationalError) -> bool:
-    text = str(exc.orig).lower()
+def _direct(conn: Connection, raw: Any) -> Direct:
+    """The connection's direct runner, kept on its pool record so plans outlive a batch."""
+    info = conn.connection.info
+    direct = info.get("bytespike_direct")
+    if direct is None:
+        direct = info["bytespike_direct"] = Direct(raw, conn.dialect)
+    return direct
+
+
+def _busy(exc: Exception) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
     return "locked" in text or "busy" in text
 
 

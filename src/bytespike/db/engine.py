@@ -42,10 +42,13 @@ def ensure_sqlite_dir(url: str) -> None:
 def sqlite_pragmas(
     engine: Engine,
     *,
-    immediate: bool,
+    immediate: bool | None,
     busy_ms: int = SQLITE_BUSY_TIMEOUT_MS,
     pragmas: tuple[str, ...] = (),
 ) -> None:
+    """WAL, foreign keys and a busy timeout on every connection; BEGIN IMMEDIATE (or plain
+    BEGIN) when SQLAlchemy starts a transaction; `immediate=None`: the caller begins."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
@@ -60,6 +63,9 @@ def sqlite_pragmas(
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    if immediate is None:
+        return
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

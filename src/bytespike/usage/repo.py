@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bytespike.db.direct import hot
 from bytespike.upstream.base import Usage
 from bytespike.usage.tables import usage_records
 
@@ -41,7 +42,7 @@ class DayTotal:
     cost_micros: int
 
 
-_INSERT = sa.insert(usage_records)  # built once: one per metered call
+_INSERT = hot(sa.insert(usage_records))  # built once: one per metered call
 
 
 async def insert(

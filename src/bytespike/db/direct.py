@@ -1,0 +1,101 @@
+"""Hot statements, run straight on the SQLite driver's cursor by the group-commit writer.
+
+A metered call runs the same eight statements (hold, settle, their ledger entries and the
+usage record), and SQLAlchemy's execution path costs more than SQLite's work for each.
+Statements marked with `hot()` are compiled by SQLAlchemy once per parameter shape; after
+that the writer binds the parameters through SQLAlchemy's own bind processors (so
+timestamps are stored exactly as SQLAlchemy stores them) and executes the SQL itself.
+
+Only for statements whose results need no type processing: integers, strings, and
+booleans read by truthiness. Every other statement takes SQLAlchemy's path, on the same
+connection and transaction. PostgreSQL never takes this path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+S = TypeVar("S", bound=sa.Executable)
+_MARK = "bytespike_hot"
+
+
+def hot(statement: S) -> S:
+    """Mark a statement built once at import for the SQLite writer's direct path."""
+    return statement.execution_options(**{_MARK: True})
+
+
+def is_hot(statement: Any) -> bool:
+    options = getattr(statement, "get_execution_options", None)
+    return bool(options is not None and options().get(_MARK))
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    sql: str
+    names: Sequence[str]  # parameter names in placeholder order (repeats included)
+    defaults: dict[str, Any]  # literal values SQLAlchemy bound itself (e.g. the 0 of `>= 0`)
+    processors: dict[str, Callable[[Any], Any]]
+
+    def arguments(self, params: dict[str, Any]) -> list[Any]:
+        values = []
+        for name in self.names:
+            value = params[name] if name in params else self.defaults[name]
+            process = self.processors.get(name)
+            values.append(value if process is None or value is None else process(value))
+        return values
+
+
+def _plan(statement: Any, params: dict[str, Any], dialect: Dialect) -> _Plan:
+    keys = list(params) if isinstance(statement, sa.Insert) else None
+    compiled = statement.compile(dialect=dialect, column_keys=keys)
+    names = compiled.positiontup or []
+    binds = compiled.binds
+    processors = {}
+    for name in set(names):
+        process = binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors[name] = process
+    defaults = {name: binds[name].value for name in set(names) if name not in params}
+    return _Plan(compiled.string, names, defaults, processors)
+
+
+class Rows:
+    """The result calls the hot statements' callers make, over fetched rows."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._rows = cursor.fetchall() if cursor.description else []
+        self.rowcount = cursor.rowcount
+
+    def one(self) -> tuple[Any, ...]:
+        if len(self._rows) != 1:
+            raise sa.exc.NoResultFound() if not self._rows else sa.exc.MultipleResultsFound()
+        return tuple(self._rows[0])
+
+    def one_or_none(self) -> tuple[Any, ...] | None:
+        return None if not self._rows else self.one()
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+
+class Direct:
+    """Runs hot statements on one sqlite3 connection; plans are cached per statement and
+    parameter names (the statements live as long as the process)."""
+
+    def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
+        self._raw = raw
+        self._dialect = dialect
+        self._plans: dict[tuple[int, tuple[str, ...]], _Plan] = {}
+
+    def execute(self, statement: Any, params: dict[str, Any]) -> Rows:
+        key = (id(statement), tuple(params))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _plan(statement, params, self._dialect)
+        return Rows(self._raw.execute(plan.sql, plan.arguments(params)))
