@@ -108,7 +108,9 @@ class _Writer:
         self._since_checkpoint = 0
         self._checkpoint: asyncio.Future[None] | None = None
 
-    async def run(self, batch: list[Operation[Any]]) -> list[Outcome]:
+    def run_inline(self, batch: list[Operation[Any]]) -> list[Outcome] | None:
+        """The batch, committed on this (the loop's) thread; None if another process holds
+        the write lock (nothing was written: run it with `run` instead)."""
         try:
             if self._inline is None or self._inline.closed:
                 self._inline = self._inline_engine.connect()
@@ -116,15 +118,21 @@ class _Writer:
         except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
             if not _busy(exc):
                 raise
-            # Rolled back: another process holds the write lock. Wait for it off the loop.
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, self._run_threaded, batch)
+            return None
         self._since_checkpoint += 1
         if self._since_checkpoint >= CHECKPOINT_EVERY and self._checkpoint is None:
             self._since_checkpoint = 0
             loop = asyncio.get_running_loop()
             self._checkpoint = loop.run_in_executor(self._thread, self._run_checkpoint)
             self._checkpoint.add_done_callback(self._checkpointed)
+        return outcomes
+
+    async def run(self, batch: list[Operation[Any]]) -> list[Outcome]:
+        """The batch, inline if the database is free, else on the thread once it is."""
+        outcomes = self.run_inline(batch)
+        if outcomes is None:
+            loop = asyncio.get_running_loop()
+            outcomes = await loop.run_in_executor(self._thread, self._run_threaded, batch)
         return outcomes
 
     def _checkpointed(self, done: asyncio.Future[None]) -> None:
@@ -198,24 +206,52 @@ class GroupCommit:
         self._db = db
         self._queue: list[tuple[int, Operation[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._kicked = False
         self._writer = _Writer(db.url) if db.is_sqlite else None
 
     async def run(self, op: Operation[T], *, order: int = 0) -> T:
         """Run `op` in the next batch. A batch runs its operations by `order` (the wallet
         id), so two PostgreSQL replicas' batches lock wallets in the same order and cannot
         deadlock on them."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         self._queue.append((order, op, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_all())
+        if not self._kicked:
+            # Once per loop turn: everything queued by then goes into the same batch.
+            self._kicked = True
+            loop.call_soon(self._kick)
         # A caller cancelled meanwhile still has its operation run with the batch (it is
         # queued); the flusher skips the answer. A hold placed so is freed by its TTL.
         return await future
 
+    def _kick(self) -> None:
+        """Flush at once, on the loop's thread, when nothing else is writing (SQLite, the
+        common case: no task, no lock, no hand-off); otherwise leave it to the flusher."""
+        self._kicked = False
+        if self._flusher is not None and not self._flusher.done():
+            return  # it takes what is queued when it is done with its batch
+        lock = self._db.write_lock
+        if self._writer is not None and not (lock is not None and lock.locked()):
+            try:
+                while self._queue:
+                    batch = self._take()
+                    outcomes = self._writer.run_inline([op for op, _ in batch])
+                    if outcomes is None:  # another process writes: wait for it off the loop
+                        self._queue[0:0] = [(0, op, future) for op, future in batch]
+                        break
+                    _answer(batch, outcomes)
+            except Exception:  # the flusher retries these operations one by one
+                self._queue[0:0] = [(0, op, future) for op, future in batch]
+        if self._queue:
+            self._flusher = asyncio.create_task(self._flush_all())
+
+    def _take(self) -> list[tuple[Operation[Any], asyncio.Future[Any]]]:
+        taken, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        return [(op, future) for _order, op, future in sorted(taken, key=lambda t: t[0])]
+
     async def _flush_all(self) -> None:
         while self._queue:
-            taken, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            batch = [(op, future) for _order, op, future in sorted(taken, key=lambda t: t[0])]
+            batch = self._take()
             try:
                 await self._flush(batch)
             except Exception:  # isolate the culprit: retry each operation on its own
@@ -240,19 +276,26 @@ class GroupCommit:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (_op, future), (value, error) in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(value)
+        _answer(batch, outcomes)
 
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         if self._writer is not None:
             self._writer.close()
+
+
+def _answer(
+    batch: list[tuple[Operation[Any], asyncio.Future[Any]]], outcomes: list[Outcome]
+) -> None:
+    """Answer each caller of a committed batch (one cancelled meanwhile is skipped)."""
+    for (_op, future), (value, error) in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
 
 
 async def _run_async(db: Database, batch: list[Operation[Any]]) -> list[Outcome]:
