@@ -1,13 +1,13 @@
-"""Group commit: the writes of concurrent requests share one SQLite transaction, run in one
-hop to a writer thread.
+"""Group commit: the writes of concurrent requests share one transaction.
 
 SQLite has one writer; a commit per request would serialise every call on the commit
 itself, and an async driver pays a thread hop (and a wake-up of the event loop) for every
-statement. Instead each write use case is queued as an operation, and one flusher hands
-everything queued so far to a dedicated thread, which runs it in a single transaction on
-its own synchronous connection. The operations are the same async functions the rest of
-the code uses: in that thread they get a `SyncConnection`, whose `execute` never
-suspends, so each operation runs to completion without returning to any event loop.
+statement. Instead each write use case is queued as an operation; once per turn of the
+event loop, everything queued so far runs as one transaction on a synchronous connection
+(`_Writer`), right there on the loop's thread when nothing else is writing, or on a writer
+thread when another process holds SQLite's write lock, so the loop never waits for it.
+The operations are the same async functions the rest of the code uses: they get a
+`SyncConnection`, whose `execute` never suspends, so each runs to completion at once.
 
 Operations must check before they write, so that an expected refusal (a `BytespikeError`)
 leaves nothing behind and the batch still commits. On PostgreSQL the batch is one
@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 
 
 class SyncConnection:
-    """What an operation sees in the writer thread: `execute` and `dialect`, like an
-    AsyncConnection, but running the statement at once on a synchronous connection."""
+    """What a batched operation sees: `execute` and `dialect`, like an AsyncConnection, but
+    running the statement at once on a synchronous connection (hot statements straight on
+    the driver, see db/direct.py)."""
 
     def __init__(self, conn: Connection, direct: Direct) -> None:
         self._conn = conn
