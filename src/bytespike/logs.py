@@ -53,7 +53,9 @@ class AccessLog:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # Checked per request (the level can change at run time); when access lines are
+        # off, skip the wrapping too: on the model APIs it is measurable.
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
