@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -82,35 +80,20 @@ async def _stream(
     body: dict[str, Any],
     wants_usage: bool,
 ) -> Response:
-    chunks = call.provider.stream(upstream)
-    try:
-        head = await streaming.first(chunks)
-    except UpstreamFailure as failure:
-        await pipeline.settle_failure(gw, call, ticket, failure, stream=True)
-        return errors.openai_response(failure, call.headers)
-    meter = streaming.Meter()
+    def frames(chunk: dict[str, Any], meter: streaming.Meter) -> tuple[bytes, ...]:
+        if meter.openai_chunk(chunk) and not wants_usage:
+            return ()  # always asked of the upstream, passed on only when the client asked
+        chunk["model"] = call.model.id
+        return (streaming.data(chunk),)
 
-    async def events() -> AsyncIterator[bytes]:
-        async with contextlib.aclosing(chunks):
-            try:
-                async for chunk in streaming.chain(head, chunks):
-                    meter.openai_chunk(chunk)
-                    usage = usage_from_openai(chunk.get("usage"))
-                    if usage is not None:
-                        meter.usage, meter.final_usage = usage, True
-                        if not wants_usage:
-                            continue
-                    chunk["model"] = call.model.id
-                    yield streaming.data(chunk)
-            except UpstreamFailure as failure:
-                meter.usage = failure.usage or meter.usage
-                meter.status = pipeline.failure_status(failure)
-                meter.http_status = failure.status
-                yield streaming.data(errors.openai_body(failure))
-                return
-        meter.status = "ok"
-        yield b"data: [DONE]\n\n"
-
-    return streaming.metered(
-        events(), meter, streaming.settler(gw, call, ticket, body), call.headers
+    return await streaming.respond(
+        gw,
+        call,
+        ticket,
+        body,
+        call.provider.stream(upstream),
+        frames=frames,
+        closing=lambda: (b"data: [DONE]\n\n",),
+        broken=lambda failure: streaming.data(errors.openai_body(failure)),
+        refused=errors.openai_response,
     )

@@ -6,8 +6,6 @@ translated into the OpenAI shape every provider speaks, and its answer translate
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from starlette.requests import Request
@@ -111,72 +109,47 @@ async def _native_stream(
     upstream: dict[str, Any],
     body: dict[str, Any],
 ) -> Response:
-    source = provider.messages_stream(upstream)
-    try:
-        head = await streaming.first(source)
-    except UpstreamFailure as failure:
-        await pipeline.settle_failure(gw, call, ticket, failure, stream=True)
-        return errors.anthropic_response(failure, call.headers)
-    meter = streaming.Meter()
+    def frames(item: tuple[str, dict[str, Any]], meter: streaming.Meter) -> tuple[bytes, ...]:
+        name, payload = item
+        meter.anthropic_event(name, payload)
+        if name == "message_start" and isinstance(payload.get("message"), dict):
+            payload["message"]["model"] = call.model.id
+        return (streaming.event(name, payload),)
 
-    async def events() -> AsyncIterator[bytes]:
-        async with contextlib.aclosing(source):
-            try:
-                async for name, payload in streaming.chain(head, source):
-                    meter.anthropic_event(name, payload)
-                    meter.usage = translate.fold_stream_usage(name, payload, meter.usage)
-                    if name == "message_delta" and payload.get("usage"):
-                        meter.final_usage = True
-                    if name == "message_start" and isinstance(payload.get("message"), dict):
-                        payload["message"]["model"] = call.model.id
-                    yield streaming.event(name, payload)
-            except UpstreamFailure as failure:
-                _broke(meter, failure)
-                yield streaming.event("error", errors.anthropic_body(failure))
-                return
-        meter.status = "ok"
-
-    return streaming.metered(
-        events(), meter, streaming.settler(gw, call, ticket, body), call.headers
+    return await streaming.respond(
+        gw,
+        call,
+        ticket,
+        body,
+        provider.messages_stream(upstream),
+        frames=frames,
+        closing=tuple,
+        broken=_error_event,
+        refused=errors.anthropic_response,
     )
 
 
 async def _translated_stream(
     gw: Gateway, call: Admitted, ticket: Ticket, upstream: dict[str, Any], body: dict[str, Any]
 ) -> Response:
-    chunks = call.provider.stream(upstream)
-    try:
-        head = await streaming.first(chunks)
-    except UpstreamFailure as failure:
-        await pipeline.settle_failure(gw, call, ticket, failure, stream=True)
-        return errors.anthropic_response(failure, call.headers)
-    meter = streaming.Meter()
     translator = translate.OpenAIStreamToMessages(call.model.id)
 
-    async def events() -> AsyncIterator[bytes]:
-        async with contextlib.aclosing(chunks):
-            try:
-                async for chunk in streaming.chain(head, chunks):
-                    meter.openai_chunk(chunk)
-                    usage = usage_from_openai(chunk.get("usage"))
-                    if usage is not None:
-                        meter.usage, meter.final_usage = usage, True
-                    for name, payload in translator.feed(chunk):
-                        yield streaming.event(name, payload)
-            except UpstreamFailure as failure:
-                _broke(meter, failure)
-                yield streaming.event("error", errors.anthropic_body(failure))
-                return
-        meter.status = "ok"
-        for name, payload in translator.finish():
-            yield streaming.event(name, payload)
+    def frames(chunk: dict[str, Any], meter: streaming.Meter) -> list[bytes]:
+        meter.openai_chunk(chunk)
+        return [streaming.event(name, payload) for name, payload in translator.feed(chunk)]
 
-    return streaming.metered(
-        events(), meter, streaming.settler(gw, call, ticket, body), call.headers
+    return await streaming.respond(
+        gw,
+        call,
+        ticket,
+        body,
+        call.provider.stream(upstream),
+        frames=frames,
+        closing=lambda: [streaming.event(name, data) for name, data in translator.finish()],
+        broken=_error_event,
+        refused=errors.anthropic_response,
     )
 
 
-def _broke(meter: streaming.Meter, failure: UpstreamFailure) -> None:
-    meter.usage = failure.usage or meter.usage
-    meter.status = pipeline.failure_status(failure)
-    meter.http_status = failure.status
+def _error_event(failure: UpstreamFailure) -> bytes:
+    return streaming.event("error", errors.anthropic_body(failure))
