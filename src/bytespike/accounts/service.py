@@ -13,7 +13,7 @@ from bytespike.billing import payer as payers
 from bytespike.billing import quotas, wallets
 from bytespike.context import Context
 from bytespike.errors import Conflict, InvalidRequest
-from bytespike.keys import repo as keys_repo
+from bytespike.keys import service as keys
 from bytespike.keys.repo import KeyRecord
 from bytespike.orgs import repo as orgs_repo
 
@@ -48,7 +48,7 @@ async def account(ctx: Context, key: KeyRecord) -> dict[str, Any]:
         payer = await payers.resolve(conn, user_id=key.user_id, key_org_id=key.org_id)
         wallet = await wallets.view(conn, payer.wallet_id)
         used = await quotas.used_by_model(conn, key.id, quotas.period_start(key.quota_reset, now))
-        roster = await _roster(ctx, conn, key)
+        roster = await keys.roster(ctx, conn, key)
         org = None if payer.org_id is None else await orgs_repo.by_id(conn, payer.org_id)
     return {
         "user": views.user(payer.user),
@@ -63,12 +63,3 @@ async def account(ctx: Context, key: KeyRecord) -> dict[str, Any]:
         ],
         "org": None if org is None else {"id": org.id, "name": org.name, "role": payer.role},
     }
-
-
-async def _roster(ctx: Context, conn: Any, key: KeyRecord) -> list[tuple[str, int | None]]:
-    if key.all_models:
-        return [(model_id, None) for model_id in ctx.catalog.ids]
-    # Listed in catalog order, like every listing (the order given at creation is incidental).
-    # A model dropped from the catalog can no longer be routed to, so it is not "allowed".
-    caps = dict(await keys_repo.roster(conn, key.id))
-    return [(m, caps[m]) for m in ctx.catalog.ids if m in caps]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from bytespike.billing import payer
 from bytespike.context import Context
-from bytespike.errors import AuthenticationError
-from bytespike.keys import repo, tokens
+from bytespike.keys import service as keys
+from bytespike.keys import tokens
 from bytespike.keys.repo import KeyRecord
 
 TTL_SECONDS = 30.0
@@ -26,14 +26,14 @@ MAX_ENTRIES = 10_000
 class CachedKey:
     record: KeyRecord
     digest: str
-    roster: dict[str, int | None] | None  # model → cap micros; None: the whole catalog
+    roster: dict[str, int | None]  # model → cap micros (None: uncapped), catalog order
     wallet_id: int
 
     def cap_for(self, model: str) -> int | None:
-        return None if self.roster is None else self.roster.get(model)
+        return self.roster.get(model)
 
     def may_call(self, model: str) -> bool:
-        return self.roster is None or model in self.roster
+        return model in self.roster
 
 
 class KeyCache:
@@ -47,13 +47,11 @@ class KeyCache:
 
     async def resolve(self, secret: str) -> CachedKey:
         """The key's record, roster and paying wallet, or 401."""
-        if not tokens.well_formed(secret):
-            raise AuthenticationError("invalid API key")
         digest = tokens.digest(secret)
         hit = self._entries.get(digest)
         if hit is not None and hit[0] > self._now():
             return hit[1]
-        entry = await self._load(digest)
+        entry = await self._load(secret, digest)
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()  # crude but bounded; a miss only costs one lookup
         self._entries[digest] = (self._now() + self._ttl, entry)
@@ -62,13 +60,9 @@ class KeyCache:
     def forget(self, digest: str) -> None:
         self._entries.pop(digest, None)
 
-    async def _load(self, digest: str) -> CachedKey:
+    async def _load(self, secret: str, digest: str) -> CachedKey:
+        record = await keys.resolve(self._ctx, secret)  # the 401s, as on every other route
         async with self._ctx.db.read() as conn:
-            record = await repo.by_hash(conn, digest)
-            if record is None:
-                raise AuthenticationError("invalid API key")
-            if record.revoked:
-                raise AuthenticationError("this API key has been revoked")
-            roster = None if record.all_models else dict(await repo.roster(conn, record.id))
+            roster = dict(await keys.roster(self._ctx, conn, record))
             paying = await payer.resolve(conn, user_id=record.user_id, key_org_id=record.org_id)
         return CachedKey(record=record, digest=digest, roster=roster, wallet_id=paying.wallet_id)

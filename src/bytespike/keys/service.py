@@ -131,3 +131,15 @@ async def resolve(ctx: Context, secret: str) -> KeyRecord:
     if record.revoked:
         raise AuthenticationError("this API key has been revoked")
     return record
+
+
+async def roster(ctx: Context, conn: Any, key: KeyRecord) -> list[tuple[str, int | None]]:
+    """The models a key may call with their caps (micros, None: uncapped), in catalog order.
+
+    Listed in catalog order, like every listing (the order given at creation is incidental).
+    A model dropped from the catalog can no longer be routed to, so it is not on the roster.
+    """
+    if key.all_models:
+        return [(model_id, None) for model_id in ctx.catalog.ids]
+    caps = dict(await repo.roster(conn, key.id))
+    return [(m, caps[m]) for m in ctx.catalog.ids if m in caps]

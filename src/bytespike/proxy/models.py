@@ -11,7 +11,7 @@ from bytespike.api import auth
 from bytespike.api.responses import JSON
 from bytespike.catalog import Model
 from bytespike.errors import ModelNotFound
-from bytespike.keys import repo as keys_repo
+from bytespike.keys import service as keys
 from bytespike.proxy.pipeline import Gateway
 
 # The catalog has no release dates; a fixed epoch keeps listings stable (OpenAI requires one).
@@ -37,11 +37,8 @@ async def _allowed(gw: Gateway, request: Request) -> tuple[list[Model], dict[str
     # Not the hot path: the key is read live (no cache), so a revocation shows at once.
     caller = await auth.gate(request, gw.ctx, gw.limiter)
     async with gw.ctx.db.read() as conn:
-        roster = (
-            None if caller.key.all_models else dict(await keys_repo.roster(conn, caller.key.id))
-        )
-    models = [m for m in gw.ctx.catalog.models if roster is None or m.id in roster]
-    return models, caller.rate_headers
+        allowed = {model for model, _cap in await keys.roster(gw.ctx, conn, caller.key)}
+    return [m for m in gw.ctx.catalog.models if m.id in allowed], caller.rate_headers
 
 
 async def list_models(gw: Gateway, request: Request) -> Response:

@@ -98,7 +98,7 @@ def _model(gw: Gateway, key: CachedKey, body: dict[str, Any]) -> Model:
     if model is None:
         raise ModelNotFound(f"the model {name!r} does not exist")
     if not key.may_call(model.id):
-        message = f"this key may not call {model.id!r}; its models: {', '.join(key.roster or ())}"
+        message = f"this key may not call {model.id!r}; its models: {', '.join(key.roster)}"
         raise PermissionDenied(message, code="model_not_allowed")
     return model
 
