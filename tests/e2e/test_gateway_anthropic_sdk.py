@@ -15,7 +15,6 @@ from tests.e2e.gateway_support import (
     Upstreams,
     books_balance,
     expected_cost,
-    gateway,
     upstreams,
 )
 from tests.factories import make_key, make_user, top_up, wallet_of
@@ -41,20 +40,6 @@ async def fakes() -> AsyncIterator[Upstreams]:
         for fake in running.all():
             fake.script.input_tokens, fake.script.output_tokens = 1234, 567
         yield running
-
-
-@pytest.fixture
-async def base_url(ctx: Context, fakes: Upstreams) -> AsyncIterator[str]:
-    async with gateway(ctx, fakes) as url:
-        yield url
-
-
-@pytest.fixture
-async def account(ctx: Context) -> tuple[str, int]:
-    await make_user(ctx, "ada")
-    await top_up(ctx, "10", user="ada")
-    key = await make_key(ctx, "ada")
-    return key["key"], await wallet_of(ctx, user="ada")
 
 
 def sdk(base_url: str, key: str) -> anthropic.AsyncAnthropic:

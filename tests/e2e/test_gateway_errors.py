@@ -19,17 +19,11 @@ from bytespike.orgs import service as orgs
 from bytespike.ratelimit.memory import MemoryRateLimiter
 from bytespike.webhooks import service as webhooks
 from bytespike.webhooks.tables import webhook_events
-from tests.e2e.gateway_support import Upstreams, books_balance, gateway, upstreams
+from tests.e2e.gateway_support import Upstreams, books_balance, gateway
 from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
 from tests.openai_schema import assert_valid
 
 HI = [{"role": "user", "content": "Hi"}]
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[Upstreams]:
-    async with upstreams() as running:
-        yield running
 
 
 @pytest.fixture

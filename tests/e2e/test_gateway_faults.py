@@ -5,7 +5,6 @@ mid-stream stops the upstream and pays for what it was sent; stranded holds expi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from bytespike.billing import holds, sweeper
 from bytespike.context import Context
 from bytespike.usage.tables import usage_records
 from tests.conftest import FakeClock
-from tests.e2e.gateway_support import Upstreams, books_balance, gateway, upstreams
+from tests.e2e.gateway_support import Upstreams, books_balance, gateway
 from tests.factories import make_key, make_user, top_up, wallet_of
 from tests.fakes.base import FakeUpstream
 from tests.processes import free_port
@@ -31,18 +30,6 @@ PATHS = [
     ("/v1/messages", "gpt-5-4"),
 ]
 IDS = ["chat-openai", "chat-anthropic", "messages-anthropic", "messages-openai"]
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[Upstreams]:
-    async with upstreams() as running:
-        yield running
-
-
-@pytest.fixture
-async def base_url(ctx: Context, fakes: Upstreams) -> AsyncIterator[str]:
-    async with gateway(ctx, fakes) as url:
-        yield url
 
 
 @pytest.fixture

@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import openai
 import pytest
 
 from bytespike.context import Context
-from tests.e2e.gateway_support import Upstreams, books_balance, gateway, upstreams
-from tests.factories import make_key, make_user, top_up, wallet_of
+from tests.e2e.gateway_support import Upstreams, books_balance, expected_cost
 from tests.openai_schema import assert_valid
 
 MODELS = ["gpt-5-4", "claude-sonnet-4-6", "gemini-3-1-pro"]
-
-
-def cost(ctx: Context, model: str, input_tokens: int, output_tokens: int) -> int:
-    entry = ctx.catalog.get(model)
-    assert entry is not None
-    exact = input_tokens * entry.input_usd_per_mtok + output_tokens * entry.output_usd_per_mtok
-    return int(exact.to_integral_value(rounding="ROUND_CEILING"))
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[Upstreams]:
-    async with upstreams() as running:
-        yield running
-
-
-@pytest.fixture
-async def base_url(ctx: Context, fakes: Upstreams) -> AsyncIterator[str]:
-    async with gateway(ctx, fakes) as url:
-        yield url
-
-
-@pytest.fixture
-async def account(ctx: Context) -> tuple[str, int]:
-    await make_user(ctx, "ada")
-    await top_up(ctx, "10", user="ada")
-    key = await make_key(ctx, "ada")
-    return key["key"], await wallet_of(ctx, user="ada")
 
 
 def sdk(base_url: str, key: str) -> openai.AsyncOpenAI:
@@ -67,8 +38,8 @@ async def test_a_chat_call_is_answered_and_debited_exactly(
     assert reply.usage is not None and reply.usage.prompt_tokens == 1234
     assert_valid("CreateChatCompletionResponse", reply.model_dump(exclude_unset=True))
     balances = await books_balance(ctx, wallet)
-    assert balances.spent == cost(ctx, model, 1234, 567)
-    assert balances.available == 10_000_000 - cost(ctx, model, 1234, 567)
+    assert balances.spent == expected_cost(ctx, model, 1234, 567)
+    assert balances.available == 10_000_000 - expected_cost(ctx, model, 1234, 567)
     assert balances.held == 0
 
 
@@ -95,7 +66,7 @@ async def test_a_streamed_call_is_debited_exactly(
     assert text == "Hello from the fake upstream."
     assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (321, 45)
     balances = await books_balance(ctx, wallet)
-    assert balances.spent == cost(ctx, model, 321, 45)
+    assert balances.spent == expected_cost(ctx, model, 321, 45)
     assert balances.held == 0
 
 

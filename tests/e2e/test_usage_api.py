@@ -3,7 +3,6 @@ visit every call once, date filters, who sees what in an org) and GET /v1/models
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from bytespike.context import Context
 from tests.conftest import FakeClock
-from tests.e2e.gateway_support import Upstreams, books_balance, expected_cost, gateway, upstreams
+from tests.e2e.gateway_support import Upstreams, books_balance, expected_cost
 from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
 from tests.openai_schema import assert_valid
 
@@ -22,18 +21,6 @@ RECORD_FIELDS = {
     "id", "key_id", "model", "provider", "input_tokens", "output_tokens", "cached_tokens",
     "cost_usd", "status", "http_status", "stream", "latency_ms", "created_at",
 }  # fmt: skip
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[Upstreams]:
-    async with upstreams() as running:
-        yield running
-
-
-@pytest.fixture
-async def base_url(ctx: Context, fakes: Upstreams) -> AsyncIterator[str]:
-    async with gateway(ctx, fakes) as url:
-        yield url
 
 
 def micros_of(usd: Any) -> int:
