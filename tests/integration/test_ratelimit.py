@@ -4,7 +4,6 @@ is shared by every replica, counts exactly under concurrency and fails open when
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +17,7 @@ from bytespike.ratelimit.base import RateLimiter
 from bytespike.ratelimit.memory import MemoryRateLimiter
 from bytespike.ratelimit.redis import RedisRateLimiter
 from tests.factories import make_key, make_user, top_up
+from tests.processes import free_port
 from tests.services import REDIS_URL, require
 
 START = 29_000_000 * 60.0  # the first second of a minute
@@ -152,14 +152,8 @@ async def test_redis_windows_expire_on_their_own(redis_limiter, redis_prefix):
         await client.aclose()
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_redis_down_fails_open_quickly():
-    limiter = RedisRateLimiter(f"redis://127.0.0.1:{closed_port()}/0", now=Now(START + 30))
+    limiter = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", now=Now(START + 30))
     try:
         started = time.perf_counter()
         decisions = [await limiter.hit("key:1", 2) for _ in range(5)]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -28,6 +27,7 @@ from bytespike.upstream.base import (
 )
 from tests.fakes import anthropic as fake_anthropic
 from tests.fakes.base import FakeUpstream, serve
+from tests.processes import free_port
 
 try:  # honours the spec's `nullable: true` until that is folded into tests/openai_schema.py
     from tests.openai_nullable import assert_valid
@@ -269,9 +269,7 @@ async def test_timeout(fake: FakeUpstream, session: aiohttp.ClientSession) -> No
 
 
 async def test_connection_refused(session: aiohttp.ClientSession) -> None:
-    with socket.socket() as sock:  # a port that was free a moment ago and has no listener
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # free a moment ago, so nobody listens on it
     provider = provider_for(f"http://127.0.0.1:{port}", session)
     with pytest.raises(UpstreamUnavailable):
         await provider.complete(chat())

@@ -4,7 +4,6 @@ calls, usage, and every way the upstream can fail."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from bytespike.upstream.gemini import GeminiProvider
 from tests.fakes import gemini as fake_gemini
 from tests.fakes.base import FakeUpstream, serve
 from tests.openai_schema import assert_valid
+from tests.processes import free_port
 
 Make = Callable[..., GeminiProvider]
 WEATHER = {
@@ -210,9 +210,7 @@ async def test_slow_upstream_times_out(fake: FakeUpstream, make: Make) -> None:
 
 
 async def test_connection_refused_is_unavailable(make: Make) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # free a moment ago, so nobody listens on it
     with pytest.raises(UpstreamUnavailable):
         await make(f"http://127.0.0.1:{port}").complete(request())
 
