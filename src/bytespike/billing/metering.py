@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bytespike.billing import holds, pricing, quotas
+from bytespike.billing import fused, holds, pricing, quotas
 from bytespike.billing.tables import wallets
 from bytespike.catalog import Model
+from bytespike.db.batch import Fused
 from bytespike.db.direct import hot
 from bytespike.errors import (
     AuthenticationError,
@@ -54,6 +55,21 @@ class Ticket:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """What a call asks to reserve: its key and paying wallet, the model, and its bounds."""
+
+    key_id: int
+    wallet_id: int
+    model: Model
+    quota_reset: str | None
+    capped: bool  # rosters never change, so the caller's cached roster knows
+    input_tokens: int
+    max_tokens: int | None
+    now: datetime
+    ttl: timedelta
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How the call ended, for the usage record."""
 
@@ -64,23 +80,14 @@ class Outcome:
     provider: str
 
 
-async def reserve(
-    conn: AsyncConnection,
-    *,
-    key_id: int,
-    wallet_id: int,
-    model: Model,
-    quota_reset: str | None,
-    capped: bool,
-    input_tokens: int,
-    max_tokens: int | None,
-    now: datetime,
-    ttl: timedelta,
-) -> Ticket:
+async def reserve(conn: AsyncConnection, req: HoldRequest) -> Ticket:
+    key_id, wallet_id, model, now = req.key_id, req.wallet_id, req.model, req.now
+    input_tokens, max_tokens = req.input_tokens, req.max_tokens
     available = await _live_available(conn, key_id, wallet_id)
     cap = None
-    if capped:  # rosters never change, so the caller's cached roster knows
-        cap = await quotas.cap_state(conn, key_id, model.id, quotas.period_start(quota_reset, now))
+    if req.capped:
+        period = quotas.period_start(req.quota_reset, now)
+        cap = await quotas.cap_state(conn, key_id, model.id, period)
     if cap is not None and cap.room == 0:
         raise _cap_reached(model, cap)
     budget = available if cap is None else min(available, cap.room)
@@ -102,7 +109,7 @@ async def reserve(
             f"${to_usd_text(available)} is available"
         )
     hold_id = await holds.place(
-        conn, wallet_id, amount, now=now, ttl=ttl, key_id=key_id, model=model.id
+        conn, wallet_id, amount, now=now, ttl=req.ttl, key_id=key_id, model=model.id
     )
     if cap is not None:
         await quotas.hold(conn, key_id, model.id, amount)
@@ -113,9 +120,41 @@ async def reserve(
         wallet_id=wallet_id,
         key_id=key_id,
         model=model,
-        quota_reset=quota_reset,
+        quota_reset=req.quota_reset,
         capped=cap is not None,
     )
+
+
+def fused_reserve(req: HoldRequest) -> Fused[Ticket] | None:
+    """`reserve` as one statement (PostgreSQL) in its common case: an uncapped key whose
+    wallet covers the most this call may cost, the hold `reserve` would place then."""
+    if req.capped:
+        return None
+    model = req.model
+    output = min(req.max_tokens or model.max_output_tokens, model.max_output_tokens)
+    amount = pricing.hold_amount(model, req.input_tokens, output)
+    params = fused.reserve_params(
+        key_id=req.key_id,
+        wallet_id=req.wallet_id,
+        model=model.id,
+        amount=amount,
+        now=req.now,
+        ttl=req.ttl,
+    )
+
+    def ticket(hold_id: int) -> Ticket:
+        return Ticket(
+            hold_id=hold_id,
+            amount=amount,
+            max_tokens=output,
+            wallet_id=req.wallet_id,
+            key_id=req.key_id,
+            model=model,
+            quota_reset=req.quota_reset,
+            capped=False,
+        )
+
+    return Fused(fused.RESERVE, params, ticket)
 
 
 def _cap_reached(model: Model, cap: quotas.CapState, amount: int | None = None) -> QuotaCapReached:
@@ -232,3 +271,27 @@ async def settle(
         now=now,
     )
     return charged
+
+
+def fused_settle(
+    ticket: Ticket, usage: Usage | None, outcome: Outcome, *, now: datetime
+) -> Fused[int] | None:
+    """`settle` as one statement (PostgreSQL) in its common case: reported usage, an
+    uncapped key and a cost within the hold."""
+    if usage is None or ticket.capped:
+        return None
+    cost = pricing.charge(ticket.model, usage)
+    if cost > ticket.amount:
+        return None
+    params = fused.settle_params(
+        hold_id=ticket.hold_id,
+        cost=cost,
+        usage=usage,
+        provider=outcome.provider,
+        status=outcome.status,
+        http_status=outcome.http_status,
+        stream=outcome.stream,
+        latency_ms=outcome.latency_ms,
+        now=now,
+    )
+    return Fused(fused.SETTLE, params, lambda _wallet_id: cost)

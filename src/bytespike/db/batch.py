@@ -11,7 +11,7 @@ The operations are the same async functions the rest of the code uses: they get 
 
 Operations must check before they write, so that an expected refusal (a `BytespikeError`)
 leaves nothing behind and the batch still commits. On PostgreSQL the batch is one
-transaction on the async pool: one commit instead of one per operation.
+transaction, driven on asyncpg itself: one commit instead of one per operation.
 
 Failure policy: if a batch fails for any other reason (a database error), it is rolled
 back and every operation in it is retried alone, so one bad operation fails only itself.
@@ -26,13 +26,14 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bytespike.db.direct import Direct, is_hot
+from bytespike.db.direct import Direct, PgDirect, Plans, is_hot
 from bytespike.db.engine import Database, sqlite_pragmas
 from bytespike.errors import BytespikeError
 
@@ -62,6 +63,34 @@ class SyncConnection:
         if isinstance(parameters, dict) and is_hot(statement):
             return self._direct.execute(statement, parameters)
         return self._conn.execute(statement, parameters)
+
+
+class AsyncDirectConnection:
+    """The same for a PostgreSQL batch: hot statements straight on asyncpg, the rest through
+    SQLAlchemy, on one connection and in one transaction."""
+
+    def __init__(self, conn: AsyncConnection, direct: PgDirect) -> None:
+        self._conn = conn
+        self._direct = direct
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        if isinstance(parameters, dict) and is_hot(statement):
+            return await self._direct.execute(statement, parameters)
+        return await self._conn.execute(statement, parameters)
+
+
+@dataclass(frozen=True, slots=True)
+class Fused(Generic[T]):
+    """An operation's common case as one statement, for PostgreSQL, where each statement is a
+    round trip. The statement does all of the operation's work or none of it, and returns
+    one row either way: a value when it did the work (`result` turns it into the
+    operation's answer), NULL when it wrote nothing (the operation then runs as usual).
+    Consecutive fused operations with the same statement go to the server in one round trip."""
+
+    statement: Any
+    params: dict[str, Any]
+    result: Callable[[Any], T]
 
 
 def _drive(op: Operation[Any], conn: SyncConnection) -> Any:
@@ -202,21 +231,30 @@ def _busy(exc: Exception) -> bool:
     return "locked" in text or "busy" in text
 
 
+@dataclass(slots=True)
+class _Queued:
+    order: int
+    op: Operation[Any]
+    fused: Fused[Any] | None
+    future: asyncio.Future[Any]
+
+
 class GroupCommit:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._queue: list[tuple[int, Operation[Any], asyncio.Future[Any]]] = []
+        self._queue: list[_Queued] = []
         self._flusher: asyncio.Task[None] | None = None
         self._kicked = False
         self._writer = _Writer(db.url) if db.is_sqlite else None
+        self._plans = Plans(db.dialect)
 
-    async def run(self, op: Operation[T], *, order: int = 0) -> T:
-        """Run `op` in the next batch. A batch runs its operations by `order` (the wallet
-        id), so two PostgreSQL replicas' batches lock wallets in the same order and cannot
-        deadlock on them."""
+    async def run(self, op: Operation[T], *, order: int = 0, fused: Fused[T] | None = None) -> T:
+        """Run `op` in the next batch (on PostgreSQL, as `fused` when given). A batch runs its
+        operations by `order` (the wallet id), so two PostgreSQL replicas' batches lock
+        wallets in the same order and cannot deadlock on them."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.append((order, op, future))
+        self._queue.append(_Queued(order, op, fused, future))
         if not self._kicked:
             # Once per loop turn: everything queued by then goes into the same batch.
             self._kicked = True
@@ -233,22 +271,25 @@ class GroupCommit:
             return  # it takes what is queued when it is done with its batch
         lock = self._db.write_lock
         if self._writer is not None and not (lock is not None and lock.locked()):
+            batch: list[_Queued] = []
             try:
                 while self._queue:
                     batch = self._take()
-                    outcomes = self._writer.run_inline([op for op, _ in batch])
+                    outcomes = self._writer.run_inline([item.op for item in batch])
                     if outcomes is None:  # another process writes: wait for it off the loop
-                        self._queue[0:0] = [(0, op, future) for op, future in batch]
+                        self._queue[0:0] = batch
                         break
                     _answer(batch, outcomes)
             except Exception:  # the flusher retries these operations one by one
-                self._queue[0:0] = [(0, op, future) for op, future in batch]
+                self._queue[0:0] = batch
         if self._queue:
             self._flusher = asyncio.create_task(self._flush_all())
 
-    def _take(self) -> list[tuple[Operation[Any], asyncio.Future[Any]]]:
+    def _take(self) -> list[_Queued]:
+        """The next batch, by wallet; within a wallet, fused operations with the same
+        statement side by side, so they go to PostgreSQL together."""
         taken, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-        return [(op, future) for _order, op, future in sorted(taken, key=lambda t: t[0])]
+        return sorted(taken, key=lambda q: (q.order, id(q.fused.statement) if q.fused else 0))
 
     async def _flush_all(self) -> None:
         while self._queue:
@@ -257,25 +298,23 @@ class GroupCommit:
                 await self._flush(batch)
             except Exception:  # isolate the culprit: retry each operation on its own
                 for item in batch:
-                    if not item[1].done():
+                    if not item.future.done():
                         await self._flush([item], alone=True)
 
-    async def _flush(
-        self, batch: list[tuple[Operation[Any], asyncio.Future[Any]]], *, alone: bool = False
-    ) -> None:
+    async def _flush(self, batch: list[_Queued], *, alone: bool = False) -> None:
         try:
             if self._writer is not None:
                 # The process's other SQLite writers (sweeper, webhooks, admin) queue here.
                 async with self._db.write_lock or contextlib.nullcontext():
-                    outcomes = await self._writer.run([op for op, _ in batch])
+                    outcomes = await self._writer.run([item.op for item in batch])
             else:
-                outcomes = await _run_async(self._db, [op for op, _ in batch])
+                outcomes = await _run_postgres(self._db, self._plans, batch)
         except Exception as exc:
             if not alone:
                 raise
-            for _op, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
             return
         _answer(batch, outcomes)
 
@@ -286,27 +325,64 @@ class GroupCommit:
             self._writer.close()
 
 
-def _answer(
-    batch: list[tuple[Operation[Any], asyncio.Future[Any]]], outcomes: list[Outcome]
-) -> None:
+def _answer(batch: list[_Queued], outcomes: list[Outcome]) -> None:
     """Answer each caller of a committed batch (one cancelled meanwhile is skipped)."""
-    for (_op, future), (value, error) in zip(batch, outcomes, strict=True):
-        if future.done():
+    for item, (value, error) in zip(batch, outcomes, strict=True):
+        if item.future.done():
             continue
         if error is not None:
-            future.set_exception(error)
+            item.future.set_exception(error)
         else:
-            future.set_result(value)
+            item.future.set_result(value)
 
 
-async def _run_async(db: Database, batch: list[Operation[Any]]) -> list[Outcome]:
-    """PostgreSQL: the batch in one transaction on the async pool (one commit, one checkout
-    for all of it; other replicas still meet these rows' locks)."""
-    outcomes: list[Outcome] = []
-    async with db.write() as conn:
-        for op in batch:
-            try:
-                outcomes.append((await op(conn), None))
-            except BytespikeError as refused:
-                outcomes.append((None, refused))
+async def _outcome(op: Operation[Any], conn: AsyncConnection) -> Outcome:
+    try:
+        return await op(conn), None
+    except BytespikeError as refused:
+        return None, refused
+
+
+async def _run_postgres(db: Database, plans: Plans, batch: list[_Queued]) -> list[Outcome]:
+    """The batch in one transaction (one commit, one checkout for all of it; other replicas
+    still meet these rows' locks), its fused operations a round trip per run of the same
+    statement. A batch of one fused operation needs no transaction: its statement is one."""
+    async with db.batch() as (conn, raw):
+        direct = PgDirect(raw, plans)
+        first = batch[0].fused
+        if len(batch) == 1 and first is not None:
+            (value,) = await direct.values(first.statement, [first.params])
+            if value is not None:
+                return [(first.result(value), None)]
+            batch = [_Queued(batch[0].order, batch[0].op, None, batch[0].future)]
+        adapter = cast(AsyncConnection, AsyncDirectConnection(conn, direct))
+        outcomes: list[Outcome] = []
+        await raw.execute("BEGIN")
+        try:
+            i = 0
+            while i < len(batch):
+                fused = batch[i].fused
+                if fused is None:
+                    outcomes.append(await _outcome(batch[i].op, adapter))
+                    i += 1
+                    continue
+                run = [batch[i]]
+                while i + len(run) < len(batch) and _same(batch[i + len(run)].fused, fused):
+                    run.append(batch[i + len(run)])
+                values = await direct.values(fused.statement, [q.fused.params for q in run])  # type: ignore[union-attr]
+                for item, value in zip(run, values, strict=True):
+                    if value is None:  # not the common case after all: the operation itself
+                        outcomes.append(await _outcome(item.op, adapter))
+                    else:
+                        outcomes.append((item.fused.result(value), None))  # type: ignore[union-attr]
+                i += len(run)
+        except BaseException:
+            with contextlib.suppress(Exception):  # a broken connection is invalidated anyway
+                await raw.execute("ROLLBACK")
+            raise
+        await raw.execute("COMMIT")
     return outcomes
+
+
+def _same(fused: Fused[Any] | None, other: Fused[Any]) -> bool:
+    return fused is not None and fused.statement is other.statement

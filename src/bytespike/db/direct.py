@@ -1,14 +1,16 @@
-"""Hot statements, run straight on the SQLite driver's cursor by the group-commit writer.
+"""Hot statements, run straight on the driver by the group-commit writer.
 
-A metered call runs the same eight statements (hold, settle, their ledger entries and the
-usage record), and SQLAlchemy's execution path costs more than SQLite's work for each.
-Statements marked with `hot()` are compiled by SQLAlchemy once per parameter shape; after
-that the writer binds the parameters through SQLAlchemy's own bind processors (so
-timestamps are stored exactly as SQLAlchemy stores them) and executes the SQL itself.
+A metered call runs the same few statements (hold, settle, their ledger entries and the
+usage record), and SQLAlchemy's execution path costs more than the database's work for
+each (on PostgreSQL, an await through a greenlet per statement). Statements marked with
+`hot()` are compiled by SQLAlchemy once per parameter shape; after that the writer binds
+the parameters through SQLAlchemy's own bind processors (so values are stored exactly as
+SQLAlchemy stores them) and executes the SQL itself: on SQLite's cursor (`Direct`), or on
+asyncpg, whose own cache prepares each statement once per connection (`PgDirect`).
 
 Only for statements whose results need no type processing: integers, strings, and
 booleans read by truthiness. Every other statement takes SQLAlchemy's path, on the same
-connection and transaction. PostgreSQL never takes this path.
+connection and transaction.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ _MARK = "bytespike_hot"
 
 
 def hot(statement: S) -> S:
-    """Mark a statement built once at import for the SQLite writer's direct path."""
+    """Mark a statement built once at import for the group-commit writer's direct path."""
     return statement.execution_options(**{_MARK: True})
 
 
@@ -41,6 +43,7 @@ class _Plan:
     names: Sequence[str]  # parameter names in placeholder order (repeats included)
     defaults: dict[str, Any]  # literal values SQLAlchemy bound itself (e.g. the 0 of `>= 0`)
     processors: dict[str, Callable[[Any], Any]]
+    returns_rows: bool
 
     def arguments(self, params: dict[str, Any]) -> list[Any]:
         values = []
@@ -62,15 +65,17 @@ def _plan(statement: Any, params: dict[str, Any], dialect: Dialect) -> _Plan:
         if process is not None:
             processors[name] = process
     defaults = {name: binds[name].value for name in set(names) if name not in params}
-    return _Plan(compiled.string, names, defaults, processors)
+    dml = isinstance(statement, (sa.Insert, sa.Update, sa.Delete))
+    returns_rows = not dml or bool(compiled.effective_returning)
+    return _Plan(compiled.string, names, defaults, processors, returns_rows)
 
 
 class Rows:
     """The result calls the hot statements' callers make, over fetched rows."""
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self._rows = cursor.fetchall() if cursor.description else []
-        self.rowcount = cursor.rowcount
+    def __init__(self, rows: Sequence[Sequence[Any]], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
 
     def one(self) -> tuple[Any, ...]:
         if len(self._rows) != 1:
@@ -84,18 +89,55 @@ class Rows:
         return self.one()[0]
 
 
-class Direct:
-    """Runs hot statements on one sqlite3 connection; plans are cached per statement and
-    parameter names (the statements live as long as the process)."""
+class Plans:
+    """Compiled plans, per statement and parameter names (the statements live as long as
+    the process, so their ids are stable keys)."""
 
-    def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
-        self._raw = raw
+    def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._plans: dict[tuple[int, tuple[str, ...]], _Plan] = {}
 
-    def execute(self, statement: Any, params: dict[str, Any]) -> Rows:
+    def get(self, statement: Any, params: dict[str, Any]) -> _Plan:
         key = (id(statement), tuple(params))
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = _plan(statement, params, self._dialect)
-        return Rows(self._raw.execute(plan.sql, plan.arguments(params)))
+        return plan
+
+
+class Direct:
+    """Runs hot statements on one sqlite3 connection."""
+
+    def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
+        self._raw = raw
+        self._plans = Plans(dialect)
+
+    def execute(self, statement: Any, params: dict[str, Any]) -> Rows:
+        plan = self._plans.get(statement, params)
+        cursor = self._raw.execute(plan.sql, plan.arguments(params))
+        return Rows(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+
+
+class PgDirect:
+    """Runs hot statements on one asyncpg connection (inside the caller's transaction)."""
+
+    def __init__(self, raw: Any, plans: Plans) -> None:
+        self._raw = raw
+        self._plans = plans
+
+    async def execute(self, statement: Any, params: dict[str, Any]) -> Rows:
+        plan = self._plans.get(statement, params)
+        if plan.returns_rows:
+            rows = await self._raw.fetch(plan.sql, *plan.arguments(params))
+            return Rows(rows, len(rows))
+        status = await self._raw.execute(plan.sql, *plan.arguments(params))  # "UPDATE 3"
+        return Rows([], int(status.rsplit(" ", 1)[-1]))
+
+    async def values(self, statement: Any, params: list[dict[str, Any]]) -> list[Any]:
+        """A statement returning one row, once per parameter set, in one round trip (asyncpg
+        pipelines them); the first column of each row."""
+        plan = self._plans.get(statement, params[0])
+        rows = await self._raw.fetchmany(plan.sql, [plan.arguments(p) for p in params])
+        if len(rows) != len(params):
+            raise RuntimeError(f"{len(rows)} rows for {len(params)} executions")
+        return [row[0] for row in rows]

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -92,6 +92,13 @@ class Database:
             )
             self._reader = self._writer
             self._write_lock = None
+        # PostgreSQL's group-commit writer drives its transactions on the driver itself
+        # (`batch`): SQLAlchemy, in autocommit mode there, issues no BEGIN or COMMIT of its own.
+        self._batcher: AsyncEngine | None = None
+        if not self.is_sqlite:
+            self._batcher = create_async_engine(
+                driver_url, pool_size=1, max_overflow=1, isolation_level="AUTOCOMMIT"
+            )
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -102,6 +109,26 @@ class Database:
             return
         async with self._write_lock, self._writer.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[tuple[AsyncConnection, Any]]:
+        """PostgreSQL: a SQLAlchemy connection in autocommit mode and the asyncpg connection
+        under it, for db/batch.py, which begins and commits its transactions on asyncpg (a
+        round trip each, and no greenlet hop for the statements it runs there itself)."""
+        if self._batcher is None:
+            raise RuntimeError("batch() is for PostgreSQL; SQLite batches run in db/batch.py")
+        async with self._batcher.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            try:
+                yield conn, raw
+            except BaseException:
+                # Whatever state the driver is in now, it does not go back to the pool.
+                await conn.invalidate()
+                raise
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._writer.dialect
 
     @property
     def write_lock(self) -> asyncio.Lock | None:
@@ -115,5 +142,7 @@ class Database:
 
     async def close(self) -> None:
         await self._writer.dispose()
+        if self._batcher is not None:
+            await self._batcher.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()

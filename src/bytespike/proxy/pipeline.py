@@ -21,7 +21,7 @@ from starlette.requests import Request
 
 from bytespike.api import auth
 from bytespike.billing import metering, pricing
-from bytespike.billing.metering import KeyRevoked, Outcome, Ticket
+from bytespike.billing.metering import HoldRequest, KeyRevoked, Outcome, Ticket
 from bytespike.catalog import Model
 from bytespike.context import Context
 from bytespike.db.batch import GroupCommit
@@ -116,25 +116,25 @@ async def reserve(
     if max_tokens is not None and max_tokens < 1:
         raise with_headers(InvalidRequest("max_tokens must be at least 1"), call.headers)
     record = call.key.record
-    now = gw.ctx.clock.now()
-    input_tokens = pricing.input_bound(body)  # here, not in the writer thread
+
+    hold = HoldRequest(
+        key_id=record.id,
+        wallet_id=call.key.wallet_id,
+        model=call.model,
+        quota_reset=record.quota_reset,
+        capped=call.key.cap_for(call.model.id) is not None,
+        input_tokens=pricing.input_bound(body),  # here, not in the writer thread
+        max_tokens=max_tokens,
+        now=gw.ctx.clock.now(),
+        ttl=gw.ctx.hold_ttl,
+    )
 
     async def place(conn: Any) -> Ticket:
-        return await metering.reserve(
-            conn,
-            key_id=record.id,
-            wallet_id=call.key.wallet_id,
-            model=call.model,
-            quota_reset=record.quota_reset,
-            capped=call.key.cap_for(call.model.id) is not None,
-            input_tokens=input_tokens,
-            max_tokens=max_tokens,
-            now=now,
-            ttl=gw.ctx.hold_ttl,
-        )
+        return await metering.reserve(conn, hold)
 
     try:
-        return await gw.writes.run(place, order=call.key.wallet_id)
+        fused = metering.fused_reserve(hold)
+        return await gw.writes.run(place, order=call.key.wallet_id, fused=fused)
     except KeyRevoked as exc:
         gw.keys.forget(call.key.digest)
         raise with_headers(exc, call.headers) from None
@@ -166,7 +166,8 @@ async def settle(
     async def write(conn: Any) -> int:
         return await metering.settle(conn, ticket, usage, outcome, now=now)
 
-    return await gw.writes.run(write, order=ticket.wallet_id)
+    fused = metering.fused_settle(ticket, usage, outcome, now=now)
+    return await gw.writes.run(write, order=ticket.wallet_id, fused=fused)
 
 
 async def settle_failure(

@@ -1,0 +1,151 @@
+"""PostgreSQL's fast path for the two transactions of a metered call: each in one statement.
+
+On PostgreSQL every statement is a network round trip, and a call's reserve and settle
+are four statements each (`metering.reserve`/`settle` through `holds`, `ledger` and the
+usage record). In the common case, an uncapped key and a cost within its hold, each is
+fused here into one statement of data-modifying CTEs that makes exactly the same rows and
+movements: the same hold, the same balanced ledger entry, the same usage record.
+
+Each statement either does all of its work or none of it: when a condition fails
+(key revoked, org paused, not enough money, the debit would page the owner, the hold
+already ended, the cost beats the hold), it writes nothing and returns NULL, and the
+general path runs instead, which says why or handles the case (db/batch.py's `Fused`).
+SQLite needs none of this: its statements are function calls (db/direct.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from bytespike.db.direct import hot
+from bytespike.upstream.base import Usage
+
+# The wallet moves only if the key is live, neither its org nor the paying org is paused,
+# `available` covers the hold, and the debit does not cross an armed low-balance threshold
+# (that page is the general path's: `alerts.after_movement`).
+RESERVE = hot(
+    sa.text("""
+WITH live AS (
+    SELECT 1
+    FROM api_keys LEFT JOIN orgs ON orgs.id = api_keys.org_id
+    WHERE api_keys.id = :key AND api_keys.revoked_at IS NULL
+      AND NOT coalesce(orgs.paused, false)
+), w AS (
+    UPDATE wallets
+    SET available_micros = available_micros - :amount, held_micros = held_micros + :amount
+    WHERE id = :wallet AND available_micros >= :amount
+      AND NOT (low_balance_armed AND available_micros - :amount <= low_balance_threshold_micros)
+      AND EXISTS (SELECT 1 FROM live)
+      AND NOT EXISTS (SELECT 1 FROM orgs WHERE orgs.id = wallets.org_id AND orgs.paused)
+    RETURNING id
+), h AS (
+    INSERT INTO holds (wallet_id, key_id, model, amount_micros, status, created_at, expires_at)
+    SELECT w.id, :key, :model, :amount, 'pending', :now, :expires FROM w
+    RETURNING id
+), entry AS (
+    INSERT INTO ledger_entries (wallet_id, kind, d_available, d_held, d_spent, d_topped_up,
+                                d_adjusted, hold_id, key_id, model, created_at)
+    SELECT w.id, 'hold', -CAST(:amount AS BIGINT), :amount, 0, 0, 0, h.id, :key, :model, :now
+    FROM w, h
+)
+SELECT (SELECT h.id FROM h)
+""").bindparams(
+        sa.bindparam("key", type_=sa.Integer),
+        sa.bindparam("wallet", type_=sa.Integer),
+        sa.bindparam("amount", type_=sa.BigInteger),
+        sa.bindparam("model", type_=sa.String),
+        sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+        sa.bindparam("expires", type_=sa.DateTime(timezone=True)),
+    )
+)
+
+# Settles a pending hold that covers the cost: the hold closes, the wallet is charged the
+# cost and gets the rest back, the ledger records it, and the usage record is written.
+SETTLE = hot(
+    sa.text("""
+WITH h AS (
+    UPDATE holds SET status = 'settled', closed_at = :now
+    WHERE id = :hold AND status = 'pending' AND amount_micros >= :cost
+    RETURNING wallet_id, amount_micros, key_id, model
+), w AS (
+    UPDATE wallets
+    SET available_micros = available_micros + h.amount_micros - :cost,
+        held_micros = held_micros - h.amount_micros,
+        spent_micros = spent_micros + :cost
+    FROM h WHERE wallets.id = h.wallet_id
+    RETURNING wallets.id
+), entry AS (
+    INSERT INTO ledger_entries (wallet_id, kind, d_available, d_held, d_spent, d_topped_up,
+                                d_adjusted, hold_id, key_id, model, created_at)
+    SELECT w.id, 'settle', h.amount_micros - :cost, -h.amount_micros, :cost, 0, 0, :hold,
+           h.key_id, h.model, :now
+    FROM w, h
+), record AS (
+    INSERT INTO usage_records (wallet_id, key_id, hold_id, model, provider, input_tokens,
+                               output_tokens, cached_tokens, cost_micros, status, http_status,
+                               stream, latency_ms, created_at)
+    SELECT w.id, h.key_id, :hold, h.model, :provider, :input_tokens, :output_tokens,
+           :cached_tokens, :cost, :status, :http_status, :stream, :latency_ms, :now
+    FROM w, h
+)
+SELECT (SELECT w.id FROM w)
+""").bindparams(
+        sa.bindparam("hold", type_=sa.BigInteger),
+        sa.bindparam("cost", type_=sa.BigInteger),
+        sa.bindparam("provider", type_=sa.String),
+        sa.bindparam("input_tokens", type_=sa.Integer),
+        sa.bindparam("output_tokens", type_=sa.Integer),
+        sa.bindparam("cached_tokens", type_=sa.Integer),
+        sa.bindparam("status", type_=sa.String),
+        sa.bindparam("http_status", type_=sa.Integer),
+        sa.bindparam("stream", type_=sa.Boolean),
+        sa.bindparam("latency_ms", type_=sa.Integer),
+        sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+    )
+)
+
+
+def reserve_params(
+    *, key_id: int, wallet_id: int, model: str, amount: int, now: datetime, ttl: timedelta
+) -> dict[str, Any]:
+    """RESERVE's parameters: a hold of `amount`, as `holds.place` would place it."""
+    return {
+        "key": key_id,
+        "wallet": wallet_id,
+        "amount": amount,
+        "model": model,
+        "now": now,
+        "expires": now + ttl,
+    }
+
+
+def settle_params(
+    *,
+    hold_id: int,
+    cost: int,
+    usage: Usage,
+    provider: str,
+    status: str,
+    http_status: int,
+    stream: bool,
+    latency_ms: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """SETTLE's parameters: charge `cost` and record the call, as `metering.settle` would
+    for an uncapped key."""
+    return {
+        "hold": hold_id,
+        "cost": cost,
+        "provider": provider,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "status": status,
+        "http_status": http_status,
+        "stream": stream,
+        "latency_ms": latency_ms,
+        "now": now,
+    }

@@ -1,0 +1,273 @@
+"""PostgreSQL's one-statement reserve and settle (billing/fused.py): they book exactly what
+the general path books, write nothing when they cannot do all of it, and a batch that mixes
+them with the general path still keeps the books."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bytespike.billing import ledger, metering, wallets
+from bytespike.billing.metering import HoldRequest, Outcome, Ticket
+from bytespike.catalog import Model
+from bytespike.context import Context
+from bytespike.db.batch import Fused, GroupCommit
+from bytespike.db.direct import PgDirect, Plans
+from bytespike.errors import InsufficientBalance
+from bytespike.keys import service as keys
+from bytespike.money import parse_usd, to_usd_text
+from bytespike.orgs import service as orgs
+from bytespike.upstream.base import Usage
+from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+USAGE = Usage(input_tokens=1_200, output_tokens=345, cached_tokens=100)
+OUTCOME = Outcome(status="ok", http_status=200, stream=False, latency_ms=42, provider="openai")
+
+
+def model(ctx: Context) -> Model:
+    found = ctx.catalog.get("gpt-5-4")
+    assert found is not None
+    return found
+
+
+async def account(ctx: Context, username: str, usd: str) -> tuple[int, int]:
+    """A user with `usd` of credit and an uncapped key: (key id, wallet id)."""
+    await make_user(ctx, username)
+    await top_up(ctx, usd, user=username)
+    key = await make_key(ctx, username)
+    return key["id"], await wallet_of(ctx, user=username)
+
+
+def request(ctx: Context, key_id: int, wallet_id: int, max_tokens: int | None) -> HoldRequest:
+    return HoldRequest(
+        key_id=key_id,
+        wallet_id=wallet_id,
+        model=model(ctx),
+        quota_reset=None,
+        capped=False,
+        input_tokens=2_000,
+        max_tokens=max_tokens,
+        now=ctx.clock.now(),
+        ttl=timedelta(minutes=10),
+    )
+
+
+async def run_fused(ctx: Context, fused: Fused[Any] | None) -> Any:
+    """The statement alone, as a batch of one runs it; its value (None: it wrote nothing)."""
+    assert fused is not None
+    async with ctx.db.batch() as (_conn, raw):
+        direct = PgDirect(raw, Plans(ctx.db.dialect))
+        (value,) = await direct.values(fused.statement, [fused.params])
+        return value
+
+
+async def general(ctx: Context, op: Any) -> Any:
+    async with ctx.db.write() as conn:
+        return await op(conn)
+
+
+async def books(ctx: Context, wallet_id: int) -> dict[str, Sequence[Any]]:
+    """Everything a call leaves behind in a wallet, without ids and owners."""
+    async with ctx.db.read() as conn:
+        wallet = await conn.execute(
+            sa.text(
+                "SELECT available_micros, held_micros, spent_micros, topped_up_micros,"
+                " adjusted_micros, low_balance_armed FROM wallets WHERE id = :w"
+            ),
+            {"w": wallet_id},
+        )
+        entries = await conn.execute(
+            sa.text(
+                "SELECT kind, d_available, d_held, d_spent, d_topped_up, d_adjusted, model,"
+                " memo, hold_id IS NOT NULL, key_id IS NOT NULL, created_at"
+                " FROM ledger_entries WHERE wallet_id = :w ORDER BY id"
+            ),
+            {"w": wallet_id},
+        )
+        held = await conn.execute(
+            sa.text(
+                "SELECT model, amount_micros, status, created_at, expires_at, closed_at"
+                " FROM holds WHERE wallet_id = :w ORDER BY id"
+            ),
+            {"w": wallet_id},
+        )
+        usage = await conn.execute(
+            sa.text(
+                "SELECT model, provider, input_tokens, output_tokens, cached_tokens,"
+                " cost_micros, status, http_status, stream, latency_ms, created_at,"
+                " hold_id IS NOT NULL FROM usage_records WHERE wallet_id = :w ORDER BY id"
+            ),
+            {"w": wallet_id},
+        )
+        return {
+            "wallet": [tuple(r) for r in wallet],
+            "entries": [tuple(r) for r in entries],
+            "holds": [tuple(r) for r in held],
+            "usage": [tuple(r) for r in usage],
+        }
+
+
+@pytest.mark.parametrize("max_tokens", [None, 700])
+async def test_a_fused_call_books_exactly_what_the_general_path_books(
+    ctx: Context, max_tokens: int | None
+) -> None:
+    fast_key, fast_wallet = await account(ctx, "ada", "25")
+    slow_key, slow_wallet = await account(ctx, "bob", "25")
+
+    fast_req = request(ctx, fast_key, fast_wallet, max_tokens)
+    reserve = metering.fused_reserve(fast_req)
+    hold_id = await run_fused(ctx, reserve)
+    assert hold_id is not None, "the fused reserve did not place the hold"
+    assert reserve is not None
+    fast_ticket: Ticket = reserve.result(hold_id)
+    slow_req = request(ctx, slow_key, slow_wallet, max_tokens)
+    slow_ticket = await general(ctx, lambda conn: metering.reserve(conn, slow_req))
+    assert (fast_ticket.amount, fast_ticket.max_tokens) == (
+        slow_ticket.amount,
+        slow_ticket.max_tokens,
+    )
+    assert (await books(ctx, fast_wallet)) == (await books(ctx, slow_wallet))
+
+    now = ctx.clock.now() + timedelta(seconds=3)
+    settle = metering.fused_settle(fast_ticket, USAGE, OUTCOME, now=now)
+    assert await run_fused(ctx, settle) is not None, "the fused settle did not settle"
+    assert settle is not None and settle.result(fast_wallet) > 0
+    charged = await general(
+        ctx, lambda conn: metering.settle(conn, slow_ticket, USAGE, OUTCOME, now=now)
+    )
+    assert settle.result(fast_wallet) == charged
+    fast, slow = await books(ctx, fast_wallet), await books(ctx, slow_wallet)
+    assert fast == slow
+    assert [e[0] for e in fast["entries"]] == ["topup", "hold", "settle"]
+    async with ctx.db.read() as conn:
+        assert await ledger.verify(conn, fast_wallet) == []
+
+
+async def counts(ctx: Context) -> tuple[int, ...]:
+    async with ctx.db.read() as conn:
+        row = await conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM holds), (SELECT count(*) FROM ledger_entries),"
+                " (SELECT count(*) FROM usage_records),"
+                " (SELECT sum(available_micros) FROM wallets),"
+                " (SELECT count(*) FROM holds WHERE status = 'pending')"
+            )
+        )
+        return tuple(row.one())
+
+
+async def test_a_fused_reserve_that_cannot_place_its_hold_writes_nothing(ctx: Context) -> None:
+    key_id, wallet_id = await account(ctx, "ada", "25")
+    poor_key, poor_wallet = await account(ctx, "bob", "0.01")
+    revoked_key, revoked_wallet = await account(ctx, "cy", "25")
+    await keys.revoke(ctx, revoked_key)
+    await make_org(ctx, "Paused")
+    await make_user(ctx, "dee", tier="enterprise")
+    await add_member(ctx, "Paused", "dee", role="owner")
+    await top_up(ctx, "25", org="Paused")
+    paused_key = (await make_key(ctx, "dee", org="Paused"))["id"]
+    paused_wallet = await wallet_of(ctx, org="Paused")
+    await orgs.set_paused(ctx, org="Paused", paused=True)
+    # A debit that would cross an armed low-balance threshold is the general path's: it pages.
+    async with ctx.db.write() as conn:
+        await wallets.set_threshold(conn, wallet_id, parse_usd("24.99"), now=ctx.clock.now())
+
+    before = await counts(ctx)
+    for key, wallet in [
+        (poor_key, poor_wallet),
+        (revoked_key, revoked_wallet),
+        (paused_key, paused_wallet),
+        (key_id, wallet_id),
+    ]:
+        assert await run_fused(ctx, metering.fused_reserve(request(ctx, key, wallet, None))) is None
+    assert await counts(ctx) == before
+
+    # The general path takes the last from there: it places the hold and pages the owner
+    # (the alert disarms until money comes in).
+    ticket = await general(
+        ctx, lambda conn: metering.reserve(conn, request(ctx, key_id, wallet_id, None))
+    )
+    assert ticket.amount > 0
+    async with ctx.db.read() as conn:
+        armed = await conn.execute(
+            sa.text("SELECT low_balance_armed FROM wallets WHERE id = :w"), {"w": wallet_id}
+        )
+        assert armed.scalar_one() is False
+
+
+async def test_a_fused_settle_that_cannot_settle_writes_nothing(ctx: Context) -> None:
+    key_id, wallet_id = await account(ctx, "ada", "25")
+    ticket = await general(
+        ctx, lambda conn: metering.reserve(conn, request(ctx, key_id, wallet_id, 10))
+    )
+    huge = Usage(input_tokens=500_000, output_tokens=0)
+    assert metering.fused_settle(ticket, huge, OUTCOME, now=ctx.clock.now()) is None
+    assert metering.fused_settle(ticket, None, OUTCOME, now=ctx.clock.now()) is None
+
+    small = Usage(input_tokens=10, output_tokens=2)
+    await general(
+        ctx, lambda conn: metering.settle(conn, ticket, small, OUTCOME, now=ctx.clock.now())
+    )
+    before = await counts(ctx)
+    again = metering.fused_settle(ticket, small, OUTCOME, now=ctx.clock.now())
+    assert await run_fused(ctx, again) is None  # already settled: no second charge
+    assert await counts(ctx) == before
+
+
+async def test_a_batch_of_fused_and_general_operations_never_overdraws(ctx: Context) -> None:
+    """60 calls at once on a wallet that covers a few at the most they may cost: fused holds
+    while the money lasts, then general ones that lower the output budget, then 402s."""
+    await make_user(ctx, "ada")
+    key_id, wallet_id = (await make_key(ctx, "ada"))["id"], await wallet_of(ctx, user="ada")
+    req = request(ctx, key_id, wallet_id, None)
+    most = metering.fused_reserve(req)
+    assert most is not None
+    full = most.params["amount"]
+    funds = full * 7 // 2  # three holds at the most, then smaller ones
+    await top_up(ctx, to_usd_text(funds), user="ada")
+    writes = GroupCommit(ctx.db)
+
+    async def place(conn: Any) -> Ticket:
+        return await metering.reserve(conn, req)
+
+    try:
+        results = await asyncio.gather(
+            *(
+                writes.run(place, order=wallet_id, fused=metering.fused_reserve(req))
+                for _ in range(60)
+            ),
+            return_exceptions=True,
+        )
+        tickets = [r for r in results if isinstance(r, Ticket)]
+        refused = [r for r in results if isinstance(r, InsufficientBalance)]
+        assert len(tickets) + len(refused) == 60, [
+            r for r in results if not isinstance(r, (Ticket, InsufficientBalance))
+        ]
+        assert any(t.amount == full for t in tickets)  # fused
+        assert any(t.amount < full for t in tickets)  # general, a smaller budget
+        assert refused
+
+        settled = await asyncio.gather(
+            *(
+                writes.run(
+                    lambda conn, t=t: metering.settle(conn, t, USAGE, OUTCOME, now=ctx.clock.now()),
+                    order=wallet_id,
+                    fused=metering.fused_settle(t, USAGE, OUTCOME, now=ctx.clock.now()),
+                )
+                for t in tickets
+            )
+        )
+    finally:
+        await writes.close()
+    async with ctx.db.read() as conn:
+        assert await ledger.verify(conn, wallet_id) == []
+        after = await ledger.balances(conn, wallet_id)
+    assert after.held == 0 and after.available >= 0
+    assert after.spent == sum(settled) <= funds
