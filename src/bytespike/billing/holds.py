@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.billing import ledger, quotas
 from bytespike.billing.ledger import Movement, Overdraft
-from bytespike.billing.tables import holds, wallets
+from bytespike.billing.tables import PENDING, holds, wallets
 from bytespike.db.direct import hot
 from bytespike.errors import InsufficientBalance
 
@@ -188,7 +188,7 @@ async def expire_due(conn: AsyncConnection, *, now: datetime, limit: int = 500) 
     """Release holds whose TTL has passed; returns how many. Safe to run in many processes."""
     query = (
         sa.select(holds.c.id, holds.c.wallet_id)
-        .where(holds.c.status == "pending", holds.c.expires_at <= now)
+        .where(PENDING, holds.c.expires_at <= now)
         .order_by(holds.c.expires_at)
         .limit(limit)
     )

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.billing import alerts
-from bytespike.billing.tables import holds, ledger_entries, wallets
+from bytespike.billing.tables import PENDING, holds, ledger_entries, wallets
 from bytespike.db.direct import hot
 
 
@@ -154,7 +154,7 @@ async def verify(conn: AsyncConnection, wallet_id: int) -> list[str]:
     open_holds = (
         await conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(holds.c.amount_micros), 0)).where(
-                holds.c.wallet_id == wallet_id, holds.c.status == "pending"
+                holds.c.wallet_id == wallet_id, PENDING
             )
         )
     ).scalar_one()
