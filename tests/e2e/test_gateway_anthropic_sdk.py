@@ -84,6 +84,28 @@ async def test_a_message_with_a_system_prompt_is_answered_and_debited_exactly(
     await assert_debited(ctx, wallet, model, reply.usage)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_clients_beta_features_reach_anthropic(
+    fakes: Upstreams, base_url: str, account: tuple[str, int], stream: bool
+) -> None:
+    key, _wallet = account
+    betas = ["context-1m-2025-08-07", "interleaved-thinking-2025-05-14"]
+    async with sdk(base_url, key) as client:
+        request = {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 100,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "betas": betas,
+        }
+        if stream:
+            async with client.beta.messages.stream(**request) as events:  # type: ignore[arg-type]
+                await events.get_final_message()
+        else:
+            await client.beta.messages.create(**request)  # type: ignore[arg-type]
+    assert fakes.anthropic.headers[-1]["anthropic-beta"] == ",".join(betas)
+    assert fakes.anthropic.headers[-1]["anthropic-version"] == "2023-06-01"
+
+
 async def test_the_mock_model_answers_and_bills_its_own_usage(
     ctx: Context, base_url: str, account: tuple[str, int]
 ) -> None:

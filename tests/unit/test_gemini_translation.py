@@ -143,6 +143,73 @@ def test_tools_become_function_declarations_gemini_accepts() -> None:
     }
 
 
+def test_references_in_tool_schemas_are_written_out() -> None:
+    """Pydantic-made schemas (the openai SDK's `pydantic_function_tool`) name nested models
+    in `$defs`; Gemini has no `$ref`, so each is inlined, and a recursive one stops."""
+    parameters = {
+        "$defs": {
+            "Address": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "zip": {"type": "string"}},
+                "required": ["city"],
+            },
+            "Node": {
+                "type": "object",
+                "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}},
+            },
+        },
+        "type": "object",
+        "properties": {
+            "home": {"$ref": "#/$defs/Address", "description": "Where they live"},
+            "work": {"anyOf": [{"$ref": "#/$defs/Address"}, {"type": "null"}]},
+            "tree": {"$ref": "#/$defs/Node"},
+        },
+        "required": ["home"],
+    }
+    tool = {"type": "function", "function": {"name": "save", "parameters": parameters}}
+    out = generate_content_request(
+        {"messages": [{"role": "user", "content": "x"}], "tools": [tool]}
+    )
+    address = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "zip": {"type": "string"}},
+        "required": ["city"],
+    }
+    assert out["tools"][0]["functionDeclarations"][0]["parameters"] == {
+        "type": "object",
+        "properties": {
+            "home": {**address, "description": "Where they live"},
+            "work": {"anyOf": [address, {"type": "null"}]},
+            "tree": {
+                "type": "object",
+                "properties": {"children": {"type": "array", "items": {"type": "object"}}},
+            },
+        },
+        "required": ["home"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "thinking"),
+    [
+        ("gemini-3.1-pro-preview", "low", {"thinkingLevel": "low"}),
+        ("gemini-3.1-pro-preview", "medium", {"thinkingLevel": "high"}),
+        ("gemini-3-flash-preview", "minimal", {"thinkingLevel": "low"}),
+        ("gemini-2.5-flash", "none", {"thinkingBudget": 0}),
+        ("models/gemini-2.5-pro", "high", {"thinkingBudget": 24576}),
+    ],
+)
+def test_reasoning_effort_becomes_gemini_thinking(
+    model: str, effort: str, thinking: dict[str, Any]
+) -> None:
+    body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
+    out = generate_content_request({**body, "reasoning_effort": effort})
+    assert out["generationConfig"]["thinkingConfig"] == thinking
+    assert "generationConfig" not in generate_content_request(body)
+    with pytest.raises(InvalidRequest, match="reasoning_effort"):
+        generate_content_request({**body, "reasoning_effort": "extreme"})
+
+
 @pytest.mark.parametrize(
     ("choice", "mode"), [("auto", "AUTO"), ("none", "NONE"), ("required", "ANY")]
 )

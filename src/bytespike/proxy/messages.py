@@ -48,9 +48,11 @@ async def handle(gw: Gateway, request: Request) -> Response:
     if translated is None:
         upstream = dict(body, model=call.model.upstream_model, max_tokens=ticket.max_tokens)
         provider = cast(NativeMessages, call.provider)
+        # Beta features the client opted into reach Anthropic; other providers have none.
+        beta = request.headers.get("anthropic-beta")
         if stream:
-            return await _native_stream(gw, call, ticket, provider, upstream, body)
-        return await _native(gw, call, ticket, provider, upstream, body)
+            return await _native_stream(gw, call, ticket, provider, upstream, body, beta)
+        return await _native(gw, call, ticket, provider, upstream, body, beta)
     translated["model"] = call.model.upstream_model
     translated["max_completion_tokens"] = ticket.max_tokens
     translated.pop("max_tokens", None)
@@ -73,9 +75,10 @@ async def _native(
     provider: NativeMessages,
     upstream: dict[str, Any],
     body: dict[str, Any],
+    beta: str | None,
 ) -> Response:
     try:
-        message = await provider.messages(upstream)
+        message = await provider.messages(upstream, beta=beta)
     except UpstreamFailure as failure:
         return await _failed(gw, call, ticket, failure)
     usage = usage_from_anthropic(message.get("usage")) or pipeline.estimated(None, body, 0)
@@ -108,6 +111,7 @@ async def _native_stream(
     provider: NativeMessages,
     upstream: dict[str, Any],
     body: dict[str, Any],
+    beta: str | None,
 ) -> Response:
     def frames(item: tuple[str, dict[str, Any]], meter: streaming.Meter) -> tuple[bytes, ...]:
         name, payload = item
@@ -121,7 +125,7 @@ async def _native_stream(
         call,
         ticket,
         body,
-        provider.messages_stream(upstream),
+        provider.messages_stream(upstream, beta=beta),
         frames=frames,
         closing=tuple,
         broken=_error_event,

@@ -99,8 +99,8 @@ class AnthropicProvider:
         for chunk in translator.finish():
             yield chunk
 
-    async def messages(self, body: JSONObject) -> JSONObject:
-        async with self._post({**body, "stream": False}) as response:
+    async def messages(self, body: JSONObject, *, beta: str | None = None) -> JSONObject:
+        async with self._post({**body, "stream": False}, beta) as response:
             raw = await response.read()
         try:
             message: JSONObject = orjson.loads(raw)
@@ -111,11 +111,11 @@ class AnthropicProvider:
         return message
 
     async def messages_stream(
-        self, body: JSONObject
+        self, body: JSONObject, *, beta: str | None = None
     ) -> AsyncGenerator[tuple[str, JSONObject], None]:
         usage: Usage | None = None
         try:
-            async with self._post({**body, "stream": True}) as response:
+            async with self._post({**body, "stream": True}, beta) as response:
                 async for name, raw in sse.events(response):
                     data = event_data(raw)
                     event = name or str(data.get("type") or "")
@@ -135,12 +135,15 @@ class AnthropicProvider:
     async def close(self) -> None:
         """Nothing to release: the session belongs to whoever passed it in."""
 
-    def _post(self, payload: JSONObject) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    def _post(
+        self, payload: JSONObject, beta: str | None = None
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        headers = self._headers if beta is None else {**self._headers, "anthropic-beta": beta}
         return transport.post(
             self._session,
             self._url,
             payload,
-            headers=self._headers,
+            headers=headers,
             limits=self._timeout,
             error=error,
         )

@@ -95,11 +95,14 @@ class NativeMessages(Protocol):
     """Optional capability: the provider speaks Anthropic Messages itself, so an Anthropic
     client's request goes through untranslated (nothing is lost on the way)."""
 
-    async def messages(self, body: JSONObject) -> JSONObject:
-        """Non-streaming Anthropic Messages call; returns the Message object."""
+    async def messages(self, body: JSONObject, *, beta: str | None = None) -> JSONObject:
+        """Non-streaming Anthropic Messages call; returns the Message object. `beta`: the
+        client's `anthropic-beta` header, passed on (features it opts into)."""
         ...
 
-    def messages_stream(self, body: JSONObject) -> AsyncGenerator[tuple[str, JSONObject], None]:
+    def messages_stream(
+        self, body: JSONObject, *, beta: str | None = None
+    ) -> AsyncGenerator[tuple[str, JSONObject], None]:
         """Streaming Anthropic Messages call; yields (event name, data) pairs as sent."""
         ...
 

@@ -4,8 +4,8 @@
 Pure functions. Failure policy: input Gemini cannot express (several choices, a content
 part of an unknown type, tool arguments that are not a JSON object) raises InvalidRequest
 before any upstream call. JSON-schema keywords Gemini's `Schema` lacks are dropped from
-tool parameters (Gemini rejects the whole request otherwise); OpenAI-only tuning knobs
-with no Gemini meaning are ignored.
+tool parameters (Gemini rejects the whole request otherwise), after local `$ref`s are
+inlined; OpenAI-only tuning knobs with no Gemini meaning are ignored.
 """
 
 from __future__ import annotations
@@ -29,6 +29,17 @@ SCHEMA_KEYS = frozenset(
 )  # fmt: skip
 TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 SYSTEM_ROLES = ("system", "developer")
+# OpenAI's reasoning_effort as Gemini's thinking settings: Gemini 3 takes a level (its Pro
+# models know only "low" and "high"), earlier models a budget of thinking tokens (24,576
+# is the most every 2.5 model accepts).
+THINKING_LEVELS = {
+    "none": "low", "minimal": "low", "low": "low",
+    "medium": "high", "high": "high", "xhigh": "high", "max": "high",
+}  # fmt: skip
+THINKING_BUDGETS = {
+    "none": 0, "minimal": 512, "low": 1024,
+    "medium": 8192, "high": 24_576, "xhigh": 24_576, "max": 24_576,
+}  # fmt: skip
 # Gemini 3 must get each function call's thought signature back with the call, and an
 # OpenAI client hands back only the call's id: so the signature rides in the id.
 SIGNATURE_MARK = "__thought__"
@@ -99,24 +110,48 @@ def generation_config(body: JSONObject) -> JSONObject:
     if stop:
         config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
     config.update(_response_format(body.get("response_format")))
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        config["thinkingConfig"] = _thinking(str(body.get("model", "")), effort)
     return config
 
 
-def clean_schema(schema: Any) -> Any:
+def _thinking(model: str, effort: Any) -> JSONObject:
+    if effort not in THINKING_BUDGETS:
+        raise InvalidRequest(f"reasoning_effort: {effort!r} is not one of {list(THINKING_BUDGETS)}")
+    if model.removeprefix("models/").startswith(("gemini-1", "gemini-2")):
+        return {"thinkingBudget": THINKING_BUDGETS[effort]}
+    return {"thinkingLevel": THINKING_LEVELS[effort]}
+
+
+def clean_schema(
+    schema: Any, defs: JSONObject | None = None, expanding: frozenset[str] = frozenset()
+) -> Any:
     """`schema` with only keywords Gemini's Schema knows; `"type": [T, "null"]` becomes
-    `"type": T, "nullable": true` (its way of saying the same)."""
+    `"type": T, "nullable": true` (its way of saying the same). Gemini has no `$ref`: a
+    reference to the schema's own `$defs` (or `definitions`) is replaced by what it names,
+    and a recursive one, which cannot be written out, by a plain object."""
     if not isinstance(schema, dict):
         return schema
+    if defs is None:
+        defs = {**_mapping(schema.get("definitions")), **_mapping(schema.get("$defs"))}
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.removeprefix("#/$defs/").removeprefix("#/definitions/")
+        rest = clean_schema({k: v for k, v in schema.items() if k != "$ref"}, defs, expanding)
+        if name in defs and name not in expanding:
+            return {**clean_schema(defs[name], defs, expanding | {name}), **rest}
+        return {"type": "object", **rest}
     out: JSONObject = {}
     for key, value in schema.items():
         if key not in SCHEMA_KEYS:
             continue
         if key == "properties" and isinstance(value, dict):
-            out[key] = {name: clean_schema(sub) for name, sub in value.items()}
+            out[key] = {name: clean_schema(sub, defs, expanding) for name, sub in value.items()}
         elif key == "items":
-            out[key] = clean_schema(value)
+            out[key] = clean_schema(value, defs, expanding)
         elif key == "anyOf" and isinstance(value, list):
-            out[key] = [clean_schema(sub) for sub in value]
+            out[key] = [clean_schema(sub, defs, expanding) for sub in value]
         elif key == "type" and isinstance(value, list):
             kinds = [kind for kind in value if kind != "null"]
             if len(kinds) == 1:
@@ -128,6 +163,10 @@ def clean_schema(schema: Any) -> Any:
         else:
             out[key] = value
     return out
+
+
+def _mapping(value: Any) -> JSONObject:
+    return value if isinstance(value, dict) else {}
 
 
 def _parts(message: JSONObject) -> list[JSONObject]:
