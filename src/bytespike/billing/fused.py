@@ -21,7 +21,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from bytespike.db.direct import hot
-from bytespike.upstream.base import Usage
 
 # The wallet moves only if the key is live, neither its org nor the paying org is paused,
 # `available` covers the hold, and the debit does not cross an armed low-balance threshold
@@ -122,30 +121,20 @@ def reserve_params(
     }
 
 
-def settle_params(
-    *,
-    hold_id: int,
-    cost: int,
-    usage: Usage,
-    provider: str,
-    status: str,
-    http_status: int,
-    stream: bool,
-    latency_ms: int,
-    now: datetime,
-) -> dict[str, Any]:
-    """SETTLE's parameters: charge `cost` and record the call, as `metering.settle` would
-    for an uncapped key."""
+# The usage record's columns SETTLE takes as they are; the rest come from the hold.
+_RECORDED = (
+    "provider", "input_tokens", "output_tokens", "cached_tokens", "status", "http_status",
+    "stream", "latency_ms",
+)  # fmt: skip
+
+
+def settle_params(record: dict[str, Any]) -> dict[str, Any]:
+    """SETTLE's parameters, from the usage record `metering.settle` would write (its hold,
+    cost and time are the settlement's)."""
+    params = {name: record[name] for name in _RECORDED}
     return {
-        "hold": hold_id,
-        "cost": cost,
-        "provider": provider,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "status": status,
-        "http_status": http_status,
-        "stream": stream,
-        "latency_ms": latency_ms,
-        "now": now,
+        **params,
+        "hold": record["hold_id"],
+        "cost": record["cost_micros"],
+        "now": record["created_at"],
     }

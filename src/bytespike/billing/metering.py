@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -255,22 +256,28 @@ async def settle(
                 used=after.spent,
                 now=now,
             )
-    await usage_repo.insert(
-        conn,
+    await usage_repo.insert(conn, _record(ticket, usage, outcome, charged, now))
+    return charged
+
+
+def _record(
+    ticket: Ticket, usage: Usage | None, outcome: Outcome, cost: int, now: datetime
+) -> dict[str, Any]:
+    """The call's usage record."""
+    return usage_repo.row(
         wallet_id=ticket.wallet_id,
         key_id=ticket.key_id,
         hold_id=ticket.hold_id,
-        model=model.id,
+        model=ticket.model.id,
         provider=outcome.provider,
         usage=usage,
-        cost=charged,
+        cost=cost,
         status=outcome.status,
         http_status=outcome.http_status,
         stream=outcome.stream,
         latency_ms=outcome.latency_ms,
         now=now,
     )
-    return charged
 
 
 def fused_settle(
@@ -283,15 +290,5 @@ def fused_settle(
     cost = pricing.charge(ticket.model, usage)
     if cost > ticket.amount:
         return None
-    params = fused.settle_params(
-        hold_id=ticket.hold_id,
-        cost=cost,
-        usage=usage,
-        provider=outcome.provider,
-        status=outcome.status,
-        http_status=outcome.http_status,
-        stream=outcome.stream,
-        latency_ms=outcome.latency_ms,
-        now=now,
-    )
+    params = fused.settle_params(_record(ticket, usage, outcome, cost, now))
     return Fused(fused.SETTLE, params, lambda _wallet_id: cost)

@@ -45,8 +45,7 @@ class DayTotal:
 _INSERT = hot(sa.insert(usage_records))  # built once: one per metered call
 
 
-async def insert(
-    conn: AsyncConnection,
+def row(
     *,
     wallet_id: int,
     key_id: int,
@@ -60,8 +59,9 @@ async def insert(
     stream: bool,
     latency_ms: int,
     now: datetime,
-) -> None:
-    row = {
+) -> dict[str, Any]:
+    """A usage record's columns (a call without reported usage records no tokens)."""
+    return {
         "wallet_id": wallet_id,
         "key_id": key_id,
         "hold_id": hold_id,
@@ -77,7 +77,10 @@ async def insert(
         "latency_ms": latency_ms,
         "created_at": now,
     }
-    await conn.execute(_INSERT, row)
+
+
+async def insert(conn: AsyncConnection, record: dict[str, Any]) -> None:
+    await conn.execute(_INSERT, record)
 
 
 def _scope(
