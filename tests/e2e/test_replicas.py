@@ -1,6 +1,7 @@
 """Two real `bytespike serve` processes on one PostgreSQL database and one Redis: what the
-CLI changes (revoking a key, pausing an org) holds on both from the next request, and the
-per-key rate limit is one count shared by both."""
+CLI changes (revoking a key, pausing an org) holds on both from the next request, the
+per-key rate limit is one count shared by both, and a storm of calls through both on one
+wallet never overdraws it."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import httpx
 import pytest
 
 from bytespike import catalog
+from bytespike.billing import ledger, pricing
+from bytespike.billing.ledger import Balances
 from bytespike.context import Context
 from bytespike.db.engine import Database
 from bytespike.settings import Settings
+from bytespike.upstream.base import Usage
 from tests.conftest import ADMIN_TOKEN, FakeClock, _truncate
-from tests.factories import add_member, make_key, make_org, make_user, top_up
+from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
 from tests.processes import BYTESPIKE, serving
 from tests.services import REDIS_URL, require
 
@@ -111,3 +115,67 @@ def test_two_replicas_agree_on_revocation_pauses_and_the_rate_limit(env, tmp_pat
         assert fifth.status_code == 429
         assert fifth.headers["x-ratelimit-remaining-requests"] == "0"
         assert statuses(urls, limited) == [429, 429]
+
+
+async def storm(urls: list[str], key: str, calls: int) -> list[httpx.Response]:
+    """`calls` chat calls at once, alternating between the replicas."""
+    body = {"model": "mock", "max_tokens": 200, "messages": [{"role": "user", "content": "ping"}]}
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    f"{urls[i % len(urls)]}/v1/chat/completions",
+                    json=body,
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                for i in range(calls)
+            )
+        )
+
+
+async def books(url: str, username: str) -> tuple[Balances, list[str]]:
+    settings = Settings(database_url=url, redis_url=None)
+    ctx = Context(settings=settings, db=Database(url), catalog=catalog.load(), clock=FakeClock())
+    try:
+        wallet = await wallet_of(ctx, user=username)
+        async with ctx.db.read() as conn:
+            return await ledger.balances(conn, wallet), await ledger.verify(conn, wallet)
+    finally:
+        await ctx.db.close()
+
+
+def test_two_replicas_storming_one_wallet_never_overdraw_it(env, tmp_path):
+    """300 calls at once through two replicas on a wallet that pays for far fewer: each is
+    answered 200 or 402, the wallet never goes below zero, and it is charged exactly the
+    usage of the calls answered."""
+
+    async def fund() -> str:
+        settings = Settings(database_url=env["BYTESPIKE_DATABASE_URL"], redis_url=None)
+        db = Database(settings.database_url)
+        ctx = Context(settings=settings, db=db, catalog=catalog.load(), clock=FakeClock())
+        try:
+            await make_user(ctx, "bo")
+            await top_up(ctx, "0.02", user="bo")
+            return str((await make_key(ctx, "bo", rate_limit=100_000))["key"])
+        finally:
+            await db.close()
+
+    key = asyncio.run(fund())
+    with serving(env, tmp_path, count=2) as urls:
+        answers = asyncio.run(storm(urls, key, 300))
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) == {200, 402}, sorted(set(statuses))
+    mock = catalog.load().get("mock")
+    assert mock is not None
+    owed = 0
+    for answer in answers:
+        if answer.status_code == 200:
+            usage = answer.json()["usage"]
+            owed += pricing.charge(mock, Usage(usage["prompt_tokens"], usage["completion_tokens"]))
+        else:
+            assert answer.json()["error"]["code"] == "insufficient_balance"
+    balances, problems = asyncio.run(books(env["BYTESPIKE_DATABASE_URL"], "bo"))
+    assert problems == []
+    assert balances.held == 0 and balances.available >= 0
+    assert balances.spent == owed <= 20_000
