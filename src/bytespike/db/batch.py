@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -359,23 +360,18 @@ async def _run_postgres(db: Database, plans: Plans, batch: list[_Queued]) -> lis
         outcomes: list[Outcome] = []
         await raw.execute("BEGIN")
         try:
-            i = 0
-            while i < len(batch):
-                fused = batch[i].fused
-                if fused is None:
-                    outcomes.append(await _outcome(batch[i].op, adapter))
-                    i += 1
+            for run in _runs(batch):
+                head = run[0].fused
+                if head is None:
+                    outcomes.append(await _outcome(run[0].op, adapter))
                     continue
-                run = [batch[i]]
-                while i + len(run) < len(batch) and _same(batch[i + len(run)].fused, fused):
-                    run.append(batch[i + len(run)])
-                values = await direct.values(fused.statement, [q.fused.params for q in run])  # type: ignore[union-attr]
+                params = [item.fused.params for item in run if item.fused]
+                values = await direct.values(head.statement, params)
                 for item, value in zip(run, values, strict=True):
-                    if value is None:  # not the common case after all: the operation itself
+                    if value is None or item.fused is None:  # not the common case after all
                         outcomes.append(await _outcome(item.op, adapter))
                     else:
-                        outcomes.append((item.fused.result(value), None))  # type: ignore[union-attr]
-                i += len(run)
+                        outcomes.append((item.fused.result(value), None))
         except BaseException:
             with contextlib.suppress(Exception):  # a broken connection is invalidated anyway
                 await raw.execute("ROLLBACK")
@@ -384,5 +380,11 @@ async def _run_postgres(db: Database, plans: Plans, batch: list[_Queued]) -> lis
     return outcomes
 
 
-def _same(fused: Fused[Any] | None, other: Fused[Any]) -> bool:
-    return fused is not None and fused.statement is other.statement
+def _runs(batch: list[_Queued]) -> list[list[_Queued]]:
+    """The batch in order, in runs: consecutive operations fused with the same statement
+    together, every other operation alone."""
+    return [list(run) for _, run in itertools.groupby(batch, _statement_or_self)]
+
+
+def _statement_or_self(item: _Queued) -> int:
+    return id(item.fused.statement) if item.fused else id(item)
