@@ -40,7 +40,7 @@ def is_hot(statement: Any) -> bool:
 @dataclass(frozen=True, slots=True)
 class _Plan:
     sql: str
-    names: Sequence[str]  # parameter names in placeholder order (repeats included)
+    names: Sequence[str]  # parameter names in placeholder order (`?` repeats a name, `$n` not)
     defaults: dict[str, Any]  # literal values SQLAlchemy bound itself (e.g. the 0 of `>= 0`)
     processors: dict[str, Callable[[Any], Any]]
     returns_rows: bool
