@@ -38,17 +38,7 @@ API_VERSION = "2023-06-01"
 
 def error(status: int, raw: bytes) -> UpstreamError:
     """Anthropic's `{"type": "error", "error": {"type", "message"}}`, or the raw text."""
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        parsed = None
-    detail = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(detail, dict):
-        kind = detail.get("type")
-        message = str(detail.get("message") or f"Anthropic answered {status}")
-        return UpstreamError(status, message, error_type=kind if isinstance(kind, str) else None)
-    text = raw.decode("utf-8", errors="replace").strip()[:500]
-    return UpstreamError(status, text or f"Anthropic answered {status}")
+    return transport.error_body(status, raw, who="Anthropic")
 
 
 def stream_error(data: JSONObject, usage: Usage | None) -> UpstreamError:
@@ -61,16 +51,6 @@ def stream_error(data: JSONObject, usage: Usage | None) -> UpstreamError:
     message = str(detail.get("message") or "Anthropic failed mid-stream")
     status = 529 if kind == "overloaded_error" else 500
     return UpstreamError(status, message, error_type=kind, usage=usage)
-
-
-def event_data(data: str) -> JSONObject:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamMalformed("Anthropic sent a stream event that is not JSON") from exc
-    if not isinstance(parsed, dict):
-        raise UpstreamMalformed("Anthropic sent a stream event that is not a JSON object")
-    return parsed
 
 
 class AnthropicProvider:
@@ -117,7 +97,7 @@ class AnthropicProvider:
         try:
             async with self._post({**body, "stream": True}, beta) as response:
                 async for name, raw in sse.events(response):
-                    data = event_data(raw)
+                    data = transport.json_object(raw, "Anthropic's stream event")
                     event = name or str(data.get("type") or "")
                     if event == "error":
                         raise stream_error(data, usage)

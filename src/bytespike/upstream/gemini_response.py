@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from bytespike.upstream import transport
 from bytespike.upstream.base import (
     JSONObject,
     UpstreamError,
@@ -55,18 +56,13 @@ def error(status: int, raw: bytes) -> UpstreamError:
     if isinstance(detail, dict) and detail.get("message"):
         message = str(detail["message"])
     else:
-        message = raw.decode("utf-8", errors="replace").strip()[:500] or f"Gemini answered {status}"
+        message = transport.body_text(raw) or f"Gemini answered {status}"
     return UpstreamError(status, message, error_type=ERROR_TYPES.get(status))
 
 
 def parse(raw: bytes | str) -> JSONObject:
     """A GenerateContentResponse from a 2xx body or stream event."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamMalformed("Gemini's answer is not JSON") from exc
-    if not isinstance(body, dict):
-        raise UpstreamMalformed("Gemini's answer is not a JSON object")
+    body = transport.json_object(raw, "Gemini's answer")
     if isinstance(body.get("error"), dict):  # sent in place of an event mid-stream
         detail = body["error"]
         code = detail.get("code") if isinstance(detail.get("code"), int) else 500

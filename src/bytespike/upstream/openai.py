@@ -22,7 +22,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
-import orjson
 
 from bytespike.upstream import sse, transport
 from bytespike.upstream.base import (
@@ -32,6 +31,8 @@ from bytespike.upstream.base import (
     UpstreamMalformed,
     UpstreamUnavailable,
 )
+
+ANSWER = "the upstream's answer"  # how malformed answers are named to clients
 
 
 def request_body(body: JSONObject, *, stream: bool, max_tokens_field: str) -> JSONObject:
@@ -48,26 +49,9 @@ def request_body(body: JSONObject, *, stream: bool, max_tokens_field: str) -> JS
     return out
 
 
-def error(status: int, raw: bytes) -> UpstreamError:
-    """The upstream's `{"error": {"message", "type", ...}}`, or its raw text if not that."""
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        parsed = None
-    detail = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(detail, dict):
-        message = str(detail.get("message") or f"upstream answered {status}")
-        kind = detail.get("type")
-        return UpstreamError(status, message, error_type=kind if isinstance(kind, str) else None)
-    if isinstance(detail, str):  # some compat servers send {"error": "text"}
-        return UpstreamError(status, detail)
-    text = raw.decode("utf-8", errors="replace").strip()[:500]
-    return UpstreamError(status, text or f"upstream answered {status}")
-
-
 def completion(raw: bytes, *, model: str) -> JSONObject:
     """A chat.completion from the upstream's 2xx body, with schema-required gaps filled."""
-    body = _json(raw)
+    body = transport.json_object(raw, ANSWER)
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices:
         raise UpstreamMalformed("the upstream's answer has no choices")
@@ -93,7 +77,7 @@ def completion(raw: bytes, *, model: str) -> JSONObject:
 def chunk(data: str, header: JSONObject) -> JSONObject:
     """A chat.completion.chunk from one stream event; `header` (id, created, model) fills
     what the event leaves out, so every chunk of a stream agrees."""
-    body = _json(data)
+    body = transport.json_object(data, ANSWER)
     if "choices" not in body and isinstance(body.get("error"), dict):
         # An error after the 200 went out: only the body can say so.
         detail = body["error"]
@@ -114,16 +98,6 @@ def chunk(data: str, header: JSONObject) -> JSONObject:
         choice.setdefault("index", index)
         choice.setdefault("delta", {})
         choice.setdefault("finish_reason", None)
-    return body
-
-
-def _json(raw: bytes | str) -> JSONObject:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamMalformed("the upstream's answer is not JSON") from exc
-    if not isinstance(body, dict):
-        raise UpstreamMalformed("the upstream's answer is not a JSON object")
     return body
 
 
@@ -191,5 +165,5 @@ class OpenAIProvider:
             payload,
             headers=self._headers,
             limits=self._timeout,
-            error=error,
+            error=transport.error_body,
         )

@@ -21,7 +21,9 @@ import orjson
 from bytespike.upstream.base import (
     Endpoint,
     JSONObject,
+    UpstreamError,
     UpstreamFailure,
+    UpstreamMalformed,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -63,3 +65,36 @@ async def post(
     except aiohttp.ClientError as exc:
         # The message may reach API clients, so it names no address; the cause is chained.
         raise UpstreamUnavailable(f"the upstream connection failed ({type(exc).__name__})") from exc
+
+
+def json_object(raw: bytes | str, what: str) -> JSONObject:
+    """`raw` as a JSON object; `UpstreamMalformed` saying `what` was not one otherwise."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamMalformed(f"{what} is not JSON") from exc
+    if not isinstance(parsed, dict):
+        raise UpstreamMalformed(f"{what} is not a JSON object")
+    return parsed
+
+
+def error_body(status: int, raw: bytes, *, who: str = "upstream") -> UpstreamError:
+    """An error answer in OpenAI's and Anthropic's shape, `{"error": {"message", "type"}}`
+    (some compatible servers send `{"error": "text"}`), or its raw text if not that."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        parsed = None
+    detail = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(detail, dict):
+        message = str(detail.get("message") or f"{who} answered {status}")
+        kind = detail.get("type")
+        return UpstreamError(status, message, error_type=kind if isinstance(kind, str) else None)
+    if isinstance(detail, str):
+        return UpstreamError(status, detail)
+    return UpstreamError(status, body_text(raw) or f"{who} answered {status}")
+
+
+def body_text(raw: bytes) -> str:
+    """The start of a body that is not the expected JSON, for an error message."""
+    return raw.decode("utf-8", errors="replace").strip()[:500]
