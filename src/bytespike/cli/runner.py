@@ -46,7 +46,7 @@ def start_process() -> Settings:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     if settings.is_sqlite:
-        migrate.upgrade(settings.database_url)
+        migrate.ensure_current_sqlite(settings.database_url)
     return settings
 
 
