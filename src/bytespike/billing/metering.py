@@ -74,7 +74,7 @@ class HoldRequest:
 class Outcome:
     """How the call ended, for the usage record."""
 
-    status: str  # see usage.tables.USAGE_STATUSES
+    status: str  # see usage.tables (its status CHECK)
     http_status: int
     stream: bool
     latency_ms: int

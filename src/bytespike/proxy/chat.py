@@ -56,20 +56,12 @@ async def _complete(
         return errors.openai_response(failure, call.headers)
     usage = usage_from_openai(completion.get("usage"))
     if usage is None:
-        usage = pipeline.estimated(None, body, len(_text(completion).encode()))
+        choices = completion.get("choices") or ()
+        written = sum(pipeline.output_bytes(c.get("message") or {}) for c in choices)
+        usage = pipeline.estimated(None, body, written)
     await pipeline.settle(gw, call, ticket, usage, status="ok", http_status=200, stream=False)
     completion["model"] = call.model.id
     return JSON(completion, headers=call.headers)
-
-
-def _text(completion: dict[str, Any]) -> str:
-    parts = []
-    for choice in completion.get("choices") or ():
-        message = choice.get("message") or {}
-        parts.append(message.get("content") or "")
-        for tool_call in message.get("tool_calls") or ():
-            parts.append((tool_call.get("function") or {}).get("arguments") or "")
-    return "".join(p for p in parts if isinstance(p, str))
 
 
 async def _stream(

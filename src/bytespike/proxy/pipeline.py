@@ -30,10 +30,7 @@ from bytespike.keys.cache import CachedKey, KeyCache
 from bytespike.ratelimit.base import RateLimiter
 from bytespike.upstream.base import (
     Provider,
-    UpstreamError,
     UpstreamFailure,
-    UpstreamMalformed,
-    UpstreamTimeout,
     Usage,
 )
 from bytespike.upstream.registry import Providers
@@ -174,20 +171,24 @@ async def settle_failure(
     gw: Gateway, call: Admitted, ticket: Ticket, failure: UpstreamFailure, *, stream: bool
 ) -> int:
     """Settle a call the upstream failed: only what it reported, else release the hold."""
-    status = failure_status(failure)
     return await settle(
-        gw, call, ticket, failure.usage, status=status, http_status=failure.status, stream=stream
+        gw,
+        call,
+        ticket,
+        failure.usage,
+        status=failure.usage_status,
+        http_status=failure.status,
+        stream=stream,
     )
 
 
-def failure_status(failure: UpstreamFailure) -> str:
-    if isinstance(failure, UpstreamTimeout):
-        return "timeout"
-    if isinstance(failure, UpstreamMalformed):
-        return "malformed"
-    if isinstance(failure, UpstreamError):
-        return "upstream_error"
-    return "unavailable"
+def output_bytes(part: dict[str, Any]) -> int:
+    """UTF-8 bytes of what a message or a stream delta says: its text and tool arguments
+    (the measure `estimated` turns into output tokens)."""
+    pieces = [part.get("content")]
+    for call in part.get("tool_calls") or ():
+        pieces.append((call.get("function") or {}).get("arguments"))
+    return sum(len(piece.encode()) for piece in pieces if isinstance(piece, str))
 
 
 def estimated(usage: Usage | None, body: dict[str, Any], output_bytes: int) -> Usage:

@@ -55,14 +55,7 @@ class Meter:
     def openai_chunk(self, chunk: JSONObject) -> bool:
         """Count a chunk's output; True when it is the closing usage chunk."""
         for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if isinstance(content, str):
-                self.output_bytes += len(content.encode())
-            for call in delta.get("tool_calls") or ():
-                arguments = (call.get("function") or {}).get("arguments")
-                if isinstance(arguments, str):
-                    self.output_bytes += len(arguments.encode())
+            self.output_bytes += pipeline.output_bytes(choice.get("delta") or {})
         usage = usage_from_openai(chunk.get("usage"))
         if usage is None:
             return False
@@ -81,7 +74,7 @@ class Meter:
 
     def broke(self, failure: UpstreamFailure) -> None:
         self.usage = failure.usage or self.usage
-        self.status = pipeline.failure_status(failure)
+        self.status = failure.usage_status
         self.http_status = failure.status
 
 

@@ -36,6 +36,7 @@ class UpstreamFailure(Exception):
 
     status = 502
     type = "api_error"
+    usage_status = "unavailable"  # the usage record's status for a call that failed so
 
     def __init__(self, message: str, *, usage: Usage | None = None) -> None:
         super().__init__(message)
@@ -46,6 +47,8 @@ class UpstreamFailure(Exception):
 class UpstreamError(UpstreamFailure):
     """The upstream answered with an error status. A 4xx is the client's fault and is passed
     through with its status; a 5xx becomes a 502."""
+
+    usage_status = "upstream_error"
 
     def __init__(
         self,
@@ -63,6 +66,7 @@ class UpstreamError(UpstreamFailure):
 
 class UpstreamTimeout(UpstreamFailure):
     status = 504
+    usage_status = "timeout"
 
 
 class UpstreamUnavailable(UpstreamFailure):
@@ -71,6 +75,8 @@ class UpstreamUnavailable(UpstreamFailure):
 
 class UpstreamMalformed(UpstreamFailure):
     """The upstream answered 2xx with a body that is not its documented format."""
+
+    usage_status = "malformed"
 
 
 class Provider(Protocol):

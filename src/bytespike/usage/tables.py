@@ -4,9 +4,9 @@ import sqlalchemy as sa
 
 from bytespike.db.metadata import BigId, Micros, metadata, timestamp
 
-# ok: answered; upstream_error/timeout/unavailable/malformed: the upstream failed;
-# client_closed: the client went away mid-stream (what was streamed is billed).
-USAGE_STATUSES = ("ok", "upstream_error", "timeout", "unavailable", "malformed", "client_closed")
+# Statuses (the CHECK below): ok, answered; upstream_error/timeout/unavailable/malformed, the
+# upstream failed (UpstreamFailure.usage_status); client_closed, the client went away
+# mid-stream (what was streamed is billed).
 
 usage_records = sa.Table(
     "usage_records",
