@@ -230,7 +230,7 @@ async def settle(
     if usage is None:
         await holds.release(conn, ticket.hold_id, now=now)
     else:
-        period = quotas.period_start(ticket.quota_reset, now)
+        period = quotas.period_start(ticket.quota_reset, now) if ticket.capped else None
         cost = pricing.charge(model, usage)
         ceiling = None
         if ticket.capped and cost > ticket.amount:

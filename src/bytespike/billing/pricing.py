@@ -48,17 +48,18 @@ def input_cost(model: Model, tokens: int) -> int:
     return round_up(cost_micros(tokens, model.input_usd_per_mtok))
 
 
-def output_cost(model: Model, tokens: int) -> int:
-    return round_up(cost_micros(tokens, model.output_usd_per_mtok))
+def cost(model: Model, input_tokens: int, output_tokens: int) -> int:
+    """Exactly input tokens at the input price plus output tokens at the output price,
+    rounded up to a whole micro once per call."""
+    exact = cost_micros(input_tokens, model.input_usd_per_mtok) + cost_micros(
+        output_tokens, model.output_usd_per_mtok
+    )
+    return round_up(exact)
 
 
 def charge(model: Model, usage: Usage) -> int:
-    """Exactly input tokens at the input price plus output tokens at the output price,
-    rounded up to a whole micro once per call."""
-    exact = cost_micros(usage.input_tokens, model.input_usd_per_mtok) + cost_micros(
-        usage.output_tokens, model.output_usd_per_mtok
-    )
-    return round_up(exact)
+    """What a call with this reported usage is charged."""
+    return cost(model, usage.input_tokens, usage.output_tokens)
 
 
 def affordable_output(model: Model, budget: int, input_tokens: int) -> int:
@@ -72,8 +73,6 @@ def affordable_output(model: Model, budget: int, input_tokens: int) -> int:
 
 
 def hold_amount(model: Model, input_tokens: int, output_tokens: int) -> int:
-    """The hold for a call: its cost if every bound is reached (never below one micro)."""
-    exact = cost_micros(input_tokens, model.input_usd_per_mtok) + cost_micros(
-        output_tokens, model.output_usd_per_mtok
-    )
-    return max(1, round_up(exact))
+    """The hold for a call: its cost if every bound is reached (never below one micro), by
+    the same formula as the charge, so the hold can never be below it."""
+    return max(1, cost(model, input_tokens, output_tokens))
