@@ -43,7 +43,6 @@ class _Plan:
     names: Sequence[str]  # parameter names in placeholder order (`?` repeats a name, `$n` not)
     defaults: dict[str, Any]  # literal values SQLAlchemy bound itself (e.g. the 0 of `>= 0`)
     processors: dict[str, Callable[[Any], Any]]
-    returns_rows: bool
 
     def arguments(self, params: dict[str, Any]) -> list[Any]:
         values = []
@@ -65,17 +64,14 @@ def _plan(statement: Any, params: dict[str, Any], dialect: Dialect) -> _Plan:
         if process is not None:
             processors[name] = process
     defaults = {name: binds[name].value for name in set(names) if name not in params}
-    dml = isinstance(statement, (sa.Insert, sa.Update, sa.Delete))
-    returns_rows = not dml or bool(compiled.effective_returning)
-    return _Plan(compiled.string, names, defaults, processors, returns_rows)
+    return _Plan(compiled.string, names, defaults, processors)
 
 
 class Rows:
     """The result calls the hot statements' callers make, over fetched rows."""
 
-    def __init__(self, rows: Sequence[Sequence[Any]], rowcount: int) -> None:
+    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
         self._rows = rows
-        self.rowcount = rowcount
 
     def one(self) -> tuple[Any, ...]:
         if len(self._rows) != 1:
@@ -115,7 +111,7 @@ class Direct:
     def execute(self, statement: Any, params: dict[str, Any]) -> Rows:
         plan = self._plans.get(statement, params)
         cursor = self._raw.execute(plan.sql, plan.arguments(params))
-        return Rows(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+        return Rows(cursor.fetchall() if cursor.description else [])
 
 
 class PgDirect:
@@ -127,11 +123,7 @@ class PgDirect:
 
     async def execute(self, statement: Any, params: dict[str, Any]) -> Rows:
         plan = self._plans.get(statement, params)
-        if plan.returns_rows:
-            rows = await self._raw.fetch(plan.sql, *plan.arguments(params))
-            return Rows(rows, len(rows))
-        status = await self._raw.execute(plan.sql, *plan.arguments(params))  # "UPDATE 3"
-        return Rows([], int(status.rsplit(" ", 1)[-1]))
+        return Rows(await self._raw.fetch(plan.sql, *plan.arguments(params)))
 
     async def values(self, statement: Any, params: list[dict[str, Any]]) -> list[Any]:
         """A statement returning one row, once per parameter set, in one round trip (asyncpg
