@@ -12,8 +12,7 @@ import json
 from typing import Any
 
 from bytespike.errors import InvalidRequest
-
-JSONObject = dict[str, Any]
+from bytespike.upstream.base import JSONObject
 
 
 def openai_request_to_messages(body: JSONObject) -> JSONObject:

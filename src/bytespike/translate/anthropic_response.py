@@ -12,14 +12,13 @@ import time
 from typing import Any
 
 from bytespike.upstream.base import (
+    JSONObject,
     UpstreamMalformed,
     Usage,
     openai_usage,
     usage_from_anthropic,
     usage_from_openai,
 )
-
-JSONObject = dict[str, Any]
 
 FINISH_REASONS = {
     "end_turn": "stop",

@@ -9,12 +9,9 @@ that end early are the provider's to turn into UpstreamFailures, with `usage` so
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from bytespike.translate.anthropic_response import finish_reason
-from bytespike.upstream.base import Usage, openai_usage, usage_from_anthropic
-
-JSONObject = dict[str, Any]
+from bytespike.upstream.base import JSONObject, Usage, openai_usage, usage_from_anthropic
 
 
 def fold_stream_usage(event: str, data: JSONObject, usage: Usage | None) -> Usage | None:

@@ -13,8 +13,7 @@ import json
 from typing import Any
 
 from bytespike.errors import InvalidRequest
-
-JSONObject = dict[str, Any]
+from bytespike.upstream.base import JSONObject
 
 # Blocks a client sends back from an earlier answer that carry nothing another model can use.
 IGNORED_BLOCKS = frozenset({"thinking", "redacted_thinking"})

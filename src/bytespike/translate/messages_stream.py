@@ -9,12 +9,10 @@ and `finish()` is then not called, so a client never sees message_stop for a cut
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from bytespike.translate.anthropic_response import anthropic_usage, stop_reason
-from bytespike.upstream.base import Usage, usage_from_openai
+from bytespike.upstream.base import JSONObject, Usage, usage_from_openai
 
-JSONObject = dict[str, Any]
 Event = tuple[str, JSONObject]
 
 

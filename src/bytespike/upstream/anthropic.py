@@ -16,7 +16,6 @@ from collections.abc import AsyncGenerator
 from contextlib import AbstractAsyncContextManager
 
 import aiohttp
-import orjson
 
 from bytespike.errors import InvalidRequest
 from bytespike.translate.anthropic_request import openai_request_to_messages
@@ -82,10 +81,7 @@ class AnthropicProvider:
     async def messages(self, body: JSONObject, *, beta: str | None = None) -> JSONObject:
         async with self._post({**body, "stream": False}, beta) as response:
             raw = await response.read()
-        try:
-            message: JSONObject = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamMalformed("Anthropic's answer is not JSON") from exc
+        message = transport.json_object(raw, "Anthropic's answer")
         if not is_message(message):
             raise UpstreamMalformed("Anthropic answered with something that is not a Message")
         return message
