@@ -104,15 +104,17 @@ async def settle(
     cost: int,
     *,
     now: datetime,
-    ceiling: int | None = None,
+    room: int | None = None,
 ) -> Settlement:
     """Charge the actual `cost` against the hold and return the rest to `available`.
 
     A cost above the hold (the estimate was beaten) is taken from `available` as far as it
-    goes, and never past `ceiling` (what a spend cap still allows); the remainder is recorded
-    as uncollected, never as a negative balance. A hold that had already expired is charged
-    the same way, straight from `available`. Moving a cap's counters is the caller's part
-    (`quotas.unhold`), since only it knows the cap's period.
+    goes; the remainder is recorded as uncollected, never as a negative balance. A hold
+    that had already expired is charged the same way, straight from `available`. With a
+    spend cap, `room` is what the cap allows beyond what it already counts as held: the
+    charge never passes what the hold still reserves plus `room` (an expired hold reserves
+    nothing any more). Moving a cap's counters is the caller's part (`quotas.unhold`),
+    since only it knows the cap's period.
     """
     if cost < 0:
         raise ValueError("a cost cannot be negative")
@@ -127,8 +129,8 @@ async def settle(
     else:
         wallet_id, amount, key_id, model = row
     charged = cost if cost <= amount else min(cost, amount + await _available(conn, wallet_id))
-    if ceiling is not None:
-        charged = min(charged, ceiling)
+    if room is not None:
+        charged = min(charged, amount + room)
     if charged or amount or charged < cost:
         await ledger.post(
             conn,

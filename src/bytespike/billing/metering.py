@@ -232,14 +232,15 @@ async def settle(
     else:
         period = quotas.period_start(ticket.quota_reset, now) if ticket.capped else None
         cost = pricing.charge(model, usage)
-        ceiling = None
-        if ticket.capped and cost > ticket.amount:
-            # Beyond the hold, the cap's room bounds the charge. Rows are locked wallet
+        room = None
+        if ticket.capped:
+            # The cap bounds what the hold does not cover: a cost beyond it, or all of it
+            # once the hold has expired (its TTL passed mid-call). Rows are locked wallet
             # first, then cap, as `reserve` does, so the two cannot deadlock.
             await _lock_wallet(conn, ticket.wallet_id)
             cap = await quotas.cap_state(conn, ticket.key_id, model.id, period)
-            ceiling = None if cap is None else ticket.amount + cap.room
-        settled = await holds.settle(conn, ticket.hold_id, cost, now=now, ceiling=ceiling)
+            room = None if cap is None else cap.room
+        settled = await holds.settle(conn, ticket.hold_id, cost, now=now, room=room)
         charged = settled.charged
         after = None
         if ticket.capped:
