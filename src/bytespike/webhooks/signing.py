@@ -58,17 +58,14 @@ class SecretBox:
 
     def __init__(self, passphrases: list[str]) -> None:
         self._passphrases = passphrases
-        self._sealer: MultiFernet | None = None
 
-    @property
-    def _fernet(self) -> MultiFernet:
+    @functools.cached_property
+    def _sealer(self) -> MultiFernet:
         # Built on first use: `cryptography` costs ~7 MB, and a gateway that never sends a
         # webhook should not carry it.
-        if self._sealer is None:
-            from cryptography.fernet import MultiFernet
+        from cryptography.fernet import MultiFernet
 
-            self._sealer = MultiFernet([_fernet(p) for p in self._passphrases])
-        return self._sealer
+        return MultiFernet([_fernet(p) for p in self._passphrases])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
@@ -83,13 +80,13 @@ class SecretBox:
         )
 
     def seal(self, secret: str) -> str:
-        return self._fernet.encrypt(secret.encode("ascii")).decode("ascii")
+        return self._sealer.encrypt(secret.encode("ascii")).decode("ascii")
 
     def open(self, sealed: str) -> str:
         from cryptography.fernet import InvalidToken
 
         try:
-            return self._fernet.decrypt(sealed.encode("ascii")).decode("ascii")
+            return self._sealer.decrypt(sealed.encode("ascii")).decode("ascii")
         except InvalidToken as exc:
             raise SecretUnreadable("webhook secret sealed under an unknown key") from exc
 
