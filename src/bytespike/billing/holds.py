@@ -128,7 +128,7 @@ async def settle(
         amount = 0
     else:
         wallet_id, amount, key_id, model = row
-    charged = cost if cost <= amount else min(cost, amount + await _available(conn, wallet_id))
+    charged = cost if cost <= amount else min(cost, amount + await lock_wallet(conn, wallet_id))
     if room is not None:
         charged = min(charged, amount + room)
     if charged or amount or charged < cost:
@@ -153,7 +153,8 @@ async def _status(conn: AsyncConnection, hold_id: int) -> str:
     return str((await conn.execute(query)).scalar_one_or_none() or "missing")
 
 
-async def _available(conn: AsyncConnection, wallet_id: int) -> int:
+async def lock_wallet(conn: AsyncConnection, wallet_id: int) -> int:
+    """The wallet's `available`, its row locked until commit on PostgreSQL."""
     query = sa.select(wallets.c.available_micros).where(wallets.c.id == wallet_id)
     if conn.dialect.name == "postgresql":
         # Hold the row until commit so the amount read is still there when charged. NO KEY
@@ -164,9 +165,15 @@ async def _available(conn: AsyncConnection, wallet_id: int) -> int:
 
 
 async def release(
-    conn: AsyncConnection, hold_id: int, *, now: datetime, kind: str = "release"
+    conn: AsyncConnection,
+    hold_id: int,
+    *,
+    now: datetime,
+    kind: str = "release",
+    capped: bool = True,
 ) -> bool:
-    """Return the whole hold to `available`; False if it had already ended."""
+    """Return the whole hold to `available`; False if it had already ended. `capped=False`:
+    the caller knows the hold counts against no cap (the sweeper does not, so it checks)."""
     row = await _close(conn, hold_id, "released" if kind == "release" else "expired", now)
     if row is None:
         return False
@@ -181,8 +188,8 @@ async def release(
         key_id=key_id,
         model=model,
     )
-    # After the wallet: every transaction locks a wallet before a cap row (no deadlocks).
-    await quotas.unhold(conn, key_id, model, amount)
+    if capped:  # after the wallet: every transaction locks a wallet before a cap row
+        await quotas.unhold(conn, key_id, model, amount)
     return True
 
 

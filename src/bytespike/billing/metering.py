@@ -69,6 +69,19 @@ class HoldRequest:
     now: datetime
     ttl: timedelta
 
+    def ticket(self, hold_id: int, amount: int, output: int, *, capped: bool) -> Ticket:
+        """What a hold placed for this request pays for."""
+        return Ticket(
+            hold_id=hold_id,
+            amount=amount,
+            max_tokens=output,
+            wallet_id=self.wallet_id,
+            key_id=self.key_id,
+            model=self.model,
+            quota_reset=self.quota_reset,
+            capped=capped,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -114,16 +127,7 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Ticket:
     )
     if cap is not None:
         await quotas.hold(conn, key_id, model.id, amount)
-    return Ticket(
-        hold_id=hold_id,
-        amount=amount,
-        max_tokens=output,
-        wallet_id=wallet_id,
-        key_id=key_id,
-        model=model,
-        quota_reset=req.quota_reset,
-        capped=cap is not None,
-    )
+    return req.ticket(hold_id, amount, output, capped=cap is not None)
 
 
 def fused_reserve(req: HoldRequest) -> Fused[Ticket] | None:
@@ -142,20 +146,9 @@ def fused_reserve(req: HoldRequest) -> Fused[Ticket] | None:
         now=req.now,
         ttl=req.ttl,
     )
-
-    def ticket(hold_id: int) -> Ticket:
-        return Ticket(
-            hold_id=hold_id,
-            amount=amount,
-            max_tokens=output,
-            wallet_id=req.wallet_id,
-            key_id=req.key_id,
-            model=model,
-            quota_reset=req.quota_reset,
-            capped=False,
-        )
-
-    return Fused(fused.RESERVE, params, ticket)
+    return Fused(
+        fused.RESERVE, params, lambda hold_id: req.ticket(hold_id, amount, output, capped=False)
+    )
 
 
 def _cap_reached(model: Model, cap: quotas.CapState, amount: int | None = None) -> QuotaCapReached:
@@ -209,12 +202,6 @@ async def _live_available(conn: AsyncConnection, key_id: int, wallet_id: int) ->
     return int(available)
 
 
-async def _lock_wallet(conn: AsyncConnection, wallet_id: int) -> None:
-    if conn.dialect.name == "postgresql":
-        query = sa.select(wallets.c.id).where(wallets.c.id == wallet_id)
-        await conn.execute(query.with_for_update(key_share=True))
-
-
 async def settle(
     conn: AsyncConnection,
     ticket: Ticket,
@@ -228,7 +215,7 @@ async def settle(
     model = ticket.model
     charged = 0
     if usage is None:
-        await holds.release(conn, ticket.hold_id, now=now)
+        await holds.release(conn, ticket.hold_id, now=now, capped=ticket.capped)
     else:
         period = quotas.period_start(ticket.quota_reset, now) if ticket.capped else None
         cost = pricing.charge(model, usage)
@@ -237,7 +224,7 @@ async def settle(
             # The cap bounds what the hold does not cover: a cost beyond it, or all of it
             # once the hold has expired (its TTL passed mid-call). Rows are locked wallet
             # first, then cap, as `reserve` does, so the two cannot deadlock.
-            await _lock_wallet(conn, ticket.wallet_id)
+            await holds.lock_wallet(conn, ticket.wallet_id)
             cap = await quotas.cap_state(conn, ticket.key_id, model.id, period)
             room = None if cap is None else cap.room
         settled = await holds.settle(conn, ticket.hold_id, cost, now=now, room=room)
