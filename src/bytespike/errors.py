@@ -11,6 +11,7 @@ class BytespikeError(Exception):
 
     status = 400
     type = "invalid_request_error"
+    code: str | None = None  # a subclass's default machine-readable code
 
     def __init__(
         self,
@@ -22,7 +23,7 @@ class BytespikeError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code
+        self.code = code if code is not None else type(self).code
         self.headers = headers or {}
         self.param = param  # the request field at fault, for OpenAI-format errors
 
@@ -63,9 +64,9 @@ class InsufficientBalance(BytespikeError):
 
     status = 402
     type = "billing_error"
+    code = "insufficient_balance"
 
     def __init__(self, message: str = "insufficient balance", **kwargs: object) -> None:
-        kwargs.setdefault("code", "insufficient_balance")
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
@@ -79,16 +80,10 @@ class QuotaCapReached(BytespikeError):
 
     status = 402
     type = "billing_error"
-
-    def __init__(self, message: str, **kwargs: object) -> None:
-        kwargs.setdefault("code", "quota_cap_reached")
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    code = "quota_cap_reached"
 
 
 class ModelNotFound(BytespikeError):
     status = 404
     type = "not_found_error"
-
-    def __init__(self, message: str, **kwargs: object) -> None:
-        kwargs.setdefault("code", "model_not_found")
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    code = "model_not_found"
