@@ -4,6 +4,7 @@ on /v1/messages. Both keep the documented envelope's `error.type` and `error.mes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bytespike.api.responses import JSON
@@ -25,36 +26,33 @@ _ANTHROPIC_TYPES = {
 }
 
 
-def _parts(failure: Failure) -> tuple[int, str, str, str | None, dict[str, str]]:
-    if isinstance(failure, BytespikeError):
-        return failure.status, failure.type, failure.message, failure.code, failure.headers
-    return failure.status, failure.type, failure.message, None, {}
-
-
-def openai_body(failure: Failure, param: str | None = None) -> dict[str, Any]:
-    _status, type_, message, code, _headers = _parts(failure)
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+def openai_body(failure: Failure) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": failure.message,
+            "type": failure.type,
+            "param": failure.param,
+            "code": failure.code,
+        }
+    }
 
 
 def anthropic_body(failure: Failure) -> dict[str, Any]:
-    status, type_, message, _code, _headers = _parts(failure)
+    type_ = failure.type
     if type_ not in _ANTHROPIC_TYPES.values():
-        type_ = _ANTHROPIC_TYPES.get(status, "api_error")
-    return {"type": "error", "error": {"type": type_, "message": message}}
+        type_ = _ANTHROPIC_TYPES.get(failure.status, "api_error")
+    return {"type": "error", "error": {"type": type_, "message": failure.message}}
 
 
 def openai_response(failure: Failure, extra_headers: dict[str, str] | None = None) -> JSON:
-    status, _type, _message, _code, headers = _parts(failure)
-    param = failure.param if isinstance(failure, BytespikeError) else None
-    return JSON(
-        openai_body(failure, param), status_code=status, headers=_merge(headers, extra_headers)
-    )
+    headers = _merge(failure.headers, extra_headers)
+    return JSON(openai_body(failure), status_code=failure.status, headers=headers)
 
 
 def anthropic_response(failure: Failure, extra_headers: dict[str, str] | None = None) -> JSON:
-    status, *_rest, headers = _parts(failure)
-    return JSON(anthropic_body(failure), status_code=status, headers=_merge(headers, extra_headers))
+    headers = _merge(failure.headers, extra_headers)
+    return JSON(anthropic_body(failure), status_code=failure.status, headers=headers)
 
 
-def _merge(first: dict[str, str], second: dict[str, str] | None) -> dict[str, str]:
+def _merge(first: Mapping[str, str], second: dict[str, str] | None) -> dict[str, str]:
     return {**(second or {}), **first}

@@ -14,8 +14,9 @@ itself reported (`UpstreamFailure.usage`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 JSONObject = dict[str, Any]
@@ -37,6 +38,10 @@ class UpstreamFailure(Exception):
     status = 502
     type = "api_error"
     usage_status = "unavailable"  # the usage record's status for a call that failed so
+    # What a client's error body and headers carry besides; an upstream failure has none.
+    code: str | None = None
+    param: str | None = None
+    headers: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, message: str, *, usage: Usage | None = None) -> None:
         super().__init__(message)
