@@ -26,8 +26,7 @@ class OpenAIStreamToMessages:
         self.usage: Usage | None = None
         self._started = False
         self._finish: str | None = None
-        self._block: int | None = None  # index of the open content block
-        self._block_kind: str | None = None
+        self._block_kind: str | None = None  # the open content block's type (None: none open)
         self._blocks = 0
         self._tools: dict[int, int] = {}  # OpenAI tool_calls index → Anthropic block index
 
@@ -100,16 +99,16 @@ class OpenAIStreamToMessages:
 
     def _open(self, block: JSONObject) -> list[Event]:
         events = self._close()
-        self._block, self._block_kind = self._blocks, block["type"]
+        self._block_kind = block["type"]
         self._blocks += 1
-        start = {"type": "content_block_start", "index": self._block, "content_block": block}
+        start = {"type": "content_block_start", "index": self._index(), "content_block": block}
         return [*events, ("content_block_start", start)]
 
     def _close(self) -> list[Event]:
-        if self._block is None:
+        if self._block_kind is None:
             return []
-        index, self._block, self._block_kind = self._block, None, None
-        return [("content_block_stop", {"type": "content_block_stop", "index": index})]
+        self._block_kind = None
+        return [("content_block_stop", {"type": "content_block_stop", "index": self._index()})]
 
     def _index(self) -> int:
         """The open block: always the last one opened (opening one closes the one before)."""
