@@ -8,11 +8,11 @@ stream_options) are not sent.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bytespike.errors import InvalidRequest
-from bytespike.upstream.base import JSONObject
+from bytespike.translate.anthropic_response import tool_use_block
+from bytespike.upstream.base import JSONObject, arguments_object
 
 
 def openai_request_to_messages(body: JSONObject) -> JSONObject:
@@ -141,25 +141,14 @@ def _assistant_blocks(message: JSONObject) -> list[JSONObject]:
         content = "".join(p.get("text") or p.get("refusal") or "" for p in content)
     if content:
         blocks.append({"type": "text", "text": str(content)})
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": call.get("id"),
-                "name": function.get("name"),
-                "input": _arguments(function.get("arguments")),
-            }
-        )
+    blocks.extend(tool_use_block(call, _arguments) for call in message.get("tool_calls") or [])
     return blocks
 
 
 def _arguments(raw: Any) -> JSONObject:
-    try:
-        value = json.loads(raw) if raw else {}
-    except (TypeError, ValueError):
-        raise InvalidRequest("tool_calls: function.arguments must be a JSON object") from None
-    if not isinstance(value, dict):
+    """The client's tool call arguments: not an object is the client's error."""
+    value = arguments_object(raw)
+    if value is None:
         raise InvalidRequest("tool_calls: function.arguments must be a JSON object")
     return value
 

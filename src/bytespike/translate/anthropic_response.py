@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bytespike.upstream.base import (
     JSONObject,
     UpstreamMalformed,
     Usage,
+    arguments_object,
     openai_usage,
     usage_from_anthropic,
     usage_from_openai,
@@ -135,22 +137,23 @@ def openai_to_message(completion: JSONObject, model: str) -> JSONObject:
     }
 
 
-def tool_use_block(call: JSONObject) -> JSONObject:
+def tool_use_block(
+    call: JSONObject, input_of: Callable[[Any], JSONObject] | None = None
+) -> JSONObject:
+    """An OpenAI tool call as Anthropic's `tool_use` block; `input_of` reads its arguments
+    (by default as the model's, whose bad arguments are a malformed answer)."""
     function = call.get("function") or {}
     return {
         "type": "tool_use",
         "id": call.get("id"),
         "name": function.get("name"),
-        "input": tool_input(function.get("arguments")),
+        "input": (input_of or tool_input)(function.get("arguments")),
     }
 
 
 def tool_input(arguments: Any) -> JSONObject:
     """A tool call's arguments as the object Anthropic clients expect."""
-    try:
-        value = json.loads(arguments) if arguments else {}
-    except (TypeError, ValueError):
-        value = None
-    if not isinstance(value, dict):
+    value = arguments_object(arguments)
+    if value is None:
         raise UpstreamMalformed("the model called a tool with arguments that are not a JSON object")
     return value

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
+import orjson
+
 JSONObject = dict[str, Any]
 
 
@@ -116,6 +118,16 @@ class NativeMessages(Protocol):
     ) -> AsyncGenerator[tuple[str, JSONObject], None]:
         """Streaming Anthropic Messages call; yields (event name, data) pairs as sent."""
         ...
+
+
+def arguments_object(arguments: Any) -> JSONObject | None:
+    """An OpenAI tool call's `arguments` (JSON text) as the object Anthropic and Gemini
+    take; None if it is not one. No arguments at all are `{}`."""
+    try:
+        value = orjson.loads(arguments) if arguments else {}
+    except (TypeError, orjson.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def usage_from_openai(usage: JSONObject | None) -> Usage | None:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from bytespike.errors import InvalidRequest
-from bytespike.upstream.base import JSONObject
+from bytespike.upstream.base import JSONObject, arguments_object
 
 # Gemini's Schema is a subset of OpenAPI 3.0; anything else fails the request.
 SCHEMA_KEYS = frozenset(
@@ -208,11 +208,8 @@ def _model_parts(message: JSONObject) -> list[JSONObject]:
     parts = [p for p in _parts(message) if p.get("text") != ""]
     for call in message.get("tool_calls") or ():
         function = call.get("function", {})
-        try:
-            args = orjson.loads(function.get("arguments") or "{}")
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRequest("messages: tool call arguments must be JSON") from exc
-        if not isinstance(args, dict):
+        args = arguments_object(function.get("arguments"))
+        if args is None:
             raise InvalidRequest("messages: tool call arguments must be a JSON object")
         part: JSONObject = {"functionCall": {"name": function.get("name"), "args": args}}
         signature = str(call.get("id") or "").partition(SIGNATURE_MARK)[2]
