@@ -27,12 +27,8 @@ from bytespike.upstream.base import (
 )
 from tests.fakes import anthropic as fake_anthropic
 from tests.fakes.base import FakeUpstream, serve
+from tests.openai_schema import assert_valid
 from tests.processes import free_port
-
-try:  # honours the spec's `nullable: true` until that is folded into tests/openai_schema.py
-    from tests.openai_nullable import assert_valid
-except ImportError:
-    from tests.openai_schema import assert_valid
 
 STREAM_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
 API_KEY = "sk-ant-test"

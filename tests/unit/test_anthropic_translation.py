@@ -24,11 +24,7 @@ from bytespike.translate.anthropic import (
     openai_to_message,
 )
 from bytespike.upstream.base import UpstreamMalformed, Usage, usage_from_anthropic
-
-try:  # honours the spec's `nullable: true` until that is folded into tests/openai_schema.py
-    from tests.openai_nullable import assert_valid
-except ImportError:
-    from tests.openai_schema import assert_valid
+from tests.openai_schema import assert_valid
 
 # A 1x1 PNG.
 PNG = (
