@@ -5,6 +5,17 @@ Services raise these; the HTTP layer renders them, the CLI prints their message.
 
 from __future__ import annotations
 
+# The envelope's error.type for an HTTP status, where nothing more precise is known.
+STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
 
 class BytespikeError(Exception):
     """Base of every error a caller is told about; `type` is the envelope's error.type."""

@@ -11,19 +11,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from bytespike.api.responses import JSON
-from bytespike.errors import BytespikeError
+from bytespike.errors import STATUS_TYPES, BytespikeError
 
 log = logging.getLogger(__name__)
-
-_HTTP_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
 
 
 class ErrorDetail(BaseModel):
@@ -66,7 +56,7 @@ async def _validation(_request: Request, exc: Exception) -> JSON:
 
 async def _http(_request: Request, exc: Exception) -> JSON:
     assert isinstance(exc, HTTPException)
-    type_ = _HTTP_TYPES.get(exc.status_code, "api_error")
+    type_ = STATUS_TYPES.get(exc.status_code, "api_error")
     return envelope(exc.status_code, type_, str(exc.detail), dict(exc.headers or {}))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from bytespike.errors import STATUS_TYPES
 from bytespike.upstream import transport
 from bytespike.upstream.base import (
     JSONObject,
@@ -35,13 +36,6 @@ FINISH_REASONS = {
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
 }
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    429: "rate_limit_error",
-}
 
 
 def error(status: int, raw: bytes) -> UpstreamError:
@@ -57,7 +51,7 @@ def error(status: int, raw: bytes) -> UpstreamError:
         message = str(detail["message"])
     else:
         message = transport.body_text(raw) or f"Gemini answered {status}"
-    return UpstreamError(status, message, error_type=ERROR_TYPES.get(status))
+    return UpstreamError(status, message, error_type=STATUS_TYPES.get(status))
 
 
 def parse(raw: bytes | str) -> JSONObject:
@@ -67,7 +61,7 @@ def parse(raw: bytes | str) -> JSONObject:
         detail = body["error"]
         code = detail.get("code") if isinstance(detail.get("code"), int) else 500
         message = str(detail.get("message") or "Gemini failed mid-stream")
-        raise UpstreamError(code, message, error_type=ERROR_TYPES.get(code))
+        raise UpstreamError(code, message, error_type=STATUS_TYPES.get(code))
     candidates = body.get("candidates", [])
     if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
         raise UpstreamMalformed("Gemini's candidates is not a list of objects")
