@@ -272,3 +272,31 @@ async def test_a_paused_orgs_key_is_403_even_once_cached(ctx: Context, base_url:
         anthropic_error(also_denied.value, 403, "permission_error")
     balances = await books_balance(ctx, await wallet_of(ctx, org="Dosia AI"))
     assert balances.held == 0
+
+
+async def test_refusals_after_the_rate_count_carry_the_rate_limit_headers(
+    ctx: Context, base_url: str
+) -> None:
+    """Once a call has been counted, its answer says how much of the limit is left, whatever
+    refuses it afterwards: the body, the model, the roster, the money."""
+    await make_user(ctx, "ada")
+    await top_up(ctx, "0.000001", user="ada")
+    key = (await make_key(ctx, "ada", models=[("gpt-5-4", None)]))["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers) as http:
+        answers = [
+            await http.post("/v1/chat/completions", content=b"{not json"),
+            await http.post("/v1/chat/completions", json={"model": "gpt-5-4", "n": 2}),
+            await http.post("/v1/messages", json={"model": "gpt-5-4", "messages": []}),
+            await http.post("/v1/chat/completions", json={"model": "gpt-9", "messages": []}),
+            await http.post("/v1/messages", json={"model": "claude-sonnet-4-6", "messages": []}),
+            await http.get("/v1/models/gpt-9"),
+            await http.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-5-4", "messages": [{"role": "user", "content": "hi"}]},
+            ),
+        ]
+    assert [a.status_code for a in answers] == [400, 400, 400, 404, 403, 404, 402]
+    remaining = [int(a.headers["x-ratelimit-remaining-requests"]) for a in answers]
+    assert remaining == sorted(remaining, reverse=True) and len(set(remaining)) == len(answers)
+    assert all(a.headers["x-ratelimit-limit-requests"] == "600" for a in answers)
