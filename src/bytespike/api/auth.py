@@ -66,7 +66,9 @@ async def admit(request: Request, key: KeyRecord, limiter: RateLimiter) -> dict[
         )
     if key.org_paused:
         raise PermissionDenied("this key's org is paused", headers=headers)
-    request.scope.setdefault("state", {})["key_id"] = key.id
+    state = request.scope.setdefault("state", {})
+    state["key_id"] = key.id
+    state["rate_headers"] = headers  # for the model APIs' error answers (proxy/routes.py)
     return headers
 
 

@@ -32,10 +32,7 @@ def _checked(body: dict[str, Any]) -> tuple[int | None, bool]:
 
 async def handle(gw: Gateway, request: Request) -> Response:
     call, body = await pipeline.admit(gw, request)
-    try:
-        max_tokens, stream = _checked(body)
-    except InvalidRequest as exc:
-        raise pipeline.with_headers(exc, call.headers) from None
+    max_tokens, stream = _checked(body)
     ticket = await pipeline.reserve(gw, call, body, max_tokens)
     upstream = {k: v for k, v in body.items() if k not in _OURS}
     upstream["model"] = call.model.upstream_model

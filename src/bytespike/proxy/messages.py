@@ -37,13 +37,10 @@ def _checked(body: dict[str, Any]) -> tuple[int | None, bool]:
 
 async def handle(gw: Gateway, request: Request) -> Response:
     call, body = await pipeline.admit(gw, request)
-    try:
-        max_tokens, stream = _checked(body)
-        native = call.model.provider == "anthropic"
-        # Translate before the hold, so a malformed request is refused without one.
-        translated = None if native else translate.messages_request_to_openai(body)
-    except InvalidRequest as exc:
-        raise pipeline.with_headers(exc, call.headers) from None
+    max_tokens, stream = _checked(body)
+    native = call.model.provider == "anthropic"
+    # Translate before the hold, so a malformed request is refused without one.
+    translated = None if native else translate.messages_request_to_openai(body)
     ticket = await pipeline.reserve(gw, call, body, max_tokens)
     if translated is None:
         upstream = dict(body, model=call.model.upstream_model, max_tokens=ticket.max_tokens)

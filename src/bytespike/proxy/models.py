@@ -51,4 +51,4 @@ async def get_model(gw: Gateway, request: Request, model_id: str) -> Response:
     for model in models:
         if model.id == model_id:
             return JSON(entry(model), headers=headers)
-    raise ModelNotFound(f"the model {model_id!r} does not exist", headers=headers)
+    raise ModelNotFound(f"the model {model_id!r} does not exist")

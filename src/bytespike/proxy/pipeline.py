@@ -25,7 +25,7 @@ from bytespike.billing.metering import HoldRequest, KeyRevoked, Outcome, Ticket
 from bytespike.catalog import Model
 from bytespike.context import Context
 from bytespike.db.batch import GroupCommit
-from bytespike.errors import BytespikeError, InvalidRequest, ModelNotFound, PermissionDenied
+from bytespike.errors import InvalidRequest, ModelNotFound, PermissionDenied
 from bytespike.keys.cache import CachedKey, KeyCache
 from bytespike.ratelimit.base import RateLimiter
 from bytespike.upstream.base import (
@@ -77,11 +77,8 @@ async def admit(gw: Gateway, request: Request) -> tuple[Admitted, dict[str, Any]
     started = time.perf_counter()
     key = await gw.keys.resolve(auth.presented_key(request))
     headers = await auth.admit(request, key.record, gw.limiter)
-    try:
-        body = await read_body(request)
-        model = _model(gw, key, body)
-    except BytespikeError as exc:
-        raise with_headers(exc, headers) from None
+    body = await read_body(request)
+    model = _model(gw, key, body)
     provider = gw.providers.for_model(model)
     call = Admitted(key=key, model=model, provider=provider, headers=headers, started=started)
     return call, body
@@ -100,18 +97,12 @@ def _model(gw: Gateway, key: CachedKey, body: dict[str, Any]) -> Model:
     return model
 
 
-def with_headers(exc: Any, headers: dict[str, str]) -> Any:
-    """`exc`, carrying the rate-limit headers too: every answer to a counted call has them."""
-    exc.headers = {**headers, **exc.headers}
-    return exc
-
-
 async def reserve(
     gw: Gateway, call: Admitted, body: dict[str, Any], max_tokens: int | None
 ) -> Ticket:
     """The hold for this call, or 402 (cap or balance), 401/403 if the key died meanwhile."""
     if max_tokens is not None and max_tokens < 1:
-        raise with_headers(InvalidRequest("max_tokens must be at least 1"), call.headers)
+        raise InvalidRequest("max_tokens must be at least 1")
     record = call.key.record
 
     hold = HoldRequest(
@@ -132,12 +123,8 @@ async def reserve(
     try:
         fused = metering.fused_reserve(hold)
         return await gw.writes.run(place, order=call.key.wallet_id, fused=fused)
-    except KeyRevoked as exc:
+    except KeyRevoked:
         gw.keys.forget(call.key.digest)
-        raise with_headers(exc, call.headers) from None
-    except Exception as exc:
-        if hasattr(exc, "headers"):
-            with_headers(exc, call.headers)
         raise
 
 

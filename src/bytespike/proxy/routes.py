@@ -29,37 +29,45 @@ def _gateway(request: Request) -> Gateway:
 
 
 async def _guarded(
-    run: Callable[[], Awaitable[Response]], render: Callable[[errors.Failure], Response]
+    request: Request,
+    run: Callable[[], Awaitable[Response]],
+    render: Callable[[errors.Failure, dict[str, str] | None], Response],
 ) -> Response:
+    """`run`, with a refusal in the client's format; once the key has been counted against
+    its rate limit, every answer carries the rate-limit headers, refusals included."""
     try:
         return await run()
     except BytespikeError as exc:
-        return render(exc)
+        return render(exc, request.scope.get("state", {}).get("rate_headers"))
 
 
 async def chat_completions(request: Request) -> Response:
     """OpenAI Chat Completions (streaming or not) for any model on the key's roster."""
-    return await _guarded(lambda: chat.handle(_gateway(request), request), errors.openai_response)
+    return await _guarded(
+        request, lambda: chat.handle(_gateway(request), request), errors.openai_response
+    )
 
 
 async def create_message(request: Request) -> Response:
     """Anthropic Messages (streaming or not) for any model on the key's roster."""
     return await _guarded(
-        lambda: messages.handle(_gateway(request), request), errors.anthropic_response
+        request, lambda: messages.handle(_gateway(request), request), errors.anthropic_response
     )
 
 
 async def list_models(request: Request) -> Response:
     """The models this key may call, in OpenAI's list format, each with its prices."""
     return await _guarded(
-        lambda: models.list_models(_gateway(request), request), errors.openai_response
+        request, lambda: models.list_models(_gateway(request), request), errors.openai_response
     )
 
 
 async def get_model(request: Request) -> Response:
     model_id = request.path_params["model_id"]
     return await _guarded(
-        lambda: models.get_model(_gateway(request), request, model_id), errors.openai_response
+        request,
+        lambda: models.get_model(_gateway(request), request, model_id),
+        errors.openai_response,
     )
 
 
