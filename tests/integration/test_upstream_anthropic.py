@@ -28,7 +28,6 @@ from bytespike.upstream.base import (
 from tests.fakes import anthropic as fake_anthropic
 from tests.fakes.base import FakeUpstream, serve
 from tests.openai_schema import assert_valid
-from tests.processes import free_port
 
 STREAM_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
 API_KEY = "sk-ant-test"
@@ -255,32 +254,23 @@ async def test_5xx_becomes_502(
         await anext(provider.stream(chat(stream=True)))
 
 
-async def test_timeout(fake: FakeUpstream, session: aiohttp.ClientSession) -> None:
+# Timeouts, refused connections and malformed answers on the OpenAI-shaped calls are in
+# test_upstream_transport.py, for every provider; these are the native Messages calls.
+
+
+async def test_timeout_on_a_native_stream(
+    fake: FakeUpstream, session: aiohttp.ClientSession
+) -> None:
     fake.script.delay = 1.0
     provider = provider_for(fake.url, session, read_timeout=0.2)
-    with pytest.raises(UpstreamTimeout):
-        await provider.complete(chat())
     with pytest.raises(UpstreamTimeout):
         await anext(provider.messages_stream(native(stream=True)))
 
 
-async def test_connection_refused(session: aiohttp.ClientSession) -> None:
-    port = free_port()  # free a moment ago, so nobody listens on it
-    provider = provider_for(f"http://127.0.0.1:{port}", session)
-    with pytest.raises(UpstreamUnavailable):
-        await provider.complete(chat())
-    with pytest.raises(UpstreamUnavailable):
-        await anext(provider.stream(chat(stream=True)))
-
-
-async def test_malformed(fake: FakeUpstream, provider: AnthropicProvider) -> None:
+async def test_malformed_native_answer(fake: FakeUpstream, provider: AnthropicProvider) -> None:
     fake.script.malformed = True
     with pytest.raises(UpstreamMalformed):
-        await provider.complete(chat())
-    with pytest.raises(UpstreamMalformed):
         await provider.messages(native())
-    with pytest.raises(UpstreamMalformed):
-        await anext(provider.stream(chat(stream=True)))
 
 
 async def test_stalled_stream_times_out_with_usage_so_far(

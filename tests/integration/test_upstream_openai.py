@@ -26,7 +26,6 @@ from bytespike.upstream.openai import OpenAIProvider
 from tests.fakes import openai as fake_openai
 from tests.fakes.base import FakeUpstream, serve
 from tests.openai_schema import assert_valid
-from tests.processes import free_port
 
 Make = Callable[..., OpenAIProvider]
 
@@ -142,28 +141,6 @@ async def test_error_statuses_pass_through_with_the_upstreams_message(
     expected = {401: "invalid_request_error", 429: "rate_limit_exceeded", 500: "server_error"}
     if status in expected:
         assert caught.value.type == expected[status]
-
-
-async def test_slow_upstream_times_out(fake: FakeUpstream, make: Make) -> None:
-    fake.script.delay = 1.0
-    with pytest.raises(UpstreamTimeout):
-        await make(fake.url, read_timeout=0.2).complete(request())
-    with pytest.raises(UpstreamTimeout):
-        await collect(make(fake.url, read_timeout=0.2), request(stream=True))
-
-
-async def test_connection_refused_is_unavailable(make: Make) -> None:
-    port = free_port()  # free a moment ago, so nobody listens on it
-    with pytest.raises(UpstreamUnavailable):
-        await make(f"http://127.0.0.1:{port}/v1").complete(request())
-
-
-async def test_malformed_answer(fake: FakeUpstream, make: Make) -> None:
-    fake.script.malformed = True
-    with pytest.raises(UpstreamMalformed):
-        await make(fake.url).complete(request())
-    with pytest.raises(UpstreamMalformed):
-        await collect(make(fake.url), request(stream=True))
 
 
 async def test_a_stream_that_goes_silent_times_out_and_hangs_up(
