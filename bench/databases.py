@@ -1,5 +1,6 @@
 """A fresh, throw-away database per benchmark run: a SQLite file in a temp directory, or a
-PostgreSQL database `bytespike_bench_<pid>` created on the server and dropped afterwards.
+PostgreSQL database `bytespike_bench_<pid>` created on the server and dropped afterwards
+(with `--baseline`, one per side: `bytespike_bench_<pid>_baseline` and `..._current`).
 
 Both can count rows of the tables the metered path writes, so the report can show that
 every call really was metered.
@@ -57,9 +58,9 @@ class SqliteDatabase:
 class PostgresDatabase:
     name = "postgres"
 
-    def __init__(self, server: str = DEFAULT_POSTGRES_SERVER) -> None:
+    def __init__(self, server: str = DEFAULT_POSTGRES_SERVER, suffix: str = "") -> None:
         self.server = server.rstrip("/")
-        self.database = f"bytespike_bench_{os.getpid()}"
+        self.database = f"bytespike_bench_{os.getpid()}{suffix}"
         self.url = f"{self.server}/{self.database}"
         self._admin("DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         self._admin("CREATE DATABASE {db}")

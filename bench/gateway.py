@@ -10,13 +10,12 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from revisions import INSTALLED, Code
 from servers import BenchError, call
 
-BYTESPIKE = str(Path(sys.executable).with_name("bytespike"))
 MODEL = "bench-model"
 UPSTREAM_KEY_ENV = "BENCH_UPSTREAM_API_KEY"
 TOPUP_USD = "1000000"
@@ -56,30 +55,37 @@ def environment(database_url: str, catalog: Path, port: int) -> dict[str, str]:
     }
 
 
-def cli(env: dict[str, str], *args: str) -> str:
-    """Run one `bytespike` command; its standard output."""
+def cli(env: dict[str, str], *args: str, code: Code = INSTALLED) -> str:
+    """Run one `bytespike` command of `code`; its standard output."""
     # A fixed program; the arguments are the benchmark's own.
     done = subprocess.run(  # noqa: S603
-        [BYTESPIKE, *args], env=env, capture_output=True, text=True, check=False
+        code.argv(*args), env=code.env(env), capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        raise BenchError(f"`bytespike {' '.join(args)}` failed:\n{done.stderr}{done.stdout}")
+        side = f" ({code.side})" if code.src else ""
+        raise BenchError(f"`bytespike {' '.join(args)}`{side} failed:\n{done.stderr}{done.stdout}")
+    code.confirm(f"`bytespike {' '.join(args)}`", done.stderr)
     return done.stdout
 
 
-def cli_json(env: dict[str, str], *args: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(cli(env, *args, "--json"))
+def cli_json(env: dict[str, str], *args: str, code: Code = INSTALLED) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(cli(env, *args, "--json", code=code))
     return result
 
 
-def provision(env: dict[str, str]) -> str:
-    """Migrate, create the bench user, fund it, and return a fresh API key."""
-    cli(env, "db", "upgrade")
-    cli_json(env, "users", "create", "--username", "bench", "--email", "bench@example.com")
-    cli_json(env, "credits", "topup", "--user", "bench", "--usd", TOPUP_USD, "--reference", "bench")
+def provision(env: dict[str, str], code: Code = INSTALLED) -> str:
+    """Migrate, create the bench user, fund it, and return a fresh API key; all with `code`."""
+    cli(env, "db", "upgrade", code=code)
+    cli_json(
+        env, "users", "create", "--username", "bench", "--email", "bench@example.com", code=code
+    )
+    cli_json(
+        env, "credits", "topup", "--user", "bench", "--usd", TOPUP_USD, "--reference", "bench",
+        code=code,
+    )  # fmt: skip
     key = cli_json(
         env, "keys", "create", "--user", "bench", "--name", "bench",
-        "--rate-limit", str(RATE_LIMIT_PER_MINUTE),
+        "--rate-limit", str(RATE_LIMIT_PER_MINUTE), code=code,
     )  # fmt: skip
     return str(key["key"])
 

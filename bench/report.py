@@ -1,4 +1,5 @@
-"""bench/results.md: the machine, the method, one table per database and the targets."""
+"""bench/results.md: the machine, the method, one table per database, the comparison with a
+baseline (`--baseline REF` only) and the targets."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from procstat import Machine
-from results import DatabaseResult, Row, Target, targets
+from results import COMPARED, Comparison, DatabaseResult, Row, Target, comparisons, targets
 
 METHOD = """\
 - A fake OpenAI-compatible upstream (`bench/fake_upstream.py`, raw asyncio HTTP/1.1 with
@@ -26,6 +27,20 @@ METHOD = """\
 - The load generator, the fake upstream and the gateway share the machine's cores, so
   throughput is a floor for what the gateway alone could do. One run, no repetition:
   read ratios and orders of magnitude, not the last digit.
+"""
+
+COMPARISON_METHOD = """\
+- Baseline comparison (`--baseline`), two sides:
+  - baseline: {baseline}
+  - current: {current}
+
+  Each side's gateway and its provisioning commands run that tree's `src/` with the same
+  interpreter and venv (`PYTHONPATH=<tree>/src` through `bench/launch.py`, which refuses
+  any other copy of `bytespike`), each on its own fresh database; both gateways are up for
+  the whole database section and share the fake upstream. For every row the direct run
+  comes first, then the two gateways one after the other under the same load, taking turns
+  on which goes first. The per-database tables below are the current code's; the
+  baseline's numbers are in the comparison table after them.
 """
 
 
@@ -78,15 +93,72 @@ def _metering(metering: dict[str, Any]) -> str:
     return "Metering check after the runs:\n\n" + "\n".join(lines) + "\n"
 
 
+def _title(result: DatabaseResult) -> str:
+    return {"sqlite": "SQLite", "postgres": "PostgreSQL"}.get(result.name, result.name)
+
+
 def _table(result: DatabaseResult) -> str:
-    title = {"sqlite": "SQLite", "postgres": "PostgreSQL"}.get(result.name, result.name)
+    title = _title(result)
     start = (
         f"Gateway RSS at start: {_num(result.start_rss_mb, 1)} MB.\n\n"
         if result.start_rss_mb
         else ""
     )
+    if result.baseline is not None:
+        start = f"The current code's gateway (the baseline's: *Baseline comparison*). {start}"
     body = "".join(_row(r) for r in result.rows)
     return f"## {title}\n\n{start}{HEADER}{body}\n{_metering(result.metering)}\n"
+
+
+def _comparison_header() -> str:
+    cells = ["database", "mode", "conc."]
+    for _, label in COMPARED:
+        cells += [f"base {label}", f"cur {label}", "ratio"]
+    cells.append("errors base / cur")
+    aligns = ["---", "---", "--:"] + ["--:"] * (len(cells) - 3)
+    return "| " + " | ".join(cells) + " |\n|" + "|".join(aligns) + "|\n"
+
+
+DIGITS = {"rps": 0, "cpu_ms_per_request": 3}
+
+
+def _comparison_row(title: str, comparison: Comparison) -> str:
+    cells = [title, comparison.mode, str(comparison.concurrency)]
+    for key, pair in comparison.metrics.items():
+        digits = DIGITS.get(key, 2)
+        cells += [_num(pair.baseline, digits), _num(pair.current, digits), _num(pair.ratio)]
+    cells.append(" / ".join(_num(e, 0) for e in comparison.errors))
+    return "| " + " | ".join(cells) + " |\n"
+
+
+def _side_notes(result: DatabaseResult) -> str:
+    base = result.baseline
+    if base is None:
+        return ""
+    notes = (
+        f"- {_title(result)}, gateway RSS at start / peak MB: baseline "
+        f"{_num(base.start_rss_mb, 1)} / {_num(base.peak_rss_mb, 1)}, current "
+        f"{_num(result.start_rss_mb, 1)} / {_num(result.peak_rss_mb, 1)}\n"
+    )
+    if base.metering:
+        counts = "; ".join(f"{label}: {value}" for label, value in base.metering.items())
+        notes += f"- {_title(result)}, the baseline's metering check: {counts}\n"
+    return notes
+
+
+def _comparison(results: list[DatabaseResult]) -> str:
+    compared = [r for r in results if r.baseline is not None]
+    if not compared:
+        return ""
+    rows = "".join(_comparison_row(_title(r), c) for r in compared for c in comparisons(r))
+    notes = "".join(_side_notes(r) for r in compared)
+    return (
+        "## Baseline comparison\n\n"
+        "*base* is the baseline's gateway, *cur* the current code's, *ratio* = cur / base "
+        "(— when the baseline is not positive). Above 1 is better for req/s, below 1 for "
+        "added latency and CPU. Both sides share each row's direct run.\n\n"
+        f"{_comparison_header()}{rows}\n{notes}\n"
+    )
 
 
 def _target(target: Target) -> str:
@@ -109,12 +181,16 @@ def _targets(results: list[DatabaseResult]) -> str:
 def write(
     path: Path, machine: Machine, settings: dict[str, Any], results: list[DatabaseResult]
 ) -> None:
+    method = METHOD.format(**settings)
+    if "baseline" in settings:
+        method += COMPARISON_METHOD.format(**settings)
     text = (
         "# bytespike metering overhead\n\n"
         "Generated by `python bench/run.py`; see bench/README.md.\n\n"
         f"## Machine\n\n{_machine(machine)}\n"
-        f"## Method\n\n{METHOD.format(**settings)}\n"
+        f"## Method\n\n{method}\n"
         + "".join(_table(r) for r in results)
+        + _comparison(results)
         + _targets(results)
     )
     path.write_text(text, encoding="utf-8")

@@ -1,4 +1,5 @@
-"""The shape of a benchmark's results, the targets they are judged against, and their JSON.
+"""The shape of a benchmark's results, the targets they are judged against, the comparison
+with a baseline's (`--baseline REF`), and their JSON.
 
 Targets (one `bytespike serve` worker on the benchmark machine): added p50 latency at
 concurrency 1 ≤ 1 ms, ≥ 1,000 metered non-streaming calls/s at concurrency 16, and peak
@@ -8,7 +9,7 @@ RSS ≤ 120 MB. They are reported, never asserted: one run on a noisy machine is
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,12 @@ class Row:
             return None
         return float(self.gateway.load["p50_ms"] - self.direct.load["p50_ms"])
 
+    @property
+    def added_p99_ms(self) -> float | None:
+        if self.gateway is None:
+            return None
+        return float(self.gateway.load["p99_ms"] - self.direct.load["p99_ms"])
+
 
 @dataclass
 class DatabaseResult:
@@ -40,6 +47,9 @@ class DatabaseResult:
     rows: list[Row] = field(default_factory=list)
     start_rss_mb: float | None = None  # the gateway's, once it answered /healthz
     metering: dict[str, Any] = field(default_factory=dict)
+    # With --baseline: the same runs through the baseline's gateway (its own database). The
+    # rows share their direct runs with these; the gateways took turns on each row.
+    baseline: DatabaseResult | None = None
 
     def row(self, mode: str, concurrency: int) -> Row | None:
         return next((r for r in self.rows if (r.mode, r.concurrency) == (mode, concurrency)), None)
@@ -97,19 +107,96 @@ def targets(result: DatabaseResult) -> list[Target]:
     return found
 
 
+# What the comparison sets side by side: (key, what it is), each read off a row's gateway.
+COMPARED = (
+    ("rps", "req/s"),
+    ("added_p50_ms", "added p50 ms"),
+    ("added_p99_ms", "added p99 ms"),
+    ("cpu_ms_per_request", "CPU ms/req"),
+)
+
+
+def _compared_values(row: Row) -> dict[str, float | None]:
+    if row.gateway is None:
+        return dict.fromkeys(key for key, _ in COMPARED)
+    return {
+        "rps": float(row.gateway.load["rps"]),
+        "added_p50_ms": row.added_p50_ms,
+        "added_p99_ms": row.added_p99_ms,
+        "cpu_ms_per_request": row.gateway.cpu_ms_per_request,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    baseline: float | None
+    current: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        """current / baseline; None when either is missing or the baseline is not positive."""
+        if self.baseline is None or self.current is None or self.baseline <= 0:
+            return None
+        return self.current / self.baseline
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    mode: str
+    concurrency: int
+    metrics: dict[str, Pair]  # keyed as COMPARED
+    errors: tuple[int | None, int | None]  # failed measured requests: baseline's, current's
+
+
+def _errors(row: Row) -> int | None:
+    return int(row.gateway.load["errors"]) if row.gateway else None
+
+
+def compare(base: Row, row: Row) -> Comparison:
+    """One row beside the baseline's same row."""
+    current, baseline = _compared_values(row), _compared_values(base)
+    metrics = {key: Pair(baseline[key], current[key]) for key, _ in COMPARED}
+    return Comparison(row.mode, row.concurrency, metrics, (_errors(base), _errors(row)))
+
+
+def comparisons(result: DatabaseResult) -> list[Comparison]:
+    """Each row of `result` beside the baseline's same row; empty without a baseline."""
+    if result.baseline is None:
+        return []
+    pairs = ((result.baseline.row(r.mode, r.concurrency), r) for r in result.rows)
+    return [compare(base, row) for base, row in pairs if base is not None]
+
+
+def _pair_json(pair: Pair) -> dict[str, float | None]:
+    return {"baseline": pair.baseline, "current": pair.current, "ratio": pair.ratio}
+
+
+def _database_json(result: DatabaseResult) -> dict[str, Any]:
+    document = {
+        **{f.name: getattr(result, f.name) for f in fields(result) if f.name != "baseline"},
+        "rows": [{**asdict(r), "added_p50_ms": r.added_p50_ms} for r in result.rows],
+        "targets": [asdict(t) for t in targets(result)],
+    }
+    if result.baseline is not None:
+        document["baseline"] = _database_json(result.baseline)
+        document["comparison"] = [
+            {
+                "mode": c.mode,
+                "concurrency": c.concurrency,
+                **{key: _pair_json(pair) for key, pair in c.metrics.items()},
+                "errors": dict(zip(("baseline", "current"), c.errors, strict=True)),
+            }
+            for c in comparisons(result)
+        ]
+    return document
+
+
 def write_json(
     path: Path, machine: Machine, settings: dict[str, Any], results: list[DatabaseResult]
 ) -> None:
     document = {
         "machine": asdict(machine),
         "settings": settings,
-        "databases": [
-            {
-                **asdict(result),
-                "rows": [{**asdict(r), "added_p50_ms": r.added_p50_ms} for r in result.rows],
-                "targets": [asdict(t) for t in targets(result)],
-            }
-            for result in results
-        ],
+        "databases": [_database_json(result) for result in results],
     }
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

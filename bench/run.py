@@ -2,10 +2,15 @@
 
     python bench/run.py [--duration 10] [--warmup 2] [--databases sqlite,postgres]
                         [--concurrency 1,16,64] [--out bench/results.md] [--direct-only]
+                        [--baseline REF [--current REF]]
 
 Writes the Markdown report to --out and the same numbers as JSON beside it (.json).
 A failing gateway stops the run with its first error body; the work directory with the
 processes' logs is then kept and named.
+
+With --baseline REF, REF is checked out into a temporary git worktree and, on every row,
+its gateway and the working tree's (or --current REF's) are measured one after the other,
+each on its own database; the report adds both and their ratio.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +29,10 @@ import gateway
 import procstat
 import report
 import results
+import revisions
 from databases import BenchDatabase, PostgresDatabase, SqliteDatabase, metering_counts
 from measure import Load, Measurement, measure, request_body
+from revisions import INSTALLED, Code
 from servers import BenchError, Service, free_port, running
 
 HERE = Path(__file__).parent
@@ -41,6 +48,8 @@ class Options:
     out: Path
     direct_only: bool
     postgres: str
+    baseline: str | None  # a git ref to compare with
+    current: str | None  # a git ref to measure instead of the working tree
 
 
 def parse_args() -> Options:
@@ -52,10 +61,20 @@ def parse_args() -> Options:
     parser.add_argument("--out", type=Path, default=HERE / "results.md")
     parser.add_argument("--direct-only", action="store_true", help="only the fake upstream")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also measure this git ref's gateway, row by row"
+    )
+    parser.add_argument(
+        "--current", metavar="REF", help="with --baseline: a git ref instead of the working tree"
+    )
     args = parser.parse_args()
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     if unknown := set(databases) - {"sqlite", "postgres"}:
         parser.error(f"unknown databases: {', '.join(sorted(unknown))}")
+    if args.current and not args.baseline:
+        parser.error("--current needs --baseline")
+    if args.baseline and args.direct_only:
+        parser.error("--baseline compares gateways; --direct-only runs none")
     return Options(
         duration=args.duration,
         warmup=args.warmup,
@@ -64,6 +83,8 @@ def parse_args() -> Options:
         out=args.out,
         direct_only=args.direct_only,
         postgres=args.postgres,
+        baseline=args.baseline,
+        current=args.current,
     )
 
 
@@ -118,34 +139,131 @@ def _progress(row: results.Row) -> str:
     return line
 
 
+def _compared_progress(rows: dict[str, results.Row]) -> str:
+    cur = rows["current"]
+    line = f"  {cur.mode:>13} c={cur.concurrency:<3} direct {cur.direct.load['rps']:6.0f}/s"
+    for side, row in rows.items():
+        if g := row.gateway:
+            line += (
+                f" | {side} {g.load['rps']:7.0f}/s p50 {g.load['p50_ms']:.2f} ms"
+                f" p99 {g.load['p99_ms']:.2f} ms, {g.cpu_ms_per_request or 0:.3f} CPU ms/req"
+            )
+    ratios = results.compare(rows["baseline"], cur).metrics
+    return line + "".join(
+        f" | {label} cur/base {_ratio(ratios[key].ratio)}"
+        for key, label in results.COMPARED
+        if key in ("rps", "cpu_ms_per_request")
+    )
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 @contextmanager
-def fresh_database(name: str, workdir: Path, postgres: str) -> Iterator[BenchDatabase]:
-    db: BenchDatabase = SqliteDatabase(workdir) if name == "sqlite" else PostgresDatabase(postgres)
+def fresh_database(
+    name: str, workdir: Path, postgres: str, suffix: str = ""
+) -> Iterator[BenchDatabase]:
+    db: BenchDatabase = (
+        SqliteDatabase(workdir) if name == "sqlite" else PostgresDatabase(postgres, suffix)
+    )
     try:
         yield db
     finally:
         db.drop()
 
 
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """One provisioned `bytespike serve`, up and answering, with its own database."""
+
+    code: Code
+    served: Service
+    key: str
+    db: BenchDatabase
+    start_rss_mb: float
+
+
+@contextmanager
+def gateway_up(
+    opts: Options, upstream: Service, name: str, directory: Path, code: Code, suffix: str = ""
+) -> Iterator[Gateway]:
+    """A fresh database provisioned by `code`'s CLI and `code`'s gateway serving it, checked
+    with one call of each mode, while the block runs."""
+    directory.mkdir(parents=True)
+    with fresh_database(name, directory, opts.postgres, suffix) as db:
+        port = free_port()
+        env = code.env(
+            gateway.environment(db.url, gateway.write_catalog(directory, upstream.url), port)
+        )
+        key = gateway.provision(env, code)
+        argv = code.argv("serve", "--host", "127.0.0.1", "--port", str(port))
+        url = f"http://127.0.0.1:{port}"
+        serve_log = directory / "serve.log"
+        title = "bytespike serve" if code.src is None else f"bytespike serve ({code.side})"
+        with running(title, argv, url, serve_log, env) as served:
+            code.confirm(title, serve_log.read_text(errors="replace"))
+            start_rss_mb = procstat.sample(served.pid).rss_mb
+            for stream in MODES.values():
+                gateway.check_call(url, gateway.auth(key), request_body(gateway.MODEL, stream))
+            yield Gateway(code, served, key, db, start_rss_mb)
+
+
 def bench_database(
     opts: Options, upstream: Service, name: str, workdir: Path
 ) -> results.DatabaseResult:
     log(f"{name}: provisioning")
-    directory = workdir / name
-    directory.mkdir()
-    with fresh_database(name, directory, opts.postgres) as db:
-        port = free_port()
-        env = gateway.environment(db.url, gateway.write_catalog(directory, upstream.url), port)
-        key = gateway.provision(env)
-        argv = [gateway.BYTESPIKE, "serve", "--host", "127.0.0.1", "--port", str(port)]
-        url = f"http://127.0.0.1:{port}"
-        with running("bytespike serve", argv, url, directory / "serve.log", env) as served:
-            result = results.DatabaseResult(name, start_rss_mb=procstat.sample(served.pid).rss_mb)
-            for stream in MODES.values():
-                gateway.check_call(url, gateway.auth(key), request_body(gateway.MODEL, stream))
-            result.rows = list(bench_rows(opts, upstream, served, key))
-            result.metering = metering(url, key, db, result)
+    with gateway_up(opts, upstream, name, workdir / name, INSTALLED) as up:
+        result = results.DatabaseResult(name, start_rss_mb=up.start_rss_mb)
+        result.rows = list(bench_rows(opts, upstream, up.served, up.key))
+        result.metering = metering(up.served.url, up.key, up.db, result)
     return result
+
+
+def compared_rows(
+    opts: Options, upstream: Service, gateways: list[Gateway]
+) -> Iterator[dict[str, results.Row]]:
+    """Each (mode, concurrency): straight to the fake, then through each gateway in turn,
+    the first one alternating from row to row; the rows by side."""
+    turn = 0
+    for mode, stream in MODES.items():
+        for conc in opts.concurrency:
+            direct = run_once(opts, upstream, upstream.url, stream, conc)
+            rows: dict[str, results.Row] = {}
+            for up in gateways if turn % 2 == 0 else gateways[::-1]:
+                auth = gateway.auth(up.key)
+                through = run_once(opts, up.served, up.served.url, stream, conc, **auth)
+                rows[up.code.side] = results.Row(mode, conc, direct, through)
+            turn += 1
+            rows = {side: rows[side] for side in ("baseline", "current")}
+            log(_compared_progress(rows))
+            yield rows
+
+
+def bench_compared(
+    opts: Options, upstream: Service, name: str, workdir: Path, codes: list[Code]
+) -> results.DatabaseResult:
+    """The current code's result on `name`, with the baseline's beside it (`.baseline`)."""
+    with ExitStack() as stack:
+        gateways: list[Gateway] = []
+        for code in codes:
+            log(f"{name}: provisioning the {code.side}")
+            directory = workdir / name / code.side
+            starting = gateway_up(opts, upstream, name, directory, code, f"_{code.side}")
+            gateways.append(stack.enter_context(starting))
+        by_side = {
+            up.code.side: results.DatabaseResult(name, start_rss_mb=up.start_rss_mb)
+            for up in gateways
+        }
+        for rows in compared_rows(opts, upstream, gateways):
+            for side, row in rows.items():
+                by_side[side].rows.append(row)
+        for up in gateways:
+            result = by_side[up.code.side]
+            result.metering = metering(up.served.url, up.key, up.db, result)
+    current = by_side["current"]
+    current.baseline = by_side["baseline"]
+    return current
 
 
 def metering(
@@ -169,31 +287,57 @@ def bench_direct(opts: Options, upstream: Service) -> results.DatabaseResult:
     return results.DatabaseResult("direct only", rows=list(bench_rows(opts, upstream, None, "")))
 
 
-def run(opts: Options, workdir: Path) -> list[results.DatabaseResult]:
+def run(opts: Options, workdir: Path, codes: list[Code] | None) -> list[results.DatabaseResult]:
     port = free_port()
     argv = [sys.executable, str(HERE / "fake_upstream.py"), "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     with running("fake upstream", argv, url, workdir / "upstream.log") as upstream:
         if opts.direct_only:
             return [bench_direct(opts, upstream)]
+        if codes:
+            return [bench_compared(opts, upstream, name, workdir, codes) for name in opts.databases]
         return [bench_database(opts, upstream, name, workdir) for name in opts.databases]
+
+
+def sides(opts: Options, stack: ExitStack) -> list[Code] | None:
+    """With --baseline: the baseline's code and the current code, worktrees held open by
+    `stack`; otherwise None (the installed bytespike only)."""
+    if opts.baseline is None:
+        return None
+    baseline = stack.enter_context(revisions.checked_out("baseline", opts.baseline))
+    current = (
+        stack.enter_context(revisions.checked_out("current", opts.current))
+        if opts.current
+        else revisions.working_tree()
+    )
+    for code in (baseline, current):
+        log(f"{code.side}: {code.described}, {code.src}")
+    return [baseline, current]
 
 
 def main() -> int:
     opts = parse_args()
     machine = procstat.machine()
-    workdir = Path(tempfile.mkdtemp(prefix="bytespike-bench-"))
-    try:
-        outcome = run(opts, workdir)
-    except BenchError as exc:
-        log(f"benchmark failed: {exc}\n(logs kept in {workdir})")
-        return 1
+    with ExitStack() as worktrees:  # removed when the run ends, however it ends
+        try:
+            codes = sides(opts, worktrees)
+        except BenchError as exc:
+            log(f"benchmark failed: {exc}")
+            return 1
+        workdir = Path(tempfile.mkdtemp(prefix="bytespike-bench-"))
+        try:
+            outcome = run(opts, workdir, codes)
+        except BenchError as exc:
+            log(f"benchmark failed: {exc}\n(logs kept in {workdir})")
+            return 1
     shutil.rmtree(workdir)
-    settings = {
+    settings: dict[str, Any] = {
         "duration": opts.duration,
         "warmup": opts.warmup,
         "concurrency": opts.concurrency,
     }
+    if codes:
+        settings |= {code.side: code.described for code in codes}
     report.write(opts.out, machine, settings, outcome)
     results.write_json(opts.out.with_suffix(".json"), machine, settings, outcome)
     log(f"wrote {opts.out} and {opts.out.with_suffix('.json')}")
