@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bytespike.billing import ledger, metering, wallets
+from bytespike.billing import ledger, metering, pricing, wallets
 from bytespike.billing.metering import HoldRequest, Outcome, Ticket
 from bytespike.catalog import Model
 from bytespike.context import Context
@@ -23,6 +23,9 @@ from bytespike.keys import service as keys
 from bytespike.money import parse_usd, to_usd_text
 from bytespike.orgs import service as orgs
 from bytespike.upstream.base import Usage
+from bytespike.webhooks import events
+from bytespike.webhooks import service as webhooks
+from bytespike.webhooks.tables import webhook_events
 from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
@@ -126,9 +129,11 @@ async def test_a_fused_call_books_exactly_what_the_general_path_books(
     hold_id = await run_fused(ctx, reserve)
     assert hold_id is not None, "the fused reserve did not place the hold"
     assert reserve is not None
-    fast_ticket: Ticket = reserve.result(hold_id)
+    fast_ticket = metering.ticket_or_raise(reserve.result(hold_id))
     slow_req = request(ctx, slow_key, slow_wallet, max_tokens)
-    slow_ticket = await general(ctx, lambda conn: metering.reserve(conn, slow_req))
+    slow_ticket = metering.ticket_or_raise(
+        await general(ctx, lambda conn: metering.reserve(conn, slow_req))
+    )
     assert (fast_ticket.amount, fast_ticket.max_tokens) == (
         slow_ticket.amount,
         slow_ticket.max_tokens,
@@ -164,7 +169,9 @@ async def counts(ctx: Context) -> tuple[int, ...]:
 
 
 async def test_a_fused_reserve_that_cannot_place_its_hold_writes_nothing(ctx: Context) -> None:
-    key_id, wallet_id = await account(ctx, "ada", "25")
+    # 4 USD, under the default 5 USD threshold, on a wallet that was never paged: armed, so
+    # its next debit pages, and that page is the general path's.
+    key_id, wallet_id = await account(ctx, "ada", "4")
     poor_key, poor_wallet = await account(ctx, "bob", "0.01")
     revoked_key, revoked_wallet = await account(ctx, "cy", "25")
     await keys.revoke(ctx, revoked_key)
@@ -175,9 +182,6 @@ async def test_a_fused_reserve_that_cannot_place_its_hold_writes_nothing(ctx: Co
     paused_key = (await make_key(ctx, "dee", org="Paused"))["id"]
     paused_wallet = await wallet_of(ctx, org="Paused")
     await orgs.set_paused(ctx, org="Paused", paused=True)
-    # A debit that would cross an armed low-balance threshold is the general path's: it pages.
-    async with ctx.db.write() as conn:
-        await wallets.set_threshold(conn, wallet_id, parse_usd("24.99"), now=ctx.clock.now())
 
     before = await counts(ctx)
     for key, wallet in [
@@ -191,8 +195,10 @@ async def test_a_fused_reserve_that_cannot_place_its_hold_writes_nothing(ctx: Co
 
     # The general path takes the last from there: it places the hold and pages the owner
     # (the alert disarms until money comes in).
-    ticket = await general(
-        ctx, lambda conn: metering.reserve(conn, request(ctx, key_id, wallet_id, None))
+    ticket = metering.ticket_or_raise(
+        await general(
+            ctx, lambda conn: metering.reserve(conn, request(ctx, key_id, wallet_id, None))
+        )
     )
     assert ticket.amount > 0
     async with ctx.db.read() as conn:
@@ -202,10 +208,132 @@ async def test_a_fused_reserve_that_cannot_place_its_hold_writes_nothing(ctx: Co
         assert armed.scalar_one() is False
 
 
+async def set_threshold(ctx: Context, wallet_id: int, micros: int) -> None:
+    async with ctx.db.write() as conn:
+        await wallets.set_threshold(conn, wallet_id, micros, now=ctx.clock.now())
+
+
+async def pages(ctx: Context, wallet_id: int) -> int:
+    """Low-balance pages the wallet's owner was sent."""
+    async with ctx.db.read() as conn:
+        e = webhook_events.c
+        query = sa.select(sa.func.count()).where(
+            e.wallet_id == wallet_id, e.type == events.BALANCE_LOW
+        )
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def listening(ctx: Context, username: str, usd: str) -> tuple[int, int]:
+    """`account`, with an endpoint subscribed to low-balance pages (so they are stored)."""
+    await make_user(ctx, username)
+    await top_up(ctx, usd, user=username)
+    minted = await make_key(ctx, username)
+    ctx.settings.webhook_allow_private = True
+    await webhooks.create(
+        ctx,
+        await keys.resolve(ctx, minted["key"]),
+        url="http://127.0.0.1:9/hook",
+        event_types=[events.BALANCE_LOW],
+        description=None,
+    )
+    return minted["id"], await wallet_of(ctx, user=username)
+
+
+async def test_a_fused_hold_dipping_under_the_threshold_pages_nobody_like_the_general_path(
+    ctx: Context,
+) -> None:
+    """A hold leaves settled money (available + held) as it is: with the threshold just under
+    it, the fused reserve places the hold that takes `available` far below, as the general
+    path does, and neither pages; nor do the releases."""
+    fast_key, fast_wallet = await listening(ctx, "ada", "25")
+    slow_key, slow_wallet = await listening(ctx, "bob", "25")
+    for wallet_id in (fast_wallet, slow_wallet):
+        await set_threshold(ctx, wallet_id, parse_usd("24.99"))
+
+    reserve = metering.fused_reserve(request(ctx, fast_key, fast_wallet, None))
+    hold_id = await run_fused(ctx, reserve)
+    assert hold_id is not None, (
+        "the fused reserve left a hold that pages nobody to the general path"
+    )
+    assert reserve is not None
+    fast = metering.ticket_or_raise(reserve.result(hold_id))
+    slow = metering.ticket_or_raise(
+        await general(
+            ctx, lambda conn: metering.reserve(conn, request(ctx, slow_key, slow_wallet, None))
+        )
+    )
+    assert (await books(ctx, fast_wallet)) == (await books(ctx, slow_wallet))
+    for ticket in (fast, slow):
+        await general(
+            ctx,
+            lambda conn, t=ticket: metering.settle(conn, t, None, OUTCOME, now=ctx.clock.now()),
+        )
+    assert (await books(ctx, fast_wallet)) == (await books(ctx, slow_wallet))
+    assert (await pages(ctx, fast_wallet), await pages(ctx, slow_wallet)) == (0, 0)
+    async with ctx.db.read() as conn:
+        assert await ledger.verify(conn, fast_wallet) == []
+        assert await ledger.verify(conn, slow_wallet) == []
+
+
+@pytest.mark.parametrize("crossing", [True, False], ids=["crossing", "above"])
+async def test_a_fused_settle_leaves_a_charge_that_pages_to_the_general_path(
+    ctx: Context, crossing: bool
+) -> None:
+    """A charge that leaves settled money at or below an armed threshold pages: the fused
+    settle writes nothing and returns NULL, the general path settles and pages, once. One
+    micro more of room and the fused settle does it all, paging nobody. Either way the books
+    are the general path's, page included."""
+    fast_key, fast_wallet = await listening(ctx, "ada", "25")
+    slow_key, slow_wallet = await listening(ctx, "bob", "25")
+    cost = pricing.charge(model(ctx), USAGE)
+    threshold = parse_usd("25") - cost - (0 if crossing else 1)
+    tickets = []
+    for key_id, wallet_id in ((fast_key, fast_wallet), (slow_key, slow_wallet)):
+        await set_threshold(ctx, wallet_id, threshold)
+        req = request(ctx, key_id, wallet_id, 700)
+        tickets.append(
+            metering.ticket_or_raise(
+                await general(ctx, lambda conn, r=req: metering.reserve(conn, r))
+            )
+        )
+    fast, slow = tickets
+    now = ctx.clock.now() + timedelta(seconds=3)
+
+    before = await counts(ctx)
+    settle = metering.fused_settle(fast, USAGE, OUTCOME, now=now)
+    settled = await run_fused(ctx, settle)
+    if crossing:
+        assert settled is None, "the fused settle charged what pages the owner"
+        assert await counts(ctx) == before
+        # As a batch runs it: the statement again, then the general path, which settles and
+        # pages, in the same transaction.
+        writes = GroupCommit(ctx.db)
+        try:
+            await writes.run(
+                lambda conn: metering.settle(conn, fast, USAGE, OUTCOME, now=now),
+                order=fast_wallet,
+                fused=settle,
+            )
+        finally:
+            await writes.close()
+    else:
+        assert settled is not None, "the fused settle left a charge that pages nobody"
+    await general(ctx, lambda conn: metering.settle(conn, slow, USAGE, OUTCOME, now=now))
+
+    fast_books, slow_books = await books(ctx, fast_wallet), await books(ctx, slow_wallet)
+    assert fast_books == slow_books
+    assert fast_books["wallet"][0][-1] is not crossing  # low_balance_armed
+    expected = 1 if crossing else 0
+    assert (await pages(ctx, fast_wallet), await pages(ctx, slow_wallet)) == (expected, expected)
+    async with ctx.db.read() as conn:
+        assert await ledger.verify(conn, fast_wallet) == []
+        assert await ledger.verify(conn, slow_wallet) == []
+
+
 async def test_a_fused_settle_that_cannot_settle_writes_nothing(ctx: Context) -> None:
     key_id, wallet_id = await account(ctx, "ada", "25")
-    ticket = await general(
-        ctx, lambda conn: metering.reserve(conn, request(ctx, key_id, wallet_id, 10))
+    ticket = metering.ticket_or_raise(
+        await general(ctx, lambda conn: metering.reserve(conn, request(ctx, key_id, wallet_id, 10)))
     )
     huge = Usage(input_tokens=500_000, output_tokens=0)
     assert metering.fused_settle(ticket, huge, OUTCOME, now=ctx.clock.now()) is None
@@ -234,7 +362,7 @@ async def test_a_batch_of_fused_and_general_operations_never_overdraws(ctx: Cont
     await top_up(ctx, to_usd_text(funds), user="ada")
     writes = GroupCommit(ctx.db)
 
-    async def place(conn: Any) -> Ticket:
+    async def place(conn: Any) -> metering.Reservation:
         return await metering.reserve(conn, req)
 
     try:

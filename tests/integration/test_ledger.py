@@ -14,7 +14,14 @@ from bytespike.billing.tables import holds as holds_table
 from bytespike.billing.tables import ledger_entries, wallets
 from bytespike.errors import Conflict
 from tests.factories import make_user, top_up
-from tests.integration.ledger_support import balances, funded_wallet, place, problems, usd
+from tests.integration.ledger_support import (
+    balances,
+    funded_wallet,
+    place,
+    problems,
+    settle,
+    usd,
+)
 
 
 async def tamper(ctx, table: sa.Table, row_id: int, **values: object) -> None:
@@ -60,6 +67,36 @@ async def test_verify_detects_held_money_without_an_open_hold(ctx):
     hold = await place(ctx, wallet, "4")
     await tamper(ctx, holds_table, hold, status="released")
     assert await problems(ctx, wallet) == [f"held {usd('4')} != open holds 0"]
+
+
+class SettlingBetweenReads:
+    """`verify`'s connection, where before each statement it runs, one more settlement of
+    the wallet commits on another connection: the worst interleaving, made deterministic."""
+
+    def __init__(self, ctx, conn, pending: list[int]) -> None:
+        self._ctx, self._conn, self._pending = ctx, conn, pending
+        self.dialect = conn.dialect
+        self.settled = 0
+
+    async def execute(self, statement, parameters=None):
+        if self._pending:
+            await settle(self._ctx, self._pending.pop(), "0.4")
+            self.settled += 1
+        return await self._conn.execute(statement, parameters)
+
+
+async def test_verify_sees_no_drift_while_settlements_commit_between_its_reads(ctx):
+    """PostgreSQL gives each statement of a READ COMMITTED transaction its own snapshot: a
+    verify that read the entries, then the wallet row, then the holds, saw a settlement
+    that committed in between in some and not in others, and reported drift that was not
+    there. Whatever commits around it, verify must read one snapshot."""
+    wallet = await funded_wallet(ctx, "10")
+    pending = [await place(ctx, wallet, "1") for _ in range(4)]
+    async with ctx.db.read() as conn:
+        interleaved = SettlingBetweenReads(ctx, conn, pending)
+        assert await ledger.verify(interleaved, wallet) == []
+    assert interleaved.settled >= 1
+    assert await problems(ctx, wallet) == []
 
 
 async def test_the_database_rejects_an_unbalanced_entry(ctx, clock):

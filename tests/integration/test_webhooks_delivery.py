@@ -6,6 +6,7 @@ import asyncio
 import random
 from datetime import timedelta
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -15,12 +16,14 @@ from bytespike.context import Context
 from bytespike.db.engine import Database
 from bytespike.keys import service as keys
 from bytespike.keys.repo import KeyRecord
+from bytespike.money import parse_usd
 from bytespike.orgs import service as orgs
 from bytespike.settings import Settings
 from bytespike.webhooks import events, outbox, service
 from bytespike.webhooks.dispatcher import MAX_ATTEMPTS
 from bytespike.webhooks.tables import webhook_deliveries, webhook_endpoints, webhook_events
 from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
+from tests.integration.ledger_support import place, problems, release, settle
 from tests.integration.webhooks_support import (
     dispatching,
     drain,
@@ -106,37 +109,105 @@ async def test_a_dispatcher_killed_mid_flight_loses_nothing(ctx, clock):
     assert states == ["succeeded"]
 
 
-async def test_low_balance_fires_once_per_crossing_and_rearms_on_top_up(ctx, clock):
+async def low_balance_pages(ctx: Context) -> list[dict]:
+    """The low-balance pages in the outbox, oldest first (the balance each showed)."""
+    async with ctx.db.read() as conn:
+        e = webhook_events.c
+        query = sa.select(e.payload).where(e.type == events.BALANCE_LOW).order_by(e.created_at)
+        payloads = (await conn.execute(query)).scalars().all()
+    return [orjson.loads(payload)["data"]["balance"] for payload in payloads]
+
+
+async def listening_for_low_balance(ctx: Context) -> int:
+    """ada, an endpoint of hers subscribed to low-balance pages, and 10 USD (above the
+    default 5 USD threshold: armed); her wallet id."""
+    await make_user(ctx)
+    key = await holder(ctx)
+    await service.create(
+        ctx, key, url="http://127.0.0.1:9/hook", event_types=[events.BALANCE_LOW], description=None
+    )
+    await top_up(ctx, "10", user="ada")
+    return await wallet_of(ctx, user="ada")
+
+
+async def test_a_hold_that_crosses_the_threshold_and_is_released_pages_nothing(ctx, clock):
+    """A hold moves money from available to held: settled money (available + held) does not
+    change, so a hold dipping available under the threshold is no crossing, whether it is
+    released, or expires."""
+    wallet_id = await listening_for_low_balance(ctx)
+    for _ in range(3):
+        hold_id = await place(ctx, wallet_id, "6")  # 4 available, 10 settled
+        assert await release(ctx, hold_id)
+    await place(ctx, wallet_id, "9.5", ttl=timedelta(minutes=1))  # 0.5 available
+    clock.advance(minutes=2)
+    async with ctx.db.write() as conn:
+        assert await holds.expire_due(conn, now=clock.now()) == 1
+    assert await low_balance_pages(ctx) == []
+    assert await problems(ctx, wallet_id) == []
+
+
+async def test_a_settlement_crossing_the_threshold_pages_exactly_once(ctx):
+    wallet_id = await listening_for_low_balance(ctx)
+    await settle(ctx, await place(ctx, wallet_id, "6"), "5.5")  # settled 4.5 <= 5: pages
+    await settle(ctx, await place(ctx, wallet_id, "1"), "0.5")  # settled 4: paged already
+    await settle(ctx, await place(ctx, wallet_id, "1"), "0")  # a free settlement
+    [page] = await low_balance_pages(ctx)
+    assert (page["available_usd"], page["low_balance_flagged"]) == (4.5, True)
+    assert await problems(ctx, wallet_id) == []
+
+
+async def test_a_top_up_lifting_settled_money_over_the_threshold_rearms(ctx):
+    wallet_id = await listening_for_low_balance(ctx)
+    await settle(ctx, await place(ctx, wallet_id, "6"), "6")  # settled 4: pages
+    await top_up(ctx, "0.5", user="ada")  # settled 4.5: still at or below, not re-armed
+    await settle(ctx, await place(ctx, wallet_id, "1"), "0.5")  # settled 4: no second page
+    hold_id = await place(ctx, wallet_id, "3")  # 1 available, 4 settled
+    await top_up(ctx, "1.5", user="ada")  # settled 5.5 > 5 although available is 2.5: armed
+    await settle(ctx, hold_id, "0.25")  # settled 5.25: above, no page
+    await settle(ctx, await place(ctx, wallet_id, "1"), "0.25")  # settled 5: pages again
+    pages = await low_balance_pages(ctx)
+    assert [page["available_usd"] for page in pages] == [4.0, 5.0]
+    assert await problems(ctx, wallet_id) == []
+
+
+async def test_moving_the_threshold_is_judged_against_settled_money(ctx, clock):
+    wallet_id = await listening_for_low_balance(ctx)
+    hold_id = await place(ctx, wallet_id, "6")  # 4 available, 10 settled
+
+    async def threshold(usd: str) -> None:
+        async with ctx.db.write() as conn:
+            await wallets.set_threshold(conn, wallet_id, parse_usd(usd), now=clock.now())
+
+    await threshold("6")  # over available, under settled: no crossing
+    assert await low_balance_pages(ctx) == []
+    await threshold("10")  # 10 <= 10: a crossing
+    await threshold("9")  # 10 > 9: re-armed
+    await release(ctx, hold_id)  # changes no settled money: nothing
+    await settle(ctx, await place(ctx, wallet_id, "2"), "1")  # settled 9 <= 9: pages
+    pages = await low_balance_pages(ctx)
+    assert [page["low_balance_threshold_usd"] for page in pages] == [10.0, 9.0]
+    assert await problems(ctx, wallet_id) == []
+
+
+async def test_low_balance_pages_are_delivered_once_per_crossing(ctx, clock):
     await make_user(ctx)  # default threshold: 5 USD
     key = await holder(ctx)
     wallet_id = await wallet_of(ctx, user="ada")
-
-    async def hold(usd: int) -> int:
-        async with ctx.db.write() as conn:
-            return await holds.place(
-                conn, wallet_id, usd * 1_000_000, now=clock.now(), ttl=timedelta(minutes=5)
-            )
-
-    async def release(hold_id: int) -> None:
-        async with ctx.db.write() as conn:
-            await holds.release(conn, hold_id, now=clock.now())
-
     async with receiving() as receiver, dispatching(ctx) as dispatcher:
         await subscribe(ctx, key, receiver, "/hook", [events.BALANCE_LOW])
         await top_up(ctx, "10", user="ada")
-        first = await hold(6)  # 4 left: crosses
-        await release(first)  # back to 10: hold churn does not re-arm
         for _ in range(3):
-            await release(await hold(6))
-        await hold(1)
+            await release(ctx, await place(ctx, wallet_id, "6"))  # hold churn: no page
+        await settle(ctx, await place(ctx, wallet_id, "6"), "6")  # settled 4: crosses
+        await settle(ctx, await place(ctx, wallet_id, "1"), "1")
         await drain(dispatcher)
         assert len(receiver.received) == 1
         page = receiver.received[0].body
         assert page["type"] == "system.balance.notify.dispatched"
         assert page["data"]["balance"]["available_usd"] == 4.0
         assert page["data"]["balance"]["low_balance_flagged"] is True
-        await top_up(ctx, "1", user="ada")  # 10 available, above 5: re-armed
-        await hold(6)  # 4 left: crosses again
+        await top_up(ctx, "7", user="ada")  # settled 10, above 5: re-armed
+        await settle(ctx, await place(ctx, wallet_id, "6"), "6")  # settled 4: crosses again
         await drain(dispatcher)
     assert [d.body["type"] for d in receiver.received] == [
         "system.balance.notify.dispatched",
@@ -144,33 +215,7 @@ async def test_low_balance_fires_once_per_crossing_and_rearms_on_top_up(ctx, clo
     ]
     assert all(d.verified for d in receiver.received)
     assert len(set(receiver.ids())) == 2
-
-
-async def test_threshold_change_rearms_and_top_up_below_threshold_does_not(ctx, clock):
-    await make_user(ctx)
-    key = await holder(ctx)
-    wallet_id = await wallet_of(ctx, user="ada")
-    async with receiving() as receiver:
-        await subscribe(ctx, key, receiver, "/hook", [events.BALANCE_LOW])
-        await top_up(ctx, "6", user="ada")
-        async with ctx.db.write() as conn:
-            await holds.place(conn, wallet_id, 2_000_000, now=clock.now(), ttl=timedelta(hours=1))
-        await top_up(ctx, "0.5", user="ada")  # 4.5: still at or below, not re-armed
-        async with ctx.db.write() as conn:
-            await holds.place(conn, wallet_id, 1_000_000, now=clock.now(), ttl=timedelta(hours=1))
-            await wallets.set_threshold(conn, wallet_id, 3_000_000, now=clock.now())  # re-arms
-            await holds.place(conn, wallet_id, 500_000, now=clock.now(), ttl=timedelta(hours=1))
-        async with ctx.db.read() as conn:
-            kinds = (
-                (
-                    await conn.execute(
-                        sa.select(webhook_events.c.type).order_by(webhook_events.c.created_at)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-    assert kinds == [events.BALANCE_LOW, events.BALANCE_LOW]
+    assert await problems(ctx, wallet_id) == []
 
 
 async def test_raising_the_threshold_over_the_balance_pages_once(ctx, client, clock):

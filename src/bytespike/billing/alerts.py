@@ -1,10 +1,16 @@
 """The low-balance alert: when a wallet's owner is paged, and when the page re-arms.
 
-The alert is armed while `available` is above the threshold. It fires once, and disarms,
-when a debit or a raised threshold leaves `available` at or below the threshold. It re-arms
-only when money comes in (a top-up or credit adjustment lifting `available` above the
-threshold) or the threshold is moved below `available`. A released or expired hold does not
-re-arm it, so requests whose holds dip below the threshold page the owner once, not each time.
+The alert follows settled money, "settled available": `available + held`, which is top-ups
+and adjustments less spend. A hold only moves money from `available` to `held`, and a release
+or an expiry moves it back, so neither changes settled available.
+
+The alert is armed while settled available is above the threshold. It fires once, and
+disarms, when a debit (a hold or a settlement) leaves settled available at or below the
+threshold while armed, or when the threshold is raised to or over it. It re-arms when money
+comes in (a top-up or credit adjustment lifting settled available above the threshold) or the
+threshold is moved below it. So a hold that dips `available` below the threshold and is
+released a moment later pages nobody. `billing/fused.py` keeps the same rule: its statements
+leave every debit that pages to the general path.
 """
 
 from __future__ import annotations
@@ -31,26 +37,35 @@ async def after_movement(
     *,
     now: datetime,
 ) -> None:
-    """Called by `ledger.post` with the wallet's state after the movement (no extra read)."""
-    available, threshold, armed = after
-    if armed and movement.available < 0 and available <= threshold:
+    """Called by `ledger.post` with the wallet's settled available, threshold and armed flag
+    after the movement (returned by its UPDATE: no extra read)."""
+    settled, threshold, armed = after
+    if armed and _debits(movement) and settled <= threshold:
         await _fire(conn, wallet_id, now)
-    elif not armed and (movement.topped_up > 0 or movement.adjusted > 0) and available > threshold:
+    elif not armed and (movement.topped_up > 0 or movement.adjusted > 0) and settled > threshold:
         await _arm(conn, wallet_id)
 
 
+def _debits(movement: Movement) -> bool:
+    """A hold, a charge or a debit adjustment; not a release, an expiry or a free settlement."""
+    return movement.available < 0 or movement.spent > 0
+
+
 async def threshold_changed(conn: AsyncConnection, wallet_id: int, *, now: datetime) -> None:
-    """Re-evaluate after the threshold moved: raising it over `available` is a crossing too."""
-    available, threshold, armed = (
+    """Re-evaluate after the threshold moved: raising it to or over settled available is a
+    crossing too."""
+    settled, threshold, armed = (
         await conn.execute(
             sa.select(
-                _w.available_micros, _w.low_balance_threshold_micros, _w.low_balance_armed
+                _w.available_micros + _w.held_micros,
+                _w.low_balance_threshold_micros,
+                _w.low_balance_armed,
             ).where(_w.id == wallet_id)
         )
     ).one()
-    if available <= threshold and armed:
+    if settled <= threshold and armed:
         await _fire(conn, wallet_id, now)
-    elif available > threshold and not armed:
+    elif settled > threshold and not armed:
         await _arm(conn, wallet_id)
 
 

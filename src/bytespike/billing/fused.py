@@ -23,8 +23,10 @@ import sqlalchemy as sa
 from bytespike.db.direct import hot
 
 # The wallet moves only if the key is live, neither its org nor the paying org is paused,
-# `available` covers the hold, and the debit does not cross an armed low-balance threshold
-# (that page is the general path's: `alerts.after_movement`).
+# `available` covers the hold, and the hold would not page the owner. A hold is a debit, so
+# `alerts.after_movement` pages when it finds the alert armed and settled available
+# (available + held, which a hold does not change) at or below the threshold: that page is
+# the general path's.
 RESERVE = hot(
     sa.text("""
 WITH live AS (
@@ -36,7 +38,7 @@ WITH live AS (
     UPDATE wallets
     SET available_micros = available_micros - :amount, held_micros = held_micros + :amount
     WHERE id = :wallet AND available_micros >= :amount
-      AND NOT (low_balance_armed AND available_micros - :amount <= low_balance_threshold_micros)
+      AND NOT (low_balance_armed AND available_micros + held_micros <= low_balance_threshold_micros)
       AND EXISTS (SELECT 1 FROM live)
       AND NOT EXISTS (SELECT 1 FROM orgs WHERE orgs.id = wallets.org_id AND orgs.paused)
     RETURNING id
@@ -63,12 +65,29 @@ SELECT (SELECT h.id FROM h)
 
 # Settles a pending hold that covers the cost: the hold closes, the wallet is charged the
 # cost and gets the rest back, the ledger records it, and the usage record is written.
+# Not when the charge would page the owner: a charge is a debit, and `alerts.after_movement`
+# pages when the alert is armed and settled available after it (available + held - cost)
+# is at or below the threshold; that is the general path's. So the hold's row is locked,
+# then the wallet's (the order of the general path's uncapped settlement and of the
+# sweeper), and the condition is read from the locked wallet row, the latest committed one:
+# the hold closes only once the wallet is sure to move, and the statement writes all of its
+# rows or none (a condition re-checked by the wallet's UPDATE itself could fail there, after
+# the hold had closed).
 SETTLE = hot(
     sa.text("""
-WITH h AS (
-    UPDATE holds SET status = 'settled', closed_at = :now
+WITH pending AS (
+    SELECT wallet_id FROM holds
     WHERE id = :hold AND status = 'pending' AND amount_micros >= :cost
-    RETURNING wallet_id, amount_micros, key_id, model
+    FOR NO KEY UPDATE
+), quiet AS (
+    SELECT wallets.id FROM wallets JOIN pending ON wallets.id = pending.wallet_id
+    WHERE NOT (low_balance_armed AND :cost > 0
+               AND available_micros + held_micros - :cost <= low_balance_threshold_micros)
+    FOR NO KEY UPDATE OF wallets
+), h AS (
+    UPDATE holds SET status = 'settled', closed_at = :now
+    FROM quiet WHERE holds.id = :hold AND holds.status = 'pending'
+    RETURNING holds.wallet_id, holds.amount_micros, holds.key_id, holds.model
 ), w AS (
     UPDATE wallets
     SET available_micros = available_micros + h.amount_micros - :cost,

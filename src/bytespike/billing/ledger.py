@@ -68,8 +68,13 @@ _APPLY = hot(
         topped_up_micros=_w.topped_up_micros + sa.bindparam("d_topped_up"),
         adjusted_micros=_w.adjusted_micros + sa.bindparam("d_adjusted"),
     )
-    # Returned so the low-balance watch costs no extra query on the common path.
-    .returning(_w.available_micros, _w.low_balance_threshold_micros, _w.low_balance_armed)
+    # Returned so the low-balance watch costs no extra query on the common path: it follows
+    # settled available (available + held), see billing/alerts.py.
+    .returning(
+        _w.available_micros + _w.held_micros,
+        _w.low_balance_threshold_micros,
+        _w.low_balance_armed,
+    )
 )
 _RECORD = hot(sa.insert(ledger_entries).returning(ledger_entries.c.id))
 
@@ -135,34 +140,47 @@ async def verify(conn: AsyncConnection, wallet_id: int) -> list[str]:
     """Check the wallet against its history; returns what disagrees (empty when sound).
 
     The running balances must equal the sums of the entries, no balance may be negative,
-    and `held` must equal the open holds.
+    and `held` must equal the open holds. All of it is read by one statement, so from one
+    snapshot on both databases: PostgreSQL gives each statement of a READ COMMITTED
+    transaction a snapshot of its own, and a settlement committing between two reads (the
+    row after it, the entries before) would show as drift that is not there.
     """
-    e = ledger_entries.c
-    sums = (
-        await conn.execute(
-            sa.select(
-                sa.func.coalesce(sa.func.sum(e.d_available), 0),
-                sa.func.coalesce(sa.func.sum(e.d_held), 0),
-                sa.func.coalesce(sa.func.sum(e.d_spent), 0),
-                sa.func.coalesce(sa.func.sum(e.d_topped_up), 0),
-                sa.func.coalesce(sa.func.sum(e.d_adjusted), 0),
-            ).where(e.wallet_id == wallet_id)
-        )
-    ).one()
-    from_history = Balances(*(int(v) for v in sums))
-    running = await balances(conn, wallet_id)
-    open_holds = (
-        await conn.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(holds.c.amount_micros), 0)).where(
-                holds.c.wallet_id == wallet_id, PENDING
-            )
-        )
-    ).scalar_one()
+    row = [int(v) for v in (await conn.execute(_verify_query(wallet_id))).one()]
+    running, from_history, open_holds = Balances(*row[:5]), Balances(*row[5:10]), row[10]
     problems = []
     if running != from_history:
         problems.append(f"running balances {running} != sum of entries {from_history}")
     if running.available < 0 or running.held < 0:
         problems.append(f"negative balance {running}")
-    if running.held != int(open_holds):
+    if running.held != open_holds:
         problems.append(f"held {running.held} != open holds {open_holds}")
     return problems
+
+
+def _verify_query(wallet_id: int) -> sa.Select[*tuple[int, ...]]:
+    """The wallet's five running balances, the five sums of its entries, its open holds."""
+    e, w = ledger_entries.c, wallets.c
+    deltas = (e.d_available, e.d_held, e.d_spent, e.d_topped_up, e.d_adjusted)
+    sums = (
+        sa.select(*(sa.func.coalesce(sa.func.sum(d), 0).label(d.name) for d in deltas))
+        .where(e.wallet_id == wallet_id)
+        .subquery()
+    )
+    open_holds = (
+        sa.select(sa.func.coalesce(sa.func.sum(holds.c.amount_micros), 0))
+        .where(holds.c.wallet_id == wallet_id, PENDING)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(
+            w.available_micros,
+            w.held_micros,
+            w.spent_micros,
+            w.topped_up_micros,
+            w.adjusted_micros,
+            *sums.c,
+            open_holds,
+        )
+        .select_from(wallets.join(sums, sa.true()))
+        .where(w.id == wallet_id)
+    )

@@ -3,7 +3,9 @@
 `reserve` re-checks that the key is live, enforces the key's cap on the model, picks the
 output budget and places the hold, all in one transaction; `settle` charges the reported
 usage (never past the hold's wallet or the cap), frees the rest and records the call.
-Both are group-committed on SQLite (db/batch.py): they check before they write.
+Both are group-committed on SQLite (db/batch.py): they check before they write. The one
+refusal that writes (a cap's first refusal in its period tells the owner) is returned, not
+raised: see `reserve`.
 
 Failure policy: fail closed. No hold, no upstream call; a call whose usage is unknown is
 released, not charged.
@@ -84,6 +86,24 @@ class HoldRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class CapRefusal:
+    """The key's cap refused the call (402 quota_cap_reached): `error` is for the caller to
+    raise once the transaction that may have told the owner has committed."""
+
+    error: QuotaCapReached
+
+
+Reservation = Ticket | CapRefusal
+
+
+def ticket_or_raise(reservation: Reservation) -> Ticket:
+    """The ticket; or the cap's refusal raised, once `reserve`'s transaction committed."""
+    if isinstance(reservation, CapRefusal):
+        raise reservation.error
+    return reservation
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How the call ended, for the usage record."""
 
@@ -94,16 +114,26 @@ class Outcome:
     provider: str
 
 
-async def reserve(conn: AsyncConnection, req: HoldRequest) -> Ticket:
+async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
+    """Place the call's hold: its ticket, or the cap's refusal. Other refusals (401, 403, 402
+    insufficient_balance) raise, having written nothing.
+
+    A cap's refusal is returned, not raised, because it may write: the first refusal of a
+    quota period tells the owner (`quota.cap_reached`), and that event and its marker must
+    commit with the refusal. Raised, they would be lost wherever a raise rolls the
+    transaction back (`Database.write`), and they would break db/batch.py's rule that an
+    operation which raises has written nothing (its batch commits all the same). The caller
+    raises `error` after the commit (`ticket_or_raise`)."""
     key_id, wallet_id, model, now = req.key_id, req.wallet_id, req.model, req.now
     input_tokens, max_tokens = req.input_tokens, req.max_tokens
     available = await _live_available(conn, key_id, wallet_id)
     cap = None
+    period = None
     if req.capped:
         period = quotas.period_start(req.quota_reset, now)
         cap = await quotas.cap_state(conn, key_id, model.id, period)
     if cap is not None and cap.room == 0:
-        raise _cap_reached(model, cap)
+        return await _refuse(conn, req, cap, period)
     budget = available if cap is None else min(available, cap.room)
     if max_tokens is None:
         # No limit from the client: as much as the model allows and the money covers.
@@ -115,7 +145,7 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Ticket:
         output = min(max_tokens, model.max_output_tokens)
     amount = pricing.hold_amount(model, input_tokens, output)
     if cap is not None and amount > cap.room:
-        raise _cap_reached(model, cap, amount)
+        return await _refuse(conn, req, cap, period, amount)
     if amount > available:
         raise InsufficientBalance(
             f"insufficient balance: this request may cost up to ${to_usd_text(amount)} "
@@ -130,7 +160,7 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Ticket:
     return req.ticket(hold_id, amount, output, capped=cap is not None)
 
 
-def fused_reserve(req: HoldRequest) -> Fused[Ticket] | None:
+def fused_reserve(req: HoldRequest) -> Fused[Reservation] | None:
     """`reserve` as one statement (PostgreSQL) in its common case: an uncapped key whose
     wallet covers the most this call may cost, the hold `reserve` would place then."""
     if req.capped:
@@ -149,6 +179,34 @@ def fused_reserve(req: HoldRequest) -> Fused[Ticket] | None:
     return Fused(
         fused.RESERVE, params, lambda hold_id: req.ticket(hold_id, amount, output, capped=False)
     )
+
+
+async def _refuse(
+    conn: AsyncConnection,
+    req: HoldRequest,
+    cap: quotas.CapState,
+    period: datetime | None,
+    amount: int | None = None,
+) -> CapRefusal:
+    """The cap refuses the call, telling the owner unless they were told this period."""
+    await _tell_cap_reached(conn, req.wallet_id, req.key_id, req.model.id, cap, period, req.now)
+    return CapRefusal(_cap_reached(req.model, cap, amount))
+
+
+async def _tell_cap_reached(
+    conn: AsyncConnection,
+    wallet_id: int,
+    key_id: int,
+    model: str,
+    cap: quotas.CapState,
+    period: datetime | None,
+    now: datetime,
+) -> None:
+    """`quota.cap_reached`, once per key, model and quota period (the marker decides)."""
+    if await quotas.mark_reached(conn, key_id, model, period, now=now):
+        await events.quota_cap_reached(
+            conn, wallet_id, key_id=key_id, model=model, cap=cap.cap, used=cap.spent, now=now
+        )
 
 
 def _cap_reached(model: Model, cap: quotas.CapState, amount: int | None = None) -> QuotaCapReached:
@@ -234,15 +292,11 @@ async def settle(
             after = await quotas.unhold(
                 conn, ticket.key_id, model.id, settled.released, charged=charged, period=period
             )
-        if after is not None and charged and after.spent >= after.cap > after.spent - charged:
-            await events.quota_cap_reached(
-                conn,
-                ticket.wallet_id,
-                key_id=ticket.key_id,
-                model=model.id,
-                cap=after.cap,
-                used=after.spent,
-                now=now,
+        # Reaching the cap tells the owner unless a refusal already did this period. Only
+        # after a charge: without one, `after.spent` may be an earlier period's.
+        if after is not None and charged and after.spent >= after.cap:
+            await _tell_cap_reached(
+                conn, ticket.wallet_id, ticket.key_id, model.id, after, period, now
             )
     await usage_repo.insert(conn, _record(ticket, usage, outcome, charged, now))
     return charged

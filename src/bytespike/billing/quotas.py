@@ -131,3 +131,21 @@ async def unhold(
     if row is None:
         return None
     return CapState(cap=int(row[0]), spent=int(row[1]), held=int(row[2]))
+
+
+async def mark_reached(
+    conn: AsyncConnection, key_id: int, model: str, period: datetime | None, *, now: datetime
+) -> bool:
+    """Record that the cap was reported reached at `now`; False when it had been already in
+    `period` (then nothing is written). One guarded UPDATE, so of two transactions reaching
+    the cap at once exactly one reports it (the row is locked by `cap_state` on PostgreSQL)."""
+    m = api_key_models.c
+    untold: sa.ColumnElement[bool] = m.cap_reached_at.is_(None)
+    if period is not None:  # a lifetime cap is reported once; a periodic one once a period
+        untold = sa.or_(untold, m.cap_reached_at < period)
+    marked = await conn.execute(
+        sa.update(api_key_models)
+        .where(m.key_id == key_id, m.model == model, untold)
+        .values(cap_reached_at=as_utc(now))
+    )
+    return marked.rowcount == 1

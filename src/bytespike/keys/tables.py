@@ -40,6 +40,9 @@ api_key_models = sa.Table(
     timestamp("period_start", nullable=True),
     sa.Column("period_spent_micros", Micros, nullable=False, server_default="0"),
     sa.Column("held_micros", Micros, nullable=False, server_default="0"),
+    # When quota.cap_reached was last sent for this cap: once per quota period, so a period
+    # that started after it has not been told yet (billing/quotas.py's `mark_reached`).
+    timestamp("cap_reached_at", nullable=True),
     sa.CheckConstraint("cap_micros IS NULL OR cap_micros >= 0", name="cap"),
     sa.CheckConstraint("period_spent_micros >= 0", name="period_spent"),
     sa.CheckConstraint("held_micros >= 0", name="held"),
