@@ -2,8 +2,8 @@
 
 One USD is 1_000_000 micros. Amounts enter as decimal text (CLI, JSON) and leave as
 JSON numbers. The only float is made at the JSON boundary by `to_usd_number`: for any
-amount below ~9e9 USD the shortest repr of micros / 1e6 is exactly its decimal text,
-so no client ever sees a rounding artefact.
+amount up to `MAX_BALANCE_MICROS` the shortest repr of micros / 1e6 is exactly its decimal
+text, so no client ever sees a rounding artefact.
 """
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 MICROS_PER_USD = 1_000_000
-_MAX_USD = Decimal(1_000_000_000)  # a bound far above any real wallet, keeps floats exact
+# The most a wallet may hold (available + held), and so the largest amount: 1e9 USD. Every
+# figure up to it has at most 15 significant digits, which a double (a JSON number in any
+# client) carries exactly; past it a balance could be shown a micro-dollar off.
+MAX_BALANCE_MICROS = 1_000_000_000 * MICROS_PER_USD
+_MAX_USD = Decimal(MAX_BALANCE_MICROS) / MICROS_PER_USD
 
 
 class MoneyError(ValueError):
@@ -32,7 +36,9 @@ def parse_usd(value: object, *, allow_negative: bool = False) -> int:
     if amount < 0 and not allow_negative:
         raise MoneyError("amount must not be negative")
     if abs(amount) > _MAX_USD:
-        raise MoneyError("amount is too large")
+        raise MoneyError(
+            f"amount is too large: the maximum is {to_usd_text(MAX_BALANCE_MICROS)} USD"
+        )
     micros = amount * MICROS_PER_USD
     if micros != micros.to_integral_value():
         raise MoneyError("amount has more than 6 decimal places (1 micro-dollar)")

@@ -18,6 +18,8 @@ import httpx
 from bytespike.billing import wallets
 from bytespike.billing.service import owner_wallet
 from bytespike.context import Context
+from bytespike.money import MAX_BALANCE_MICROS, to_usd_number
+from bytespike.orgs import repo as orgs_repo
 from bytespike.settings import Settings
 
 BYTESPIKE = Path(sys.executable).with_name("bytespike")
@@ -233,3 +235,70 @@ def test_usage_errors_exit_2_and_say_how_to_use(tmp_path: Path) -> None:
     assert both.returncode == 2 and "exactly one of --user or --org" in both.stderr
     assert missing.returncode == 2 and "--email" in missing.stderr
     assert both.stdout == missing.stdout == ""
+
+
+async def test_a_top_up_past_the_maximum_balance_is_refused_before_anything_is_written(
+    db_url: str, tmp_path: Path
+) -> None:
+    cli = Cli(db_url, tmp_path)
+    cli.ok("users", "create", "--username", "ada", "--email", "ada@dosia.ai")
+    cli.ok("credits", "topup", "--user", "ada", "--usd", "250")
+
+    too_much = cli.fails("credits", "topup", "--user", "ada", "--usd", "1e9", "--reference", "r")
+    # The refused reference was not used up: the top-up that fits can carry it.
+    filled = cli.json("credits", "topup", "--user", "ada", "--usd", "999999750", "--reference", "r")
+    retried = cli.ok("credits", "topup", "--user", "ada", "--usd", "999999750", "--reference", "r")
+    one_micro = cli.fails("credits", "topup", "--user", "ada", "--usd", "0.000001")
+
+    assert too_much.count("\n") == 1, too_much
+    assert "maximum balance of 1000000000.00 USD" in too_much
+    assert "at most 999999750.00 USD more" in too_much
+    assert filled["applied"] is True
+    assert filled["balance"]["available_usd"] == to_usd_number(MAX_BALANCE_MICROS)
+    assert retried == (
+        "already applied (same reference), not added: 999999750.00 USD; "
+        "available now 1000000000.00 USD\n"
+    )
+    assert "at most 0.00 USD more" in one_micro
+    ctx = Context.build(Settings(database_url=db_url))
+    try:
+        async with ctx.db.read() as conn:
+            wallet = await wallets.view(conn, await owner_wallet(conn, username="ada"))
+    finally:
+        await ctx.db.close()
+    assert (wallet.available, wallet.topped_up) == (MAX_BALANCE_MICROS, MAX_BALANCE_MICROS)
+
+
+async def test_an_org_ref_that_could_mean_two_orgs_is_refused_and_prefixes_say_which(
+    db_url: str, tmp_path: Path
+) -> None:
+    cli = Cli(db_url, tmp_path)
+    cli.ok("users", "create", "--username", "ada", "--email", "ada@dosia.ai")
+    dosia = cli.json("orgs", "create", "--name", "Dosia AI")
+    named_one = cli.json("orgs", "create", "--name", "1")  # org 2, named like org 1's id
+    assert (dosia["id"], named_one["id"]) == (1, 2)
+
+    paused = cli.fails("orgs", "pause", "--org", "1")
+    topped = cli.fails("credits", "topup", "--org", "1", "--usd", "5")
+    key = cli.fails("keys", "create", "--user", "ada", "--org", "1")
+    ctx = Context.build(Settings(database_url=db_url))
+    try:
+        async with ctx.db.read() as conn:
+            untouched = [await orgs_repo.by_id(conn, org_id) for org_id in (1, 2)]
+            balance = (await wallets.view(conn, await owner_wallet(conn, org="id:1"))).available
+    finally:
+        await ctx.db.close()
+
+    for refused in (paused, topped, key):
+        assert "'Dosia AI'" in refused and "org id 2" in refused, refused
+        assert "say id:1 or name:1" in refused, refused
+    assert [org.paused if org else None for org in untouched] == [False, False]
+    assert balance == 0
+    assert cli.json("orgs", "pause", "--org", "name:1")["id"] == 2
+    assert cli.json("orgs", "pause", "--org", "id:1")["id"] == 1
+    assert cli.json("orgs", "resume", "--org", "2")["id"] == 2  # no org is named 2
+    assert cli.json("orgs", "resume", "--org", "Dosia AI")["id"] == 1
+    assert cli.json("credits", "topup", "--org", "name:1", "--usd", "5")["wallet_id"] == 3
+    assert "whole number" in cli.fails("orgs", "pause", "--org", "id:one")
+    assert "no org 'id:9'" in cli.fails("orgs", "pause", "--org", "id:9")
+    assert "cannot start with" in cli.fails("orgs", "create", "--name", "id:7")

@@ -1,12 +1,17 @@
 """The README's quickstart, as a newcomer runs it: a real `bytespike serve`, the CLI, then a
-chat call to the built-in `mock` model that moves the balance by exactly its cost."""
+chat call to the built-in `mock` model that moves the balance by exactly its cost; and every
+`curl` example of README.md and docs/webhooks.md, run as written against that server."""
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anthropic
@@ -17,11 +22,21 @@ import requests
 from tests.processes import BYTESPIKE, clean_env, serving
 
 MOCK_IN, MOCK_OUT = Decimal("3.00"), Decimal("15.00")  # the shipped catalog's mock prices
+ROOT = Path(__file__).resolve().parents[2]
+CURL_DOCS = ("README.md", "docs/webhooks.md")
+# The hosts the examples are written for, and the webhook receiver they register.
+EXAMPLE_HOSTS = ("http://127.0.0.1:8080", "https://llm.example.com")
+EXAMPLE_RECEIVER = "https://hooks.example.com/bytespike"
 
 
 @pytest.fixture
 def env(db_url: str) -> dict[str, str]:
-    return clean_env(BYTESPIKE_DATABASE_URL=db_url, BYTESPIKE_SECRET_KEY="test-secret-key")
+    return clean_env(
+        BYTESPIKE_DATABASE_URL=db_url,
+        BYTESPIKE_SECRET_KEY="test-secret-key",
+        # The docs' webhook example registers a receiver; here it is a local one.
+        BYTESPIKE_WEBHOOK_ALLOW_PRIVATE="1",
+    )
 
 
 @pytest.fixture
@@ -88,3 +103,108 @@ def test_the_sdks_of_the_quickstart_work_against_a_real_server(server: str, key:
         message.usage.input_tokens, message.usage.output_tokens
     )
     assert Decimal(str(balance(server, key)["lifetime_spent_usd"])) == spent
+
+
+def curl_examples(markdown: str) -> list[str]:
+    """The `curl` commands of a Markdown file's shell code blocks, continuation lines and
+    quoted line breaks joined, each as the shell would read it."""
+    commands = []
+    for block in _shell_blocks(markdown):
+        pending = ""
+        for line in block:
+            pending += line
+            if pending.endswith("\\\n") or _open_quote(pending):
+                continue
+            if pending.lstrip().startswith("curl "):
+                commands.append(pending.strip())
+            pending = ""
+    return commands
+
+
+def _shell_blocks(markdown: str) -> Iterator[list[str]]:
+    block: list[str] | None = None
+    shell = False
+    for line in markdown.splitlines(keepends=True):
+        if line.startswith("```") and block is None:
+            block, shell = [], line[3:].strip() in ("", "sh", "bash", "shell")
+        elif line.startswith("```"):
+            if shell:
+                yield block
+            block = None
+        elif block is not None:
+            block.append(line)
+
+
+def _open_quote(text: str) -> bool:
+    try:
+        shlex.split(text)
+    except ValueError:  # "No closing quotation": the command goes on on the next line
+        return True
+    return False
+
+
+class Receiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    """A webhook receiver on loopback, answering every delivery 204."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/bytespike"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_the_curl_examples_are_found_whole() -> None:
+    """The extraction the next test relies on: multi-line commands come out whole."""
+    readme, webhooks = (curl_examples((ROOT / name).read_text()) for name in CURL_DOCS)
+
+    assert len(readme) >= 5 and len(webhooks) >= 1
+    register = next(cmd for cmd in readme if "/me/webhooks" in cmd)
+    assert shlex.split(register)[-1].endswith('"balance.topped_up"]}')
+    assert "/me/notifications" in webhooks[0]
+
+
+def test_every_curl_example_in_the_docs_answers_2xx(
+    server: str, key: str, receiver: str, tmp_path: Path
+) -> None:
+    """Run as written, through bash with real `curl`; only the hosts are swapped, and the
+    key is the shell's $KEY / $BYTESPIKE_API_KEY, as a reader's would be."""
+    shell_env = clean_env(KEY=key, BYTESPIKE_API_KEY=key)
+    failures = []
+    for name in CURL_DOCS:
+        for command in curl_examples((ROOT / name).read_text()):
+            runnable = command.replace(EXAMPLE_RECEIVER, receiver)
+            for host in EXAMPLE_HOSTS:
+                runnable = runnable.replace(host, server)
+            # -sS: no progress meter; each response's status goes to stderr, apart from the
+            # body, which may be piped on (as in the README) and must stay untouched.
+            runnable = runnable.replace("curl ", "curl -sS -w '%{stderr}HTTP %{http_code}\\n' ", 1)
+            done = subprocess.run(
+                ["bash", "-o", "pipefail", "-c", runnable],
+                env=shell_env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            statuses = re.findall(r"^HTTP (\d{3})$", done.stderr, re.M)
+            if done.returncode != 0 or len(statuses) != 1 or not statuses[0].startswith("2"):
+                failures.append(
+                    f"{name}: {command}\n-> {done.returncode} {statuses}\n"
+                    f"{done.stdout}{done.stderr}"
+                )
+    assert not failures, "\n\n".join(failures)

@@ -7,7 +7,16 @@ from decimal import Decimal
 
 import pytest
 
-from bytespike.money import MoneyError, cost_micros, parse_usd, round_up, to_usd_number, to_usd_text
+from bytespike.cli.runner import usd_text
+from bytespike.money import (
+    MAX_BALANCE_MICROS,
+    MoneyError,
+    cost_micros,
+    parse_usd,
+    round_up,
+    to_usd_number,
+    to_usd_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -92,3 +101,17 @@ def test_costs_round_up_to_the_next_micro():
     assert round_up(Decimal("0")) == 0
     assert round_up(cost_micros(1_234, Decimal("2.50"))) == 3_085
     assert round_up(cost_micros(1_235, Decimal("2.50"))) == 3_088  # 3087.5 rounds up
+
+
+def test_every_balance_up_to_the_maximum_is_exact_as_a_json_number():
+    # Just under the maximum, every digit of a 15-significant-digit amount must survive.
+    for micros in (MAX_BALANCE_MICROS, MAX_BALANCE_MICROS - 1, MAX_BALANCE_MICROS - 123_457):
+        assert Decimal(repr(to_usd_number(micros))) == Decimal(micros) / 1_000_000
+    assert parse_usd(to_usd_number(MAX_BALANCE_MICROS)) == MAX_BALANCE_MICROS
+
+
+def test_the_cli_renders_a_committed_balance_past_the_maximum():
+    """A wallet topped up past the bound before it existed must still print, not crash after
+    its change is committed."""
+    assert usd_text(1_000_000_250.0) == "1000000250.00"
+    assert usd_text(0.000123) == "0.000123"

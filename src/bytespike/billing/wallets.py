@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bytespike.billing import alerts, ledger
 from bytespike.billing.ledger import Movement
 from bytespike.billing.tables import ledger_entries, wallets
-from bytespike.errors import Conflict
+from bytespike.errors import Conflict, InvalidRequest
+from bytespike.money import MAX_BALANCE_MICROS, to_usd_text
 
 DEFAULT_THRESHOLD_MICROS = 5_000_000
 
@@ -104,6 +105,7 @@ async def top_up(
     """Credit the wallet once per reference: a repeated reference returns the first top-up."""
     if reference is not None and (earlier := await _by_reference(conn, reference)):
         return _same_or_conflict(earlier, wallet_id, amount)
+    await _refuse_past_maximum(conn, wallet_id, amount)
     try:
         async with conn.begin_nested():
             entry_id = await ledger.post(
@@ -122,6 +124,27 @@ async def top_up(
             raise
         return _same_or_conflict(earlier, wallet_id, amount)
     return TopUp(entry_id, wallet_id, amount, reference, applied=True)
+
+
+async def _refuse_past_maximum(conn: AsyncConnection, wallet_id: int, amount: int) -> None:
+    """Refuse, before anything is written, a top-up that would leave the wallet holding more
+    than MAX_BALANCE_MICROS: past it a balance no longer renders exactly as a JSON number.
+    FOR UPDATE (PostgreSQL; SQLite has one writer anyway) keeps two concurrent top-ups from
+    each fitting alone and passing it together."""
+    w = wallets.c
+    balance = (
+        await conn.execute(
+            sa.select(w.available_micros + w.held_micros).where(w.id == wallet_id).with_for_update()
+        )
+    ).scalar_one()
+    if balance + amount > MAX_BALANCE_MICROS:
+        room = max(MAX_BALANCE_MICROS - balance, 0)
+        raise InvalidRequest(
+            f"a top-up of {to_usd_text(amount)} USD would take the wallet past the maximum "
+            f"balance of {to_usd_text(MAX_BALANCE_MICROS)} USD: it holds {to_usd_text(balance)} "
+            f"USD, so at most {to_usd_text(room)} USD more can be added",
+            code="balance_limit_exceeded",
+        )
 
 
 async def _by_reference(conn: AsyncConnection, reference: str) -> TopUp | None:

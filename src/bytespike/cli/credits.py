@@ -16,7 +16,7 @@ app = typer.Typer(help="Add money to wallets.", no_args_is_help=True)
 def topup(
     usd: str = typer.Option(..., help="Amount in USD, e.g. 250 or 19.99."),
     user: str | None = typer.Option(None, "--user", help="Username of an individual user."),
-    org: str | None = typer.Option(None, "--org", help="Org id or name."),
+    org: str | None = typer.Option(None, "--org", help="Org id or name, or id:N / name:TEXT."),
     reference: str | None = typer.Option(
         None, help="Payment reference; a reference already used is not applied again."
     ),

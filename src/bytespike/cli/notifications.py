@@ -14,7 +14,7 @@ app = typer.Typer(help="Low-balance notification settings.", no_args_is_help=Tru
 def set_threshold(
     threshold_usd: str = typer.Option(..., help="Flag the wallet at or below this many USD."),
     user: str | None = typer.Option(None, "--user", help="Username of an individual user."),
-    org: str | None = typer.Option(None, "--org", help="Org id or name."),
+    org: str | None = typer.Option(None, "--org", help="Org id or name, or id:N / name:TEXT."),
     as_json: bool = JsonFlag,
 ) -> None:
     """Set a wallet owner's low-balance threshold."""

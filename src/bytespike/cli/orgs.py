@@ -8,7 +8,7 @@ from bytespike.cli.runner import JsonFlag, run
 from bytespike.orgs import service
 
 app = typer.Typer(help="Manage orgs and their members.", no_args_is_help=True)
-OrgOption = typer.Option(..., "--org", help="Org id or name.")
+OrgOption = typer.Option(..., "--org", help="Org id or name, or id:N / name:TEXT.")
 
 
 @app.command("create")

@@ -1,53 +1,126 @@
 """Runs one CLI use case: settings from the environment, a Context, the coroutine, the output.
 
 Every command prints a readable line, or with --json exactly one JSON object. Errors go to
-stderr with exit code 1 (2 for usage errors, as Typer does).
+stderr with exit code 1 (2 for usage errors, as Typer does). A configuration mistake (a bad
+setting, catalog or database) is one `error:` line naming what to fix, never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from decimal import Decimal
+from typing import Any, NoReturn
 
 import orjson
+import sqlalchemy as sa
 import typer
 from pydantic import ValidationError
 
+from bytespike import catalog
 from bytespike.catalog import CatalogError
 from bytespike.context import Context
 from bytespike.db import migrate
+from bytespike.db.engine import Database
 from bytespike.errors import BytespikeError
-from bytespike.money import MoneyError, parse_usd, to_usd_text
+from bytespike.money import MICROS_PER_USD, MoneyError, parse_usd, to_usd_text
 from bytespike.settings import Settings
 
 JsonFlag = typer.Option(False, "--json", help="Print the result as one JSON object.")
+
+
+class ConfigurationError(Exception):
+    """The process cannot run as configured; the message says what to fix."""
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
 
 
 def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        typer.echo(f"error: invalid configuration: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"invalid configuration: {_one_line(exc)}")
+
+
+def _one_line(exc: ValidationError) -> str:
+    """Pydantic's report spans lines and quotes inputs (secrets among them): keep the
+    variable and the reason only."""
+    problems = []
+    for error in exc.errors():
+        field = "_".join(str(part) for part in error["loc"]).upper()
+        reason = error["msg"].removeprefix("Value error, ").replace("\n", " ")
+        problems.append(f"BYTESPIKE_{field}: {reason}")
+    return "; ".join(problems)
 
 
 def start_process() -> Settings:
-    """Shared start of the long-running commands (serve, worker): logs, the secret key,
-    and on the embedded default the schema; a configuration error exits with its reason."""
+    """Shared start of the long-running commands (serve, worker): logs, the secret key, the
+    catalog and the schema (migrated here on the embedded default); a configuration error
+    exits with its reason before anything listens."""
     from bytespike import logs
     from bytespike.webhooks.signing import SecretBox, SecretKeyMissing
 
     settings = load_settings()
     logs.configure(settings.log_level)
     try:
+        # Read here as well as by the server, so a bad file is one line, not a traceback
+        # from inside the app factory; first, as it has no side effect (the key may be made).
+        catalog.load(settings.catalog)
         SecretBox.from_settings(settings)
-    except SecretKeyMissing as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    except (CatalogError, SecretKeyMissing) as exc:
+        fail(str(exc))
     if settings.is_sqlite:
         migrate.ensure_current_sqlite(settings.database_url)
+    else:
+        try:
+            asyncio.run(_check_schema_alone(settings.database_url))
+        except ConfigurationError as exc:
+            fail(str(exc))
     return settings
+
+
+async def _check_schema_alone(url: str) -> None:
+    db = Database(url)  # its own: the server's engine belongs to the server's event loop
+    try:
+        await require_current_schema(db)
+    finally:
+        await db.close()
+
+
+async def require_current_schema(db: Database) -> None:
+    """PostgreSQL is migrated by an operator (`bytespike db upgrade`), never implicitly:
+    refuse to work on a schema that is missing or at another revision."""
+    head = migrate.head(db.url)
+    try:
+        async with db.read() as conn:
+            query = sa.text("SELECT version_num FROM alembic_version")
+            current = (await conn.execute(query)).scalar_one_or_none()
+    except sa.exc.ProgrammingError:  # no alembic_version table: never migrated
+        current = None
+    except (OSError, sa.exc.DBAPIError, BytespikeError) as exc:  # an outage is reported so
+        raise ConfigurationError(
+            f"cannot reach the database ({_driver_reason(exc)}): check BYTESPIKE_DATABASE_URL"
+        ) from exc
+    if current != head:
+        raise ConfigurationError(
+            f"the database schema is at {current or 'nothing (never migrated)'}, "
+            f"this version needs {head}: run `bytespike db upgrade`"
+        )
+
+
+def _driver_reason(exc: BaseException) -> str:
+    """The driver's own words (the host or database it could not use), from under the
+    wrappers: SQLAlchemy's, and the outage error the database layer raises."""
+    cause: BaseException = exc
+    while isinstance(cause, BytespikeError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, sa.exc.DBAPIError) and cause.orig is not None:
+        cause = cause.orig
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 def run(
@@ -62,10 +135,8 @@ def run(
         migrate.ensure_current_sqlite(settings.database_url)
     try:
         result = asyncio.run(_with_context(settings, use_case))
-    except (BytespikeError, CatalogError) as exc:
-        message = exc.message if isinstance(exc, BytespikeError) else str(exc)
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(1) from exc
+    except (BytespikeError, CatalogError, ConfigurationError) as exc:
+        fail(exc.message if isinstance(exc, BytespikeError) else str(exc))
     if as_json:
         typer.echo(orjson.dumps(result).decode())
     else:
@@ -77,6 +148,8 @@ async def _with_context(
 ) -> dict[str, Any]:
     ctx = Context.build(settings)
     try:
+        if not settings.is_sqlite:
+            await require_current_schema(ctx.db)
         return await use_case(ctx)
     finally:
         await ctx.db.close()
@@ -88,13 +161,14 @@ def usd_option(text: str, what: str) -> int:
     try:
         return parse_usd(text)
     except MoneyError as exc:
-        typer.echo(f"error: {what}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"{what}: {exc}")
 
 
 def usd_text(amount: float) -> str:
-    """A JSON USD number as people read it: 250.00, 0.000123."""
-    return to_usd_text(parse_usd(amount))
+    """A JSON USD number as people read it: 250.00, 0.000123. It renders what was already
+    committed, so unlike `parse_usd` it has no bound to refuse: a refusal here would be a
+    traceback after the change, inviting a retry."""
+    return to_usd_text(round(Decimal(repr(amount)) * MICROS_PER_USD))
 
 
 def one_owner(user: str | None, org: str | None) -> None:

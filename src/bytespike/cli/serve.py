@@ -12,12 +12,12 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default BYTESPIKE_PORT, 8080)."),
 ) -> None:
     """Run the gateway. On the embedded SQLite default, pending migrations are applied first."""
+    settings = start_process()  # before the web stack: a configuration error is told at once
     # Imported here so the admin commands do not pay for the web stack on every run.
     import uvicorn
 
     from bytespike.app import create_app
 
-    settings = start_process()
     app = create_app(settings)
     uvicorn.run(
         app,

@@ -7,11 +7,21 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bytespike.errors import InvalidRequest
 from bytespike.orgs.tables import memberships, orgs
 
 Org = sa.Row[int, str, bool, datetime]
 
 _COLUMNS = (orgs.c.id, orgs.c.name, orgs.c.paused, orgs.c.created_at)
+# How an operator says which they mean when a reference could be an id or a name.
+ID_PREFIX, NAME_PREFIX = "id:", "name:"
+_MAX_ID = 2**31 - 1  # the id column's range: a larger number is no org's id
+
+
+class AmbiguousOrg(InvalidRequest):
+    """A plain reference that is one org's id and another org's name."""
+
+    code = "ambiguous_org"
 
 
 async def insert(conn: AsyncConnection, *, name: str, now: datetime) -> int:
@@ -22,13 +32,40 @@ async def insert(conn: AsyncConnection, *, name: str, now: datetime) -> int:
 
 
 async def by_ref(conn: AsyncConnection, ref: str | int) -> Org | None:
-    """An org by id or by exact name (an all-digit name is looked up as a name too)."""
-    text = str(ref)
-    condition = orgs.c.name == text
-    if text.isdigit():
-        condition = sa.or_(orgs.c.id == int(text), condition)
-    rows = (await conn.execute(sa.select(*_COLUMNS).where(condition).order_by(orgs.c.id))).all()
-    return rows[0] if rows else None
+    """An org by `id:N`, `name:TEXT`, or a plain id or exact name. A plain all-digit ref that
+    is one org's id and another's name is refused, naming both: never a guess (a guess once
+    paused the wrong org)."""
+    if isinstance(ref, int):
+        return await by_id(conn, ref)
+    if ref.startswith(ID_PREFIX):
+        digits = ref.removeprefix(ID_PREFIX)
+        if not (digits.isascii() and digits.isdigit()):
+            raise InvalidRequest(f"{ref!r}: an org id is a whole number, as in {ID_PREFIX}1")
+        org_id = _as_id(digits)
+        return None if org_id is None else await by_id(conn, org_id)
+    if ref.startswith(NAME_PREFIX):
+        return await _by_name(conn, ref.removeprefix(NAME_PREFIX))
+    named = await _by_name(conn, ref)
+    org_id = _as_id(ref)
+    numbered = None if org_id is None else await by_id(conn, org_id)
+    if named is not None and numbered is not None and named.id != numbered.id:
+        raise AmbiguousOrg(
+            f"org {ref!r} could mean org id {numbered.id} (named {numbered.name!r}) or org id "
+            f"{named.id} (named {ref!r}): say {ID_PREFIX}{numbered.id} or {NAME_PREFIX}{ref}"
+        )
+    return named or numbered
+
+
+def _as_id(text: str) -> int | None:
+    """`text` as an id an org can have, else None (PostgreSQL would refuse it as a parameter)."""
+    if not (0 < len(text) <= len(str(_MAX_ID)) and text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= _MAX_ID else None
+
+
+async def _by_name(conn: AsyncConnection, name: str) -> Org | None:
+    return (await conn.execute(sa.select(*_COLUMNS).where(orgs.c.name == name))).one_or_none()
 
 
 async def by_id(conn: AsyncConnection, org_id: int) -> Org | None:

@@ -20,6 +20,12 @@ async def create(ctx: Context, *, name: str) -> dict[str, Any]:
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidRequest("org name must be 1 to 200 characters")
+    if name.startswith((repo.ID_PREFIX, repo.NAME_PREFIX)):
+        # Those prefixes say how to read an org reference: a plain ref to such a name would
+        # read as one.
+        raise InvalidRequest(
+            f"an org name cannot start with {repo.ID_PREFIX!r} or {repo.NAME_PREFIX!r}"
+        )
     now = ctx.clock.now()
     try:
         async with ctx.db.write() as conn:
