@@ -18,6 +18,12 @@ _METADATA = {
     ipaddress.ip_address("fd00:ec2::254"),
     ipaddress.ip_address("100.100.100.200"),
 }
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: IPv4-compatible (::/96,
+# deprecated), NAT64's well-known prefix (RFC 6052). A NAT64 gateway connects to that IPv4.
+_LAST_32 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
+# NAT64 local use (RFC 8215): not globally reachable (older Pythons call it global), and the
+# operator picks the prefix length, hence where the IPv4 address sits (RFC 6052, 2.2).
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 
 class UnsafeAddress(Exception):
@@ -25,14 +31,46 @@ class UnsafeAddress(Exception):
 
 
 def address_allowed(address: str, *, allow_private: bool) -> bool:
+    """Whether a delivery may connect to `address`. An IPv6 address that embeds an IPv4 one
+    (mapped, compatible, NAT64, 6to4, Teredo) reaches that IPv4 address through a gateway,
+    so the IPv4 address must be allowed too; metadata services never are, even in private mode."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in _METADATA:
+        ip = ip.ipv4_mapped  # an IPv4 socket in IPv6 dress: only the IPv4 address counts
+    embedded = embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else []
+    if ip in _METADATA or any(v4 in _METADATA for v4 in embedded):
         return False
     if allow_private:
         return True
+    if ip in _NAT64_LOCAL:
+        return False
+    return all(_public(a) for a in (ip, *embedded))
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address `ip` may carry for a translator or tunnel to connect to."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip in _NAT64_LOCAL:
+        found.extend(_rfc6052_candidates(int(ip)))
+    elif any(ip in prefix for prefix in _LAST_32):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # the server and the (de-obfuscated) client
+    return found
+
+
+def _rfc6052_candidates(bits: int) -> list[ipaddress.IPv4Address]:
+    """The IPv4 address after a /48, /56, /64 or /96 NAT64 prefix. RFC 6052 skips bits
+    64-71: with those squeezed out, the address follows the prefix directly (120 bits)."""
+    squeezed = ((bits >> 64) << 56) | (bits & ((1 << 56) - 1))
+    found = [ipaddress.IPv4Address((squeezed >> (88 - n)) & 0xFFFFFFFF) for n in (48, 56, 64)]
+    return [*found, ipaddress.IPv4Address(bits & 0xFFFFFFFF)]
 
 
 def check_syntax(url: str, *, allow_private: bool) -> str:
