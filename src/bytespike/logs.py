@@ -1,5 +1,6 @@
-"""Structured logs: one JSON object per line on stderr. Secrets never enter a record: keys
-are logged by id, headers and bodies not at all."""
+"""Structured logs: one JSON object per line on stderr. Secrets never enter a record, at any
+level: keys are logged by id, headers and bodies not at all, SQL parameters (a key's hash,
+its prefix) neither by SQLAlchemy (`hide_parameters`, db/engine.py) nor by the drivers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+# Libraries that print what passes through them below some level: held at that level
+# whatever the rest logs at, since what they print can be a key's hash or prefix.
+_FLOORS = {
+    # DEBUG: every statement it runs, with its parameters, and what the operation returned.
+    "aiosqlite": logging.INFO,
+    # INFO: every statement, and its parameters unless the engine hides them (ours do).
+    "sqlalchemy.engine": logging.WARNING,
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,6 +51,8 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name, floor in _FLOORS.items():
+        logging.getLogger(name).setLevel(max(floor, root.level))
 
 
 access_log = logging.getLogger("bytespike.access")

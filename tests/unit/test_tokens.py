@@ -45,3 +45,13 @@ def test_digest_is_sha256_hex():
 )
 def test_malformed_keys_are_recognised(candidate):
     assert not tokens.well_formed(candidate)
+
+
+@pytest.mark.parametrize("candidate", ["bsk-é", "bsk-" + "é" * 43, "bsk-" + "a" * 42 + "\xff", ""])
+def test_a_malformed_credential_has_no_digest_and_is_never_hashed(candidate):
+    assert tokens.presented_digest(candidate) is None
+
+
+def test_a_well_formed_credential_is_looked_up_by_its_digest():
+    minted = tokens.mint()
+    assert tokens.presented_digest(minted.secret) == minted.hash

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from bytespike.billing import payer
 from bytespike.context import Context
 from bytespike.keys import service as keys
-from bytespike.keys import tokens
 from bytespike.keys.repo import KeyRecord
 
 TTL_SECONDS = 30.0
@@ -47,7 +46,7 @@ class KeyCache:
 
     async def resolve(self, secret: str) -> CachedKey:
         """The key's record, roster and paying wallet, or 401."""
-        digest = tokens.digest(secret)
+        digest = keys.presented_hash(secret)  # 401 for a malformed credential, before hashing
         hit = self._entries.get(digest)
         if hit is not None and hit[0] > self._now():
             return hit[1]

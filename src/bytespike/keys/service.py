@@ -119,13 +119,21 @@ async def revoke(ctx: Context, key_id: int) -> dict[str, Any]:
     return {"id": key_id, "revoked": True, "already_revoked": not newly}
 
 
+def presented_hash(secret: str) -> str:
+    """The stored hash a presented credential would have, or 401 if it is not shaped like a
+    key: every malformed credential (non-ASCII, truncated, garbage) is refused before hashing."""
+    key_hash = tokens.presented_digest(secret)
+    if key_hash is None:
+        raise AuthenticationError("invalid API key")
+    return key_hash
+
+
 async def resolve(ctx: Context, secret: str) -> KeyRecord:
     """The live record of a presented key, or 401. Read on every request, so a revocation
     made by any process takes effect on the next request everywhere."""
-    if not tokens.well_formed(secret):
-        raise AuthenticationError("invalid API key")
+    key_hash = presented_hash(secret)
     async with ctx.db.read() as conn:
-        record = await repo.by_hash(conn, tokens.digest(secret))
+        record = await repo.by_hash(conn, key_hash)
     if record is None:
         raise AuthenticationError("invalid API key")
     if record.revoked:

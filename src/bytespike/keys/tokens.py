@@ -25,7 +25,14 @@ def mint() -> MintedKey:
 
 
 def digest(secret: str) -> str:
+    """For minted keys; a presented one goes through `presented_digest`."""
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+def presented_digest(candidate: str) -> str | None:
+    """The digest to look a presented credential up by, None if it cannot be a key. The
+    shape is checked first, so nothing else is hashed (non-ASCII text cannot be)."""
+    return digest(candidate) if well_formed(candidate) else None
 
 
 def well_formed(candidate: str) -> bool:
