@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bytespike.cli.runner import JsonFlag, run, usd_option
+from bytespike.db.metadata import stored_id
 from bytespike.keys import service
 
 app = typer.Typer(help="Mint and revoke API keys.", no_args_is_help=True)
@@ -56,6 +57,9 @@ def revoke(
     key_id: int = typer.Argument(..., help="The key's id."), as_json: bool = JsonFlag
 ) -> None:
     """Revoke a key; every running server refuses it from the next request on."""
+    if stored_id(str(key_id)) is None:  # no key has it, and the database would refuse it
+        typer.echo(f"error: no key {key_id}", err=True)
+        raise typer.Exit(1)
     run(
         lambda ctx: service.revoke(ctx, key_id),
         as_json=as_json,

@@ -12,6 +12,7 @@ from typing import Any
 from bytespike.billing import payer
 from bytespike.clock import iso_z
 from bytespike.context import Context
+from bytespike.db.metadata import stored_id
 from bytespike.errors import InvalidRequest
 from bytespike.keys import repo as keys_repo
 from bytespike.keys.repo import KeyRecord
@@ -32,11 +33,13 @@ def parse_day(value: str | None, name: str) -> datetime | None:
 
 
 def parse_cursor(value: str | None) -> int | None:
+    """A cursor is a usage record's id; anything else ("²", past BIGINT) was never handed out."""
     if value is None:
         return None
-    if not value.isdigit():
+    cursor = stored_id(value, big=True)
+    if cursor is None:
         raise InvalidRequest("cursor must be the next_cursor of a previous page")
-    return int(value)
+    return cursor
 
 
 async def report(
