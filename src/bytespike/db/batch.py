@@ -15,7 +15,8 @@ transaction, driven on asyncpg itself: one commit instead of one per operation.
 
 Failure policy: if a batch fails for any other reason (a database error), it is rolled
 back and every operation in it is retried alone, so one bad operation fails only itself.
-A caller is answered only after its batch has committed.
+A caller is answered only after its batch has committed. An operation that fails because
+the database is unavailable fails with ServiceUnavailable, a 503 (db/outage.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bytespike.db import outage
 from bytespike.db.direct import Direct, PgDirect, Plans, is_hot
 from bytespike.db.engine import Database, sqlite_pragmas
 from bytespike.errors import BytespikeError
@@ -125,11 +127,15 @@ class _Writer:
         parsed = make_url(url).set(drivername="sqlite")
         self._lock = lock or asyncio.Lock()
         size_limit = f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}"
-        self._threaded = sa.create_engine(parsed, poolclass=sa.pool.SingletonThreadPool)
+        # Parameters hidden, as on every engine (db/engine.py): one can be a key's hash.
+        self._threaded = sa.create_engine(
+            parsed, poolclass=sa.pool.SingletonThreadPool, hide_parameters=True
+        )
         sqlite_pragmas(self._threaded, immediate=True, pragmas=(size_limit,))
         self._inline_engine = sa.create_engine(
             parsed,
             poolclass=sa.pool.StaticPool,
+            hide_parameters=True,
             # Used only under the write lock, from the loop thread; closed from any thread.
             connect_args={"check_same_thread": False},
         )
@@ -328,9 +334,10 @@ class GroupCommit:
         except Exception as exc:
             if not alone:
                 raise
+            reported = outage.as_reported(exc)  # the drivers' own errors surface here
             for item in batch:
                 if not item.future.done():
-                    item.future.set_exception(exc)
+                    item.future.set_exception(reported)
             return
         _answer(batch, outcomes)
 

@@ -5,7 +5,12 @@ around a single write connection (no "database is locked" churn); across process
 CLI beside `serve`) `BEGIN IMMEDIATE` plus a busy timeout serialise them. Reads use their
 own pool and, under WAL, never wait for the writer. PostgreSQL uses one pool for both.
 
-Failure policy: a database error propagates; callers fail closed (no hold, no call).
+Every engine hides statement parameters (`hide_parameters`) from its logs and from its
+exceptions' text, which end up in logs too: a parameter can be a key's hash or prefix.
+
+Failure policy: a database error propagates; callers fail closed (no hold, no call). One
+that means the database is unavailable (refused, lost, pool exhausted, shutting down, SQLite
+busy past its timeout) propagates as ServiceUnavailable, a 503 (db/outage.py).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bytespike.db import outage
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -75,20 +82,27 @@ def sqlite_pragmas(
 class Database:
     """Hands out transactions: `write()` for a use case that changes data, `read()` otherwise."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, busy_ms: int = SQLITE_BUSY_TIMEOUT_MS
+    ) -> None:
+        """`busy_ms`: how long a SQLite statement waits for another process's lock."""
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         driver_url = async_url(url)
         if self.is_sqlite:
             ensure_sqlite_dir(url)
-            self._writer = create_async_engine(driver_url, pool_size=1, max_overflow=0)
-            self._reader = create_async_engine(driver_url, pool_size=pool_size)
-            sqlite_pragmas(self._writer.sync_engine, immediate=True)
-            sqlite_pragmas(self._reader.sync_engine, immediate=False)
+            self._writer = create_async_engine(
+                driver_url, pool_size=1, max_overflow=0, hide_parameters=True
+            )
+            self._reader = create_async_engine(
+                driver_url, pool_size=pool_size, hide_parameters=True
+            )
+            sqlite_pragmas(self._writer.sync_engine, immediate=True, busy_ms=busy_ms)
+            sqlite_pragmas(self._reader.sync_engine, immediate=False, busy_ms=busy_ms)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
             self._writer = create_async_engine(
-                driver_url, pool_size=pool_size, max_overflow=pool_size
+                driver_url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
             )
             self._reader = self._writer
             self._write_lock = None
@@ -97,18 +111,23 @@ class Database:
         self._batcher: AsyncEngine | None = None
         if not self.is_sqlite:
             self._batcher = create_async_engine(
-                driver_url, pool_size=1, max_overflow=1, isolation_level="AUTOCOMMIT"
+                driver_url,
+                pool_size=1,
+                max_overflow=1,
+                isolation_level="AUTOCOMMIT",
+                hide_parameters=True,
             )
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction for one use case: committed on success, rolled back on error."""
-        if self._write_lock is None:
-            async with self._writer.begin() as conn:
+        with outage.guarded():
+            if self._write_lock is None:
+                async with self._writer.begin() as conn:
+                    yield conn
+                return
+            async with self._write_lock, self._writer.begin() as conn:
                 yield conn
-            return
-        async with self._write_lock, self._writer.begin() as conn:
-            yield conn
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[tuple[AsyncConnection, Any]]:
@@ -117,14 +136,15 @@ class Database:
         round trip each, and no greenlet hop for the statements it runs there itself)."""
         if self._batcher is None:
             raise RuntimeError("batch() is for PostgreSQL; SQLite batches run in db/batch.py")
-        async with self._batcher.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            try:
-                yield conn, raw
-            except BaseException:
-                # Whatever state the driver is in now, it does not go back to the pool.
-                await conn.invalidate()
-                raise
+        with outage.guarded():  # the statements run on asyncpg raise its own exceptions
+            async with self._batcher.connect() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                try:
+                    yield conn, raw
+                except BaseException:
+                    # Whatever state the driver is in now, it does not go back to the pool.
+                    await conn.invalidate()
+                    raise
 
     @property
     def dialect(self) -> Dialect:
@@ -137,8 +157,9 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._reader.connect() as conn:
-            yield conn
+        with outage.guarded():
+            async with self._reader.connect() as conn:
+                yield conn
 
     async def close(self) -> None:
         await self._writer.dispose()
