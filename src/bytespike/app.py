@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 from bytespike import __version__, logs
 from bytespike.accounts.routes import router as account_router
 from bytespike.admin.routes import router as admin_router
-from bytespike.api import errors
+from bytespike.api import docs, errors, guard
 from bytespike.api.responses import JSON
 from bytespike.billing import sweeper
 from bytespike.context import Context
@@ -20,6 +21,7 @@ from bytespike.db import migrate
 from bytespike.db.batch import GroupCommit
 from bytespike.keys.cache import KeyCache
 from bytespike.notifications.routes import router as notifications_router
+from bytespike.proxy import openapi as proxy_openapi
 from bytespike.proxy.pipeline import Gateway
 from bytespike.proxy.routes import routes as proxy_routes
 from bytespike.ratelimit.base import RateLimiter
@@ -111,6 +113,8 @@ def create_app(
         description="Self-hosted LLM gateway with prepaid accounts.",
         lifespan=lifespan,
         default_response_class=JSON,
+        docs_url=None,  # served by api/docs.py from vendored assets, not a CDN
+        redoc_url=None,
         # FastAPI's built-in OpenTelemetry hooks check the global providers on every
         # request; bytespike logs its own access lines and exports no traces.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -119,6 +123,7 @@ def create_app(
     app.state.limiter = limiter
     app.state.gateway = gateway
     errors.install(app)
+    docs.install(app)
     app.include_router(account_router)
     app.include_router(admin_router)
     app.include_router(notifications_router)
@@ -137,5 +142,15 @@ def create_app(
             return errors.envelope(503, "api_error", f"database unavailable: {type(exc).__name__}")
         return JSON({"status": "ok", "version": __version__})
 
+    documented = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = documented()  # built once, then cached by FastAPI
+        if "/v1/messages" not in schema["paths"]:
+            proxy_openapi.describe(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(guard.Guard)
     app.add_middleware(logs.AccessLog)
     return app

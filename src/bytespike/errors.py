@@ -12,6 +12,7 @@ STATUS_TYPES = {
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
 }
@@ -65,6 +66,27 @@ class NotFound(BytespikeError):
     type = "not_found_error"
 
 
+class PayloadTooLarge(BytespikeError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class RequestTimeout(BytespikeError):
+    """The client did not send its whole body in time."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class InternalError(BytespikeError):
+    """A bug, never the client's input: it is logged, and the client gets no detail."""
+
+    status = 500
+    type = "api_error"
+
+
 class Conflict(BytespikeError):
     status = 409
     type = "conflict_error"
@@ -84,6 +106,21 @@ class InsufficientBalance(BytespikeError):
 class RateLimited(BytespikeError):
     status = 429
     type = "rate_limit_error"
+
+
+class ServiceUnavailable(BytespikeError):
+    """503 with Retry-After: the database cannot be reached or takes no work now
+    (db/outage.py). Nothing was done; the same request may simply be sent again."""
+
+    status = 503
+    type = "api_error"
+    code = "service_unavailable"
+    # Long enough for a restart or a failover to make progress, short enough for the SDKs,
+    # which honour Retry-After on their automatic retries of a 503.
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, message: str = "database unavailable; retry shortly") -> None:
+        super().__init__(message, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
 
 
 class QuotaCapReached(BytespikeError):

@@ -8,6 +8,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_PATH = Path("data") / "bytespike.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The schemes `db.engine.async_url` maps to a driver we ship (asyncpg, aiosqlite).
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
+_SQLITE_SCHEMES = ("sqlite:///", "sqlite+aiosqlite:///")
 
 
 class Settings(BaseSettings):
@@ -36,6 +40,12 @@ class Settings(BaseSettings):
     # Deliveries one dispatcher claims at a time; smaller spreads work across dispatchers.
     webhook_batch: int = Field(default=50, ge=1, le=1000)
 
+    # Request bodies: refused with 413 past these sizes (checked on Content-Length and on the
+    # bytes as they arrive), with 408 when not all sent within the timeout.
+    model_body_limit_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    api_body_limit_bytes: int = Field(default=1024 * 1024, ge=1024)
+    body_timeout_seconds: float = Field(default=60.0, gt=0)
+
     # Upstream providers: time to connect, and the longest silence between two reads.
     upstream_connect_timeout_seconds: float = Field(default=10.0, gt=0)
     upstream_read_timeout_seconds: float = Field(default=600.0, gt=0)
@@ -46,6 +56,31 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (any case), not {value!r}")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        # Checked here, not at the first connection: an unsupported URL would otherwise end
+        # in a driver import error. The URL is not echoed back: it may carry a password.
+        if value.startswith(_POSTGRES_SCHEMES):
+            return value
+        if value.startswith(_SQLITE_SCHEMES) and value.partition(":///")[2]:
+            return value
+        given = f"a {value.partition('://')[0]}:// URL" if "://" in value else "that value"
+        if value.startswith(_SQLITE_SCHEMES):
+            given = "a sqlite URL without a file path"
+        raise ValueError(
+            "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+            f"(no other database is supported), not {given}"
+        )
 
     @property
     def is_sqlite(self) -> bool:

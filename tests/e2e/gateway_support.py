@@ -56,10 +56,14 @@ async def upstreams() -> AsyncIterator[Upstreams]:
 
 @asynccontextmanager
 async def gateway(
-    ctx: Context, fakes: Upstreams, limiter: MemoryRateLimiter | None = None
+    ctx: Context,
+    fakes: Upstreams,
+    limiter: MemoryRateLimiter | None = None,
+    *,
+    providers: Providers | None = None,
 ) -> AsyncIterator[str]:
     """Serve the app on a free port; yields its base URL (http://127.0.0.1:PORT)."""
-    providers = Providers(ctx.catalog, ctx.settings, env=fakes.env())
+    providers = providers or Providers(ctx.catalog, ctx.settings, env=fakes.env())
     app = create_app(
         ctx.settings,
         ctx=ctx,

@@ -171,6 +171,64 @@ async def test_top_up_reference_is_applied_once(admin: Admin) -> None:
     assert (await admin.account(key["key"]))["balance"]["lifetime_topup_usd"] == 250.0
 
 
+async def test_top_up_past_the_maximum_balance_is_400_and_writes_nothing(admin: Admin) -> None:
+    await seed(admin)
+    key = await admin.ok("post", "/keys", {"user": "ada"}, 201)
+    await admin.ok("post", "/credits/topup", {"user": "ada", "usd": "250"})
+
+    refused = await admin.post(
+        "/credits/topup", {"user": "ada", "usd": 1_000_000_000, "reference": "wire-9"}
+    )
+    filled = await admin.ok(
+        "post", "/credits/topup", {"user": "ada", "usd": "999999750", "reference": "wire-9"}
+    )
+    one_micro = await admin.post("/credits/topup", {"user": "ada", "usd": "0.000001"})
+
+    message = assert_error(refused, 400, "invalid_request_error")
+    assert refused.json()["error"]["code"] == "balance_limit_exceeded"
+    assert "maximum balance of 1000000000.00 USD" in message
+    assert filled["applied"] is True  # the refused reference was not used up
+    assert filled["balance"]["available_usd"] == 1_000_000_000.0
+    assert_error(one_micro, 400, "invalid_request_error")
+    balance = (await admin.account(key["key"]))["balance"]
+    assert balance["available_usd"] == balance["lifetime_topup_usd"] == 1_000_000_000.0
+
+
+async def test_an_org_ref_that_could_mean_two_orgs_is_400_and_prefixes_say_which(
+    admin: Admin,
+) -> None:
+    await seed(admin)  # Dosia AI is org 1
+    named_one = await admin.ok("post", "/orgs", {"name": "1"}, 201)
+    assert named_one["id"] == 2
+
+    refusals = [
+        await admin.post("/orgs/1/pause"),
+        await admin.post("/orgs/1/members", {"username": "ada", "role": "member"}),
+        await admin.post("/credits/topup", {"org": "1", "usd": "5"}),
+        await admin.put("/notifications", {"org": "1", "threshold_usd": "5"}),
+        await admin.post("/keys", {"user": "ada", "org": "1"}),
+    ]
+    by_name = await admin.ok("post", "/orgs/name:1/pause")
+    by_id = await admin.ok("post", "/orgs/id:1/pause")
+    spaced = await admin.ok("post", "/orgs/name:Dosia%20AI/resume")
+    plain = await admin.ok("post", "/orgs/2/resume")  # no org is named 2: not ambiguous
+    paid = await admin.ok("post", "/credits/topup", {"org": "name:1", "usd": "5"})
+    member = await admin.ok("post", "/orgs/id:2/members", {"username": "ada", "role": "owner"})
+    key = await admin.ok("post", "/keys", {"user": "ada", "org": "name:1"}, 201)
+    prefixed_name = await admin.post("/orgs", {"name": "name:x"})
+
+    for refused in refusals:
+        message = assert_error(refused, 400, "invalid_request_error")
+        assert refused.json()["error"]["code"] == "ambiguous_org"
+        assert "'Dosia AI'" in message and "say id:1 or name:1" in message
+    assert (by_name["id"], by_name["paused"], by_id["id"], by_id["paused"]) == (2, True, 1, True)
+    assert (spaced["id"], spaced["paused"], plain["id"], plain["paused"]) == (1, False, 2, False)
+    assert paid["balance"]["available_usd"] == 5.0
+    assert (member["id"], member["role"]) == (2, "owner")
+    assert (await admin.account(key["key"]))["org"] == {"id": 2, "name": "1", "role": "owner"}
+    assert "cannot start with" in assert_error(prefixed_name, 400, "invalid_request_error")
+
+
 async def test_set_notification_threshold(admin: Admin) -> None:
     await seed(admin)
     ada_key = await admin.ok("post", "/keys", {"user": "ada"}, 201)
@@ -379,7 +437,6 @@ async def test_top_up_refuses_amounts_that_are_not_money(admin: Admin, usd: Any,
         ("post", "/keys", {"user": "ada", "quota_reset": "hourly"}),
         ("post", "/keys", {"user": "ada", "org": "Other"}),  # ada is not in Other
         ("post", "/keys", {"user": "eve"}),  # enterprise and in no org
-        ("post", "/keys/abc/revoke", None),
     ],
 )
 async def test_bad_bodies_get_400_in_the_envelope(

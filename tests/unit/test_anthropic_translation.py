@@ -203,7 +203,7 @@ def test_tool_choice_mapping(choice: Any, parallel: Any, expected: Any) -> None:
     [
         ({"n": 2}, "n must be 1"),
         ({"messages": []}, "messages"),
-        ({"max_completion_tokens": None}, "max_completion_tokens"),
+        ({"max_completion_tokens": 0}, "max_completion_tokens"),
         ({"messages": [{"role": "function", "content": "x"}]}, "role"),
         (
             {"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
@@ -914,3 +914,13 @@ def test_anthropic_client_request_survives_both_translations() -> None:
             "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "done"}],
         },
     ]
+
+
+def test_a_hundred_thousand_same_role_messages_merge_into_one_turn() -> None:
+    """Merging consecutive turns is linear: it once copied the turn for every message
+    (86 s for this request, stalling every other one)."""
+    words = [{"role": "user", "content": f"w{i}"} for i in range(100_000)]
+    out = openai_request_to_messages({"model": "m", "max_completion_tokens": 5, "messages": words})
+    assert len(out["messages"]) == 1
+    blocks = out["messages"][0]["content"]
+    assert [b["text"] for b in blocks[:3]] == ["w0", "w1", "w2"] and len(blocks) == 100_000

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+import pytest
+
 from bytespike.billing import pricing
 from bytespike.catalog import Model
 from bytespike.upstream.base import Usage
@@ -59,6 +61,40 @@ def test_the_input_bound_counts_bytes_messages_and_images() -> None:
     assert pricing.IMAGE_TOKENS <= pricing.input_bound(with_image) < pricing.IMAGE_TOKENS + 200
     system = {**text, "system": "x" * 1000}
     assert pricing.input_bound(system) >= plain + 1000
+
+
+def test_the_input_bound_covers_every_field_whatever_its_name() -> None:
+    """Fields the gateway never reads (deprecated `functions`, `prediction`, Anthropic's
+    `mcp_servers`, whatever a later API adds) are billed by providers all the same."""
+    plain = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    base = pricing.input_bound(plain)
+    for field, value in (
+        ("functions", [{"name": "f", "parameters": {"description": "x" * 200_000}}]),
+        ("prediction", {"type": "content", "content": "x" * 200_000}),
+        ("mcp_servers", [{"type": "url", "url": "https://" + "x" * 200_000}]),
+        ("some_future_field", {"deep": [["x" * 200_000]]}),
+    ):
+        assert pricing.input_bound({**plain, field: value}) >= base + 200_000, field
+    # Numbers count their digits: a token never spans less than one character.
+    assert pricing.input_bound({**plain, "seed": 10**40}) >= base + 40
+
+
+def test_a_tool_list_adds_the_providers_tool_prompt() -> None:
+    plain = {"messages": [{"role": "user", "content": "hi"}]}
+    tools = {**plain, "tools": [{"name": "f", "input_schema": {}}]}
+    assert pricing.input_bound(tools) >= pricing.input_bound(plain) + 346  # Anthropic's
+
+
+def test_a_body_nested_past_the_limit_is_refused_without_recursion() -> None:
+    value: object = "x"
+    for _ in range(pricing.MAX_DEPTH + 1):
+        value = {"a": [value]}
+    with pytest.raises(pricing.TooDeep):
+        pricing.input_bound({"messages": [value]})
+    shallow: object = "x"
+    for _ in range(pricing.MAX_DEPTH // 2 - 2):
+        shallow = [shallow]
+    assert pricing.input_bound({"messages": shallow}) > 0
 
 
 def test_the_affordable_output_always_fits_the_budget() -> None:

@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
-import hmac
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from bytespike.accounts import service as accounts
+from bytespike.api import auth
 from bytespike.api.responses import JSON
 from bytespike.billing import service as billing
 from bytespike.context import Context
-from bytespike.errors import AuthenticationError, InvalidRequest
+from bytespike.db.metadata import MAX_ID, stored_id
+from bytespike.errors import InvalidRequest, NotFound
 from bytespike.keys import service as keys
 from bytespike.money import MoneyError, parse_usd
 from bytespike.orgs import service as orgs
 
 
 def require_admin(request: Request) -> Context:
+    """The context, for a caller with the admin token (api/guard.py has checked it already,
+    before the body; checking again costs nothing and keeps the route safe on its own)."""
     ctx: Context = request.app.state.ctx
-    expected = ctx.settings.admin_token
-    if not expected:
-        raise AuthenticationError("the admin API is disabled: set BYTESPIKE_ADMIN_TOKEN")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode("utf-8", "replace"), expected.encode()
-    ):
-        raise AuthenticationError("invalid admin token")
+    auth.require_admin_token(request, ctx.settings.admin_token)
     return ctx
 
 
@@ -158,6 +154,17 @@ async def create_key(body: NewKey, ctx: Context = Admin) -> JSON:
     return JSON(created, status_code=201)
 
 
+def _key_id(
+    key_id: Annotated[str, Path(json_schema_extra={"type": "integer", "maximum": MAX_ID})],
+) -> int:
+    """Taken as text, so an id no key can have (past INTEGER, not an integer) is 404 like
+    any missing key, not a 400 from validation or a database error."""
+    found = stored_id(key_id)
+    if found is None:
+        raise NotFound(f"no key {key_id[:40]}")
+    return found
+
+
 @router.post("/keys/{key_id}/revoke")
-async def revoke_key(key_id: int, ctx: Context = Admin) -> JSON:
+async def revoke_key(ctx: Context = Admin, key_id: int = Depends(_key_id)) -> JSON:
     return JSON(await keys.revoke(ctx, key_id))

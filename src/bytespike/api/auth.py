@@ -4,6 +4,7 @@ refuse keys of paused orgs (403)."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from fastapi import Depends
@@ -72,8 +73,23 @@ async def admit(request: Request, key: KeyRecord, limiter: RateLimiter) -> dict[
     return headers
 
 
+def require_admin_token(request: Request, expected: str | None) -> None:
+    """401 unless the request carries `Authorization: Bearer <admin token>`."""
+    if not expected:
+        raise AuthenticationError("the admin API is disabled: set BYTESPIKE_ADMIN_TOKEN")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode("utf-8", "replace"), expected.encode()
+    ):
+        raise AuthenticationError("invalid admin token")
+
+
 async def current_caller(request: Request) -> Caller:
-    """`gate` as a dependency: the key is checked before the body, so a bad key is 401."""
+    """`gate` as a dependency. api/guard.py has normally passed the gate already, before
+    reading the body, and left the caller in the request's state."""
+    caller = request.scope.get("state", {}).get("caller")
+    if isinstance(caller, Caller):
+        return caller
     return await gate(request, request.app.state.ctx, request.app.state.limiter)
 
 

@@ -1,9 +1,9 @@
 """What a call costs: the exact charge for reported usage, and a safe upper bound before it.
 
 The bound is what a hold reserves, so it must never be below the real cost: a token is at
-least one UTF-8 byte of text, so the text's bytes bound its tokens; each message adds a
-fixed overhead, each image a fixed maximum. Output is bounded by `max_tokens`, which the
-gateway always sends upstream.
+least one UTF-8 byte of text, so the bytes of the whole body bound its tokens; each
+message and a tool list add a fixed overhead, each image a fixed maximum. Output is
+bounded by `max_tokens`, which the gateway always sends upstream.
 """
 
 from __future__ import annotations
@@ -16,32 +16,52 @@ from bytespike.upstream.base import Usage
 
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators, per message
 REQUEST_OVERHEAD_TOKENS = 16  # the reply's priming and the template around it
+# Tools bring their own system prompt: Anthropic documents 346 tokens for it; the rest is
+# room for any provider's template around the declarations.
+TOOLS_OVERHEAD_TOKENS = 1_000
 IMAGE_TOKENS = 6_400  # above what OpenAI, Anthropic and Gemini charge for one image
-_IMAGE_TYPES = frozenset({"image_url", "image", "input_image", "inlineData", "fileData"})
+_IMAGE_TYPES = frozenset({"image_url", "image", "input_image"})
+# Deeper bodies are refused: no real request nests this far, and the translations and the
+# JSON encoder (orjson stops at 254 levels) must never meet one that does.
+MAX_DEPTH = 128
+
+
+class TooDeep(ValueError):
+    """The body nests deeper than MAX_DEPTH."""
 
 
 def input_bound(body: dict[str, Any]) -> int:
-    """Upper bound of the prompt's tokens, for a Chat Completions or a Messages request."""
+    """Upper bound of the prompt's tokens for a request body of any client API: every byte of
+    it counts (a token is at least one UTF-8 byte of what the model reads, and the model
+    reads no more than what the client sent), keys and numbers included, whatever field a
+    provider may bill; an image counts as IMAGE_TOKENS instead of its encoded bytes.
+    Linear in the body, with no recursion; raises TooDeep past MAX_DEPTH."""
     messages = body.get("messages")
     count = len(messages) if isinstance(messages, list) else 0
     tokens = REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * count
-    for field in ("messages", "system", "tools", "tool_choice", "response_format"):
-        if field in body:
-            tokens += _bound(body[field])
+    if body.get("tools") or body.get("functions"):
+        tokens += TOOLS_OVERHEAD_TOKENS
+    # (value, depth, whether its text counts): an image's data is walked for depth only.
+    stack: list[tuple[Any, int, bool]] = [(body, 1, True)]
+    while stack:
+        value, depth, counts = stack.pop()
+        if isinstance(value, str):
+            tokens += len(value.encode("utf-8", "surrogatepass")) if counts else 0
+            continue
+        if depth > MAX_DEPTH:
+            raise TooDeep(f"the request nests deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            kind = value.get("type")
+            image = counts and isinstance(kind, str) and kind in _IMAGE_TYPES
+            tokens += IMAGE_TOKENS if image else 0
+            for key, item in value.items():
+                tokens += len(str(key).encode("utf-8", "surrogatepass")) if counts else 0
+                stack.append((item, depth + 1, counts and not image))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, counts) for item in value)
+        elif counts:  # numbers, booleans, null: at most one token per character of their JSON
+            tokens += len(str(value))
     return tokens
-
-
-def _bound(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value.encode("utf-8"))
-    if isinstance(value, list):
-        return sum(_bound(item) for item in value)
-    if isinstance(value, dict):
-        if value.get("type") in _IMAGE_TYPES:
-            return IMAGE_TOKENS
-        # Keys count too: tool schemas are sent to the model as text.
-        return sum(len(str(k)) + _bound(v) for k, v in value.items())
-    return 4 if value is not None else 0  # numbers and booleans inside tool schemas
 
 
 def input_cost(model: Model, tokens: int) -> int:

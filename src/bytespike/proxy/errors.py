@@ -38,9 +38,13 @@ def openai_body(failure: Failure) -> dict[str, Any]:
 
 
 def anthropic_body(failure: Failure) -> dict[str, Any]:
+    # Anthropic names its errors by status (a 413 is request_too_large, whatever we call it
+    # elsewhere); an upstream's own type stands where the status says nothing more.
     type_ = failure.type
-    if type_ not in _ANTHROPIC_TYPES.values():
-        type_ = _ANTHROPIC_TYPES.get(failure.status, "api_error")
+    if failure.status != 400 and failure.status in _ANTHROPIC_TYPES:
+        type_ = _ANTHROPIC_TYPES[failure.status]
+    elif type_ not in _ANTHROPIC_TYPES.values():
+        type_ = "api_error" if failure.status >= 500 else "invalid_request_error"
     return {"type": "error", "error": {"type": type_, "message": failure.message}}
 
 

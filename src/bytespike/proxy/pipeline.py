@@ -1,41 +1,53 @@
-"""One metered call, top to bottom: authenticate → rate limit → model on the roster →
-cap and hold (one transaction) → upstream → settle (or release) and record the usage.
+"""One metered call, top to bottom, for every client API: `run` sequences admit → read and
+validate the body → route → translate → hold → send → settle (or release).
 
-The client formats (proxy/chat.py for OpenAI, proxy/messages.py for Anthropic) call these
-steps in this order; nothing reaches an upstream without a hold placed first.
+Each client API is a `Format` (proxy/chat.py for OpenAI Chat Completions, proxy/messages.py
+for Anthropic Messages): it parses and checks the body into a `CallSpec`, translates it
+into an `Exchange` for the chosen provider, and renders errors in its own envelope.
 
-Failure policy: any refusal before the hold costs nothing; after the hold, every way out
-(answer, upstream failure, client gone, crash) settles or releases it (a crash leaves it to
-expire back into `available`).
+Failure policy: any refusal before the hold costs nothing, and every way a body can be
+wrong is found before it: the body is parsed, checked and translated first. After the
+hold only the upstream call can fail, and every way out (answer, upstream failure, client
+gone, a bug) settles or releases the hold on the spot; a crash leaves it to expire back
+into `available`.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import logging
 import time
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 
-from bytespike.api import auth
-from bytespike.billing import metering, pricing
+from bytespike.api import auth, bodies
+from bytespike.api.responses import JSON
+from bytespike.billing import holds, metering, pricing
 from bytespike.billing.metering import HoldRequest, KeyRevoked, Outcome, Ticket
 from bytespike.catalog import Model
 from bytespike.context import Context
 from bytespike.db.batch import GroupCommit
-from bytespike.errors import InvalidRequest, ModelNotFound, PermissionDenied
-from bytespike.keys.cache import CachedKey, KeyCache
-from bytespike.ratelimit.base import RateLimiter
-from bytespike.upstream.base import (
-    Provider,
-    UpstreamFailure,
-    Usage,
+from bytespike.errors import (
+    BytespikeError,
+    InternalError,
+    InvalidRequest,
+    ModelNotFound,
+    PermissionDenied,
 )
+from bytespike.keys.cache import CachedKey, KeyCache
+from bytespike.proxy import estimate, streaming
+from bytespike.proxy.streaming import Meter
+from bytespike.ratelimit.base import RateLimiter
+from bytespike.upstream.base import JSONObject, Provider, UpstreamFailure, Usage
 from bytespike.upstream.registry import Providers
 
-MAX_BODY_BYTES = 32 * 1024 * 1024  # images inline as base64 make big bodies legitimate
+log = logging.getLogger(__name__)
+
+Failure = BytespikeError | UpstreamFailure
 
 
 @dataclass
@@ -50,6 +62,62 @@ class Gateway:
 
 
 @dataclass(frozen=True, slots=True)
+class CallSpec:
+    """A checked request: what it asks for and the most it may cost."""
+
+    model: str
+    stream: bool
+    max_tokens: int | None  # the client's output limit, if it gave one
+    input_tokens: int  # upper bound of the prompt, over every byte the upstream may bill
+    body: JSONObject  # as the client sent it
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A whole answer in the client's format, with the usage it reported (if any)."""
+
+    body: JSONObject
+    usage: Usage | None
+    output_bytes: int  # what it says, for an estimate when no usage was reported
+
+
+class Exchange(Protocol):
+    """One call, translated for its provider; made before the hold, sent after it."""
+
+    async def complete(self, max_tokens: int) -> Answer: ...
+
+    def events(self, max_tokens: int) -> AsyncGenerator[Any, None]: ...
+
+    def frames(self, item: Any, meter: Meter) -> Iterable[bytes]:
+        """The client's bytes for one upstream stream item; feeds the meter."""
+        ...
+
+    def closing(self) -> Iterable[bytes]:
+        """The end of a complete stream."""
+        ...
+
+    def broken(self, failure: UpstreamFailure) -> bytes:
+        """The error frame of a stream the upstream broke."""
+        ...
+
+
+class Format(Protocol):
+    """A client API: its body's checks, its translations, its error envelope."""
+
+    def parse(self, body: JSONObject) -> CallSpec:
+        """The call the body asks for, or InvalidRequest naming the field at fault."""
+        ...
+
+    def exchange(
+        self, spec: CallSpec, model: Model, provider: Provider, request: Request
+    ) -> Exchange:
+        """The call translated for `provider`, or InvalidRequest if it cannot take it."""
+        ...
+
+    def error(self, failure: Failure, headers: dict[str, str] | None) -> Response: ...
+
+
+@dataclass(frozen=True, slots=True)
 class Admitted:
     key: CachedKey
     model: Model
@@ -58,74 +126,151 @@ class Admitted:
     started: float
 
 
-async def read_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"request body is larger than {MAX_BODY_BYTES} bytes")
+async def run(gw: Gateway, fmt: Format, request: Request) -> Response:
+    """A metered call in `fmt`, its refusals in `fmt`'s envelope; once the key has been
+    counted against its rate limit, every answer carries the rate-limit headers."""
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object")
-    return body
+        return await _run(gw, fmt, request)
+    except BytespikeError as exc:
+        return fmt.error(exc, request.scope.get("state", {}).get("rate_headers"))
+    except Exception:
+        log.exception("metered call failed", extra={"path": request.url.path})
+        failure = InternalError("internal error; it has been logged")
+        return fmt.error(failure, request.scope.get("state", {}).get("rate_headers"))
 
 
-async def admit(gw: Gateway, request: Request) -> tuple[Admitted, dict[str, Any]]:
-    """401 → 429 → 403 (paused), before the body is even read; then 400 (body), 404
-    (unknown model), 403 (not on the key's roster). Returns the call and its body."""
+async def _run(gw: Gateway, fmt: Format, request: Request) -> Response:
     started = time.perf_counter()
-    key = await gw.keys.resolve(auth.presented_key(request))
-    headers = await auth.admit(request, key.record, gw.limiter)
-    body = await read_body(request)
-    model = _model(gw, key, body)
+    key = await admit(gw, request)  # 401 → 429 → 403, before the body is read
+    body = await read_body(gw, request)  # 413, 408, 400 (not a JSON object)
+    model = route(gw, key, body.get("model"))  # 400, 404, 403
+    spec = fmt.parse(body)  # 400 naming the field at fault
     provider = gw.providers.for_model(model)
+    exchange = fmt.exchange(spec, model, provider, request)  # 400: translated before the hold
+    headers = request.scope["state"]["rate_headers"]
     call = Admitted(key=key, model=model, provider=provider, headers=headers, started=started)
-    return call, body
+    ticket = await reserve(gw, call, spec)  # 402
+    try:
+        return await send(gw, fmt, call, ticket, spec, exchange)
+    except BaseException:
+        await _release_quietly(gw, ticket)
+        raise
 
 
-def _model(gw: Gateway, key: CachedKey, body: dict[str, Any]) -> Model:
-    name = body.get("model")
+async def admit(gw: Gateway, request: Request) -> CachedKey:
+    """The caller's key (401), counted against its limit (429), not of a paused org (403)."""
+    secret = auth.presented_key(request)
+    key = await gw.keys.resolve(secret)
+    if key.record.org_paused:
+        # The cached record may predate a resume: only a live read may refuse.
+        gw.keys.forget(key.digest)
+        key = await gw.keys.resolve(secret)
+    await auth.admit(request, key.record, gw.limiter)
+    return key
+
+
+async def read_body(gw: Gateway, request: Request) -> JSONObject:
+    settings = gw.ctx.settings
+    raw = await bodies.read(
+        request, limit=settings.model_body_limit_bytes, within=settings.body_timeout_seconds
+    )
+    return bodies.json_object(raw)
+
+
+def route(gw: Gateway, key: CachedKey, name: Any) -> Model:
     if not isinstance(name, str) or not name:
-        raise InvalidRequest("'model' is required and must be a string")
+        raise InvalidRequest("model: a model id is required", param="model")
     model = gw.ctx.catalog.get(name)
     if model is None:
-        raise ModelNotFound(f"the model {name!r} does not exist")
+        raise ModelNotFound(f"the model {name!r} does not exist", param="model")
     if not key.may_call(model.id):
         message = f"this key may not call {model.id!r}; its models: {', '.join(key.roster)}"
-        raise PermissionDenied(message, code="model_not_allowed")
+        raise PermissionDenied(message, code="model_not_allowed", param="model")
     return model
 
 
-async def reserve(
-    gw: Gateway, call: Admitted, body: dict[str, Any], max_tokens: int | None
-) -> Ticket:
-    """The hold for this call, or 402 (cap or balance), 401/403 if the key died meanwhile."""
-    if max_tokens is not None and max_tokens < 1:
-        raise InvalidRequest("max_tokens must be at least 1")
-    record = call.key.record
+def checked_bound(body: JSONObject) -> int:
+    """The input bound of a body, or a 400 for one nested past what any request needs."""
+    try:
+        return pricing.input_bound(body)
+    except pricing.TooDeep as exc:
+        raise InvalidRequest(str(exc)) from None
 
+
+async def reserve(gw: Gateway, call: Admitted, spec: CallSpec) -> Ticket:
+    """The hold for this call, or 402 (cap or balance), 401/403 if the key died meanwhile."""
+    record = call.key.record
     hold = HoldRequest(
         key_id=record.id,
         wallet_id=call.key.wallet_id,
         model=call.model,
         quota_reset=record.quota_reset,
         capped=call.key.cap_for(call.model.id) is not None,
-        input_tokens=pricing.input_bound(body),  # here, not in the writer thread
-        max_tokens=max_tokens,
+        input_tokens=spec.input_tokens,
+        max_tokens=spec.max_tokens,
         now=gw.ctx.clock.now(),
         ttl=gw.ctx.hold_ttl,
     )
 
-    async def place(conn: Any) -> Ticket:
+    async def place(conn: Any) -> metering.Reservation:
         return await metering.reserve(conn, hold)
 
     try:
         fused = metering.fused_reserve(hold)
-        return await gw.writes.run(place, order=call.key.wallet_id, fused=fused)
-    except KeyRevoked:
-        gw.keys.forget(call.key.digest)
+        placed = await gw.writes.run(place, order=call.key.wallet_id, fused=fused)
+        return metering.ticket_or_raise(placed)
+    except (KeyRevoked, PermissionDenied):
+        gw.keys.forget(call.key.digest)  # revoked or paused: the next request reads it anew
         raise
+
+
+async def send(
+    gw: Gateway, fmt: Format, call: Admitted, ticket: Ticket, spec: CallSpec, exchange: Exchange
+) -> Response:
+    """The upstream call and its settlement: the exact usage, or an estimate, or nothing."""
+    if spec.stream:
+        return await streaming.respond(
+            exchange,
+            exchange.events(ticket.max_tokens),
+            settle=lambda meter: _settle_stream(gw, call, ticket, spec, meter),
+            refused=lambda failure: _refused(gw, fmt, call, ticket, failure),
+            headers=call.headers,
+        )
+    try:
+        answer = await exchange.complete(ticket.max_tokens)
+    except UpstreamFailure as failure:
+        return await _refused(gw, fmt, call, ticket, failure, stream=False)
+    usage = answer.usage or estimate.usage(None, spec.input_tokens, answer.output_bytes)
+    await settle(gw, call, ticket, usage, status="ok", http_status=200, stream=False)
+    return JSON(answer.body, headers=call.headers)
+
+
+async def _refused(
+    gw: Gateway,
+    fmt: Format,
+    call: Admitted,
+    ticket: Ticket,
+    failure: UpstreamFailure,
+    *,
+    stream: bool = True,
+) -> Response:
+    """The upstream failed before answering: bill only what it reported, else release."""
+    status, code = failure.usage_status, failure.status
+    await settle(gw, call, ticket, failure.usage, status=status, http_status=code, stream=stream)
+    return fmt.error(failure, call.headers)
+
+
+async def _settle_stream(
+    gw: Gateway, call: Admitted, ticket: Ticket, spec: CallSpec, m: Meter
+) -> int:
+    """How a stream settles: reported usage; if the client left, or the upstream finished
+    without reporting, an estimate from what was streamed."""
+    usage = m.usage
+    if m.status == "client_closed" or (m.status == "ok" and not m.final_usage):
+        usage = estimate.usage(usage, spec.input_tokens, m.output_bytes)
+    return await settle(
+        gw, call, ticket, usage, status=m.status, http_status=m.http_status, stream=True
+    )
 
 
 async def settle(
@@ -154,35 +299,13 @@ async def settle(
     return await gw.writes.run(write, order=ticket.wallet_id, fused=fused)
 
 
-async def settle_failure(
-    gw: Gateway, call: Admitted, ticket: Ticket, failure: UpstreamFailure, *, stream: bool
-) -> int:
-    """Settle a call the upstream failed: only what it reported, else release the hold."""
-    return await settle(
-        gw,
-        call,
-        ticket,
-        failure.usage,
-        status=failure.usage_status,
-        http_status=failure.status,
-        stream=stream,
-    )
+async def _release_quietly(gw: Gateway, ticket: Ticket) -> None:
+    """After a failure nobody foresaw: give the hold back now (if it is still pending)
+    rather than at its TTL. If this fails too (the database is the problem), it expires."""
+    now = gw.ctx.clock.now()
 
+    async def release(conn: Any) -> bool:
+        return await holds.release(conn, ticket.hold_id, now=now, capped=ticket.capped)
 
-def output_bytes(part: dict[str, Any]) -> int:
-    """UTF-8 bytes of what a message or a stream delta says: its text and tool arguments
-    (the measure `estimated` turns into output tokens)."""
-    pieces = [part.get("content")]
-    for call in part.get("tool_calls") or ():
-        pieces.append((call.get("function") or {}).get("arguments"))
-    return sum(len(piece.encode()) for piece in pieces if isinstance(piece, str))
-
-
-def estimated(usage: Usage | None, body: dict[str, Any], output_bytes: int) -> Usage:
-    """Usage for a call the upstream never reported on (the client left mid-stream, or a
-    server that sends no usage): reported input if any, else a quarter of the input bound;
-    a token per four bytes of output streamed."""
-    input_tokens = usage.input_tokens if usage else math.ceil(pricing.input_bound(body) / 4)
-    cached = usage.cached_tokens if usage else 0
-    output = max(usage.output_tokens if usage else 0, math.ceil(output_bytes / 4))
-    return Usage(input_tokens=input_tokens, output_tokens=output, cached_tokens=cached)
+    with contextlib.suppress(Exception):
+        await gw.writes.run(release, order=ticket.wallet_id)

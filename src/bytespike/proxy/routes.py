@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bytespike.errors import BytespikeError
-from bytespike.proxy import chat, errors, messages, models
+from bytespike.proxy import chat, errors, messages, models, pipeline
 from bytespike.proxy.pipeline import Gateway
 
 log = logging.getLogger(__name__)
@@ -43,16 +43,12 @@ async def _guarded(
 
 async def chat_completions(request: Request) -> Response:
     """OpenAI Chat Completions (streaming or not) for any model on the key's roster."""
-    return await _guarded(
-        request, lambda: chat.handle(_gateway(request), request), errors.openai_response
-    )
+    return await pipeline.run(_gateway(request), chat.FORMAT, request)
 
 
 async def create_message(request: Request) -> Response:
     """Anthropic Messages (streaming or not) for any model on the key's roster."""
-    return await _guarded(
-        request, lambda: messages.handle(_gateway(request), request), errors.anthropic_response
-    )
+    return await pipeline.run(_gateway(request), messages.FORMAT, request)
 
 
 async def list_models(request: Request) -> Response:

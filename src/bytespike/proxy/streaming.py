@@ -13,15 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 import anyio
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from bytespike.billing.metering import Ticket
-from bytespike.proxy import pipeline
-from bytespike.proxy.pipeline import Admitted, Gateway
+from bytespike.proxy import estimate
 from bytespike.translate.anthropic import fold_stream_usage
 from bytespike.upstream.base import (
     JSONObject,
@@ -55,7 +53,7 @@ class Meter:
     def openai_chunk(self, chunk: JSONObject) -> bool:
         """Count a chunk's output; True when it is the closing usage chunk."""
         for choice in chunk.get("choices") or ():
-            self.output_bytes += pipeline.output_bytes(choice.get("delta") or {})
+            self.output_bytes += estimate.output_bytes(choice.get("delta") or {})
         usage = usage_from_openai(chunk.get("usage"))
         if usage is None:
             return False
@@ -79,6 +77,7 @@ class Meter:
 
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 
 async def _first(source: AsyncGenerator[T, None]) -> T:
@@ -94,43 +93,49 @@ async def _chain(head: T, rest: AsyncGenerator[T, None]) -> AsyncGenerator[T, No
         yield item
 
 
+class Framer(Protocol[T_contra]):
+    """How a stream's items become the client's bytes (a pipeline Exchange is one)."""
+
+    def frames(self, item: T_contra, meter: Meter) -> Iterable[bytes]: ...
+
+    def closing(self) -> Iterable[bytes]: ...
+
+    def broken(self, failure: UpstreamFailure) -> bytes: ...
+
+
 async def respond(
-    gw: Gateway,
-    call: Admitted,
-    ticket: Ticket,
-    body: dict[str, Any],
+    framer: Framer[T],
     source: AsyncGenerator[T, None],
     *,
-    frames: Callable[[T, Meter], Iterable[bytes]],
-    closing: Callable[[], Iterable[bytes]],
-    broken: Callable[[UpstreamFailure], bytes],
-    refused: Callable[[UpstreamFailure, dict[str, str]], Response],
+    settle: Callable[[Meter], Awaitable[object]],
+    refused: Callable[[UpstreamFailure], Awaitable[Response]],
+    headers: dict[str, str],
 ) -> Response:
-    """Stream `source` to the client: `frames` turns each upstream event into the client's
-    bytes (and feeds the meter), `closing` ends a complete stream, `broken` is the error
-    frame of a stream the upstream breaks, `refused` the answer when it refuses at once."""
+    """Stream `source` to the client: `framer.frames` turns each upstream event into the
+    client's bytes (and feeds the meter), `closing` ends a complete stream, `broken` is the
+    error frame of a stream the upstream breaks; `refused` answers (and settles) when the
+    upstream refuses at once; `settle` settles whatever the stream carried."""
     try:
         head = await _first(source)
     except UpstreamFailure as failure:
-        await pipeline.settle_failure(gw, call, ticket, failure, stream=True)
-        return refused(failure, call.headers)
+        return await refused(failure)
     meter = Meter()
 
     async def events() -> AsyncGenerator[bytes, None]:
         async with contextlib.aclosing(source):
             try:
                 async for item in _chain(head, source):
-                    for frame in frames(item, meter):
+                    for frame in framer.frames(item, meter):
                         yield frame
             except UpstreamFailure as failure:
                 meter.broke(failure)
-                yield broken(failure)
+                yield framer.broken(failure)
                 return
         meter.status = "ok"
-        for frame in closing():
+        for frame in framer.closing():
             yield frame
 
-    return _metered(events(), meter, _settler(gw, call, ticket, body), call.headers)
+    return _metered(events(), meter, settle, headers)
 
 
 def _metered(
@@ -153,20 +158,3 @@ def _metered(
     return StreamingResponse(
         body(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
     )
-
-
-def _settler(
-    gw: Gateway, call: Admitted, ticket: Ticket, body: dict[str, Any]
-) -> Callable[[Meter], Awaitable[int]]:
-    """How a stream settles: reported usage; if the client left, or the upstream finished
-    without reporting, an estimate from what was streamed (pipeline.estimated)."""
-
-    async def settle(m: Meter) -> int:
-        usage = m.usage
-        if m.status == "client_closed" or (m.status == "ok" and not m.final_usage):
-            usage = pipeline.estimated(usage, body, m.output_bytes)
-        return await pipeline.settle(
-            gw, call, ticket, usage, status=m.status, http_status=m.http_status, stream=True
-        )
-
-    return settle

@@ -23,8 +23,10 @@ def openai_request_to_messages(body: JSONObject) -> JSONObject:
     out: JSONObject = {
         "model": body.get("model"),
         "messages": _alternate([_turn(m) for m in turns]),
-        "max_tokens": _max_tokens(body),
     }
+    limit = _max_tokens(body)
+    if limit is not None:  # else the gateway sets it once the hold has chosen it
+        out["max_tokens"] = limit
     if system:
         out["system"] = system
     if body.get("temperature") is not None:
@@ -56,9 +58,10 @@ def _messages(body: JSONObject) -> list[JSONObject]:
     return messages
 
 
-def _max_tokens(body: JSONObject) -> int:
-    value = body.get("max_completion_tokens") or body.get("max_tokens")
-    if not isinstance(value, int) or value < 1:
+def _max_tokens(body: JSONObject) -> int | None:
+    value = body.get("max_completion_tokens")
+    value = body.get("max_tokens") if value is None else value
+    if value is not None and (not isinstance(value, int) or value < 1):
         raise InvalidRequest("max_completion_tokens: a positive integer is required")
     return value
 
@@ -169,13 +172,13 @@ def _alternate(turns: list[JSONObject]) -> list[JSONObject]:
         if not turn["content"]:
             continue  # Anthropic rejects empty turns; an empty one says nothing anyway.
         if merged and merged[-1]["role"] == turn["role"]:
-            merged[-1]["content"] = merged[-1]["content"] + turn["content"]
+            merged[-1]["content"].extend(turn["content"])  # in place: linear in the turns
         else:
-            merged.append(dict(turn))
+            merged.append({**turn, "content": list(turn["content"])})
     for turn in merged:
         if turn["role"] == "user":
             # Tool results must open the user turn that answers the tool calls.
-            turn["content"].sort(key=lambda b: b["type"] != "tool_result")
+            turn["content"].sort(key=lambda b: b["type"] != "tool_result")  # stable
     return merged
 
 

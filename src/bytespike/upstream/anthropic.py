@@ -17,7 +17,6 @@ from contextlib import AbstractAsyncContextManager
 
 import aiohttp
 
-from bytespike.errors import InvalidRequest
 from bytespike.translate.anthropic_request import openai_request_to_messages
 from bytespike.translate.anthropic_response import is_message, message_to_openai
 from bytespike.translate.anthropic_stream import MessagesStreamToOpenAI, fold_stream_usage
@@ -25,11 +24,13 @@ from bytespike.upstream import sse, transport
 from bytespike.upstream.base import (
     Endpoint,
     JSONObject,
+    Prepared,
     UpstreamError,
     UpstreamFailure,
     UpstreamMalformed,
     UpstreamUnavailable,
     Usage,
+    prepared_or_refused,
 )
 
 API_VERSION = "2023-06-01"
@@ -64,13 +65,23 @@ class AnthropicProvider:
             self._headers["x-api-key"] = endpoint.api_key
         self._timeout = transport.timeout(endpoint)
 
-    async def complete(self, body: JSONObject) -> JSONObject:
-        return message_to_openai(await self.messages(_request(body)))
+    def prepare(self, body: JSONObject) -> Prepared:
+        payload = openai_request_to_messages(body)
+        return Prepared(model=str(payload.get("model")), payload=payload, limit_at=("max_tokens",))
 
-    async def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]:
+    async def complete(self, body: JSONObject) -> JSONObject:
+        return await self.send(prepared_or_refused(self, body))
+
+    def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]:
+        return self.send_stream(prepared_or_refused(self, body))
+
+    async def send(self, request: Prepared) -> JSONObject:
+        return message_to_openai(await self.messages(request.payload))
+
+    async def send_stream(self, request: Prepared) -> AsyncGenerator[JSONObject, None]:
         translator = MessagesStreamToOpenAI()
         # aclosing: a consumer that leaves early must free the connection now, not at GC.
-        events = self.messages_stream(_request(body))
+        events = self.messages_stream(request.payload)
         async with contextlib.aclosing(events):
             async for event, data in events:
                 for chunk in translator.feed(event, data):
@@ -123,12 +134,3 @@ class AnthropicProvider:
             limits=self._timeout,
             error=error,
         )
-
-
-def _request(body: JSONObject) -> JSONObject:
-    """The Messages request for an OpenAI one. What Anthropic cannot express is the client's
-    error, surfaced like Anthropic's own 400 so the proxy releases the hold."""
-    try:
-        return openai_request_to_messages(body)
-    except InvalidRequest as exc:
-        raise UpstreamError(400, exc.message, error_type="invalid_request_error") from exc

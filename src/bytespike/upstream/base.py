@@ -17,9 +17,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
+
+from bytespike.errors import InvalidRequest
 
 JSONObject = dict[str, Any]
 
@@ -86,24 +88,65 @@ class UpstreamMalformed(UpstreamFailure):
     usage_status = "malformed"
 
 
+@dataclass(slots=True)
+class Prepared:
+    """One call's request in the provider's own wire format, translated (and so checked)
+    before the hold: once the hold has fixed the output limit, `limit` puts it where the
+    provider reads it, which cannot fail."""
+
+    model: str  # the upstream's model name
+    payload: JSONObject
+    limit_at: tuple[str, ...]  # the path of the output-limit field inside `payload`
+
+    def limit(self, max_tokens: int) -> Prepared:
+        node = self.payload
+        for key in self.limit_at[:-1]:
+            node = node.setdefault(key, {})
+        node[self.limit_at[-1]] = max_tokens
+        return self
+
+
 class Provider(Protocol):
     """One upstream, with its pooled HTTP client. Implementations: upstream/openai.py (also
-    every OpenAI-compatible server), anthropic.py, gemini.py, mock.py."""
+    every OpenAI-compatible server), anthropic.py, gemini.py, mock.py.
+
+    The proxy calls `prepare` before placing a hold (it raises InvalidRequest for what the
+    provider cannot express), then `send` or `send_stream`, whose only failures are the
+    upstream's (UpstreamFailure). `complete` and `stream` do both at once for callers that
+    hold no money (they report an unexpressible request as an UpstreamError 400)."""
 
     name: str
 
-    async def complete(self, body: JSONObject) -> JSONObject:
+    def prepare(self, body: JSONObject) -> Prepared:
+        """The provider's request for an OpenAI chat request body (`stream` read from it)."""
+        ...
+
+    async def send(self, request: Prepared) -> JSONObject:
         """Non-streaming call; returns an OpenAI chat.completion object with `usage`."""
         ...
 
-    def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]:
+    def send_stream(self, request: Prepared) -> AsyncGenerator[JSONObject, None]:
         """Streaming call; yields OpenAI chat.completion.chunk objects, the last with `usage`
         (and empty `choices`). Raises an UpstreamFailure if the stream breaks."""
         ...
 
+    async def complete(self, body: JSONObject) -> JSONObject: ...
+
+    def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]: ...
+
     async def close(self) -> None: ...
 
 
+def prepared_or_refused(provider: Provider, body: JSONObject) -> Prepared:
+    """`provider.prepare`, with what it cannot express reported the way an upstream call
+    fails (a 400 UpstreamError): for `complete` and `stream`, which hold no money."""
+    try:
+        return provider.prepare(body)
+    except InvalidRequest as exc:
+        raise UpstreamError(400, exc.message, error_type="invalid_request_error") from exc
+
+
+@runtime_checkable
 class NativeMessages(Protocol):
     """Optional capability: the provider speaks Anthropic Messages itself, so an Anthropic
     client's request goes through untranslated (nothing is lost on the way)."""
@@ -130,15 +173,26 @@ def arguments_object(arguments: Any) -> JSONObject | None:
     return value if isinstance(value, dict) else None
 
 
+def tokens(usage: JSONObject, key: str) -> int:
+    """A token count an upstream reported (absent or null: 0). Anything else is a malformed
+    answer, the upstream's failure, never a crash on the way to settling."""
+    value = usage.get(key)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise UpstreamMalformed(f"the upstream reported {key} as {str(value)[:40]!r}")
+    return value
+
+
 def usage_from_openai(usage: JSONObject | None) -> Usage | None:
     """Usage of an OpenAI `usage` object (prompt/completion tokens, cached details)."""
     if not isinstance(usage, dict):
         return None
-    details = usage.get("prompt_tokens_details") or {}
+    details = usage.get("prompt_tokens_details")
     return Usage(
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0),
+        input_tokens=tokens(usage, "prompt_tokens"),
+        output_tokens=tokens(usage, "completion_tokens"),
+        cached_tokens=tokens(details, "cached_tokens") if isinstance(details, dict) else 0,
     )
 
 
@@ -146,11 +200,11 @@ def usage_from_anthropic(usage: JSONObject | None) -> Usage | None:
     """Anthropic reports uncached input apart from cache writes and reads; we bill them all."""
     if not isinstance(usage, dict):
         return None
-    cache_write = int(usage.get("cache_creation_input_tokens") or 0)
-    cache_read = int(usage.get("cache_read_input_tokens") or 0)
+    cache_write = tokens(usage, "cache_creation_input_tokens")
+    cache_read = tokens(usage, "cache_read_input_tokens")
     return Usage(
-        input_tokens=int(usage.get("input_tokens") or 0) + cache_write + cache_read,
-        output_tokens=int(usage.get("output_tokens") or 0),
+        input_tokens=tokens(usage, "input_tokens") + cache_write + cache_read,
+        output_tokens=tokens(usage, "output_tokens"),
         cached_tokens=cache_read,
     )
 

@@ -2,13 +2,13 @@
 `generateContent` API). Translation lives in gemini_request.py and gemini_response.py;
 this module only sends.
 
-Failure policy: a request Gemini cannot express is an `UpstreamError` 400, raised before
-sending; transport failures as in upstream/transport.py; a non-2xx is an
-`UpstreamError` with Gemini's message and an OpenAI-style type; a 2xx body that is not a
-GenerateContentResponse (or a stream with no events) is `UpstreamMalformed`. A stream that
-ends cleanly without usage ends normally (no usage chunk); one that ends before any
-finishReason is `UpstreamUnavailable`. Failures mid-stream carry the usage Gemini had
-reported so far.
+Failure policy: a request Gemini cannot express is an `InvalidRequest` from `prepare`,
+before any hold (an `UpstreamError` 400 from `complete` and `stream`); transport failures
+as in upstream/transport.py; a non-2xx is an `UpstreamError` with Gemini's message and an
+OpenAI-style type; a 2xx body that is not a GenerateContentResponse (or a stream with no
+events) is `UpstreamMalformed`. A stream that ends cleanly without usage ends normally
+(no usage chunk); one that ends before any finishReason is `UpstreamUnavailable`.
+Failures mid-stream carry the usage Gemini had reported so far.
 """
 
 from __future__ import annotations
@@ -19,17 +19,19 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bytespike.errors import InvalidRequest
 from bytespike.upstream import gemini_response, sse, transport
 from bytespike.upstream.base import (
     Endpoint,
     JSONObject,
-    UpstreamError,
+    Prepared,
     UpstreamFailure,
     UpstreamMalformed,
     UpstreamUnavailable,
+    prepared_or_refused,
 )
 from bytespike.upstream.gemini_request import generate_content_request
+
+LIMIT_AT = ("generationConfig", "maxOutputTokens")
 
 
 class GeminiProvider:
@@ -42,16 +44,24 @@ class GeminiProvider:
         self._headers = {"x-goog-api-key": endpoint.api_key} if endpoint.api_key else {}
         self._timeout = transport.timeout(endpoint)
 
-    async def complete(self, body: JSONObject) -> JSONObject:
+    def prepare(self, body: JSONObject) -> Prepared:
         model = str(body.get("model", ""))
-        payload = _request(body)
-        async with self._post(model, ":generateContent", payload) as response:
-            raw = await response.read()
-        return gemini_response.completion(gemini_response.parse(raw), model=model)
+        payload = generate_content_request(body)
+        return Prepared(model=model, payload=payload, limit_at=LIMIT_AT)
 
-    async def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]:
-        model = str(body.get("model", ""))
-        payload = _request(body)
+    async def complete(self, body: JSONObject) -> JSONObject:
+        return await self.send(prepared_or_refused(self, body))
+
+    def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]:
+        return self.send_stream(prepared_or_refused(self, body))
+
+    async def send(self, request: Prepared) -> JSONObject:
+        async with self._post(request.model, ":generateContent", request.payload) as response:
+            raw = await response.read()
+        return gemini_response.completion(gemini_response.parse(raw), model=request.model)
+
+    async def send_stream(self, request: Prepared) -> AsyncGenerator[JSONObject, None]:
+        model, payload = request.model, request.payload
         translator = gemini_response.StreamTranslator(model=model)
         events = 0
         try:
@@ -90,12 +100,3 @@ class GeminiProvider:
             limits=self._timeout,
             error=gemini_response.error,
         )
-
-
-def _request(body: JSONObject) -> JSONObject:
-    """The Gemini request; what Gemini cannot express is the client's 400, raised the way
-    the contract names every failure of a provider call (nothing was sent)."""
-    try:
-        return generate_content_request(body)
-    except InvalidRequest as exc:
-        raise UpstreamError(400, exc.message, error_type="invalid_request_error") from exc

@@ -23,6 +23,7 @@ from bytespike.upstream.base import (
     UpstreamMalformed,
     Usage,
     openai_usage,
+    tokens,
 )
 from bytespike.upstream.gemini_request import SIGNATURE_MARK
 
@@ -97,11 +98,11 @@ def usage_of(metadata: Any) -> Usage | None:
     if not isinstance(metadata, dict) or "promptTokenCount" not in metadata:
         return None
     return Usage(
-        input_tokens=int(metadata.get("promptTokenCount") or 0)
-        + int(metadata.get("toolUsePromptTokenCount") or 0),
-        output_tokens=int(metadata.get("candidatesTokenCount") or 0)
-        + int(metadata.get("thoughtsTokenCount") or 0),
-        cached_tokens=int(metadata.get("cachedContentTokenCount") or 0),
+        input_tokens=tokens(metadata, "promptTokenCount")
+        + tokens(metadata, "toolUsePromptTokenCount"),
+        output_tokens=tokens(metadata, "candidatesTokenCount")
+        + tokens(metadata, "thoughtsTokenCount"),
+        cached_tokens=tokens(metadata, "cachedContentTokenCount"),
     )
 
 
@@ -206,6 +207,6 @@ def _completion_id(body: JSONObject) -> str:
 
 def _openai_usage(usage: Usage, metadata: JSONObject) -> JSONObject:
     out = openai_usage(usage)
-    thoughts = int(metadata.get("thoughtsTokenCount") or 0)
+    thoughts = tokens(metadata, "thoughtsTokenCount")
     out["completion_tokens_details"] = {"reasoning_tokens": thoughts}
     return out

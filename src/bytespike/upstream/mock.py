@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from bytespike.upstream.base import JSONObject, Usage, openai_usage
+from bytespike.upstream.base import JSONObject, Prepared, Usage, openai_usage
 
 ECHO_LIMIT = 200  # characters of the user's message echoed back
 PER_MESSAGE = 4  # tokens of framing per message, roughly as real tokenizers charge
@@ -60,6 +60,16 @@ class MockProvider:
 
     def __init__(self, name: str = "mock") -> None:
         self.name = name
+
+    def prepare(self, body: JSONObject) -> Prepared:
+        model = str(body.get("model") or "mock")
+        return Prepared(model=model, payload=dict(body), limit_at=("max_completion_tokens",))
+
+    async def send(self, request: Prepared) -> JSONObject:
+        return await self.complete(request.payload)
+
+    def send_stream(self, request: Prepared) -> AsyncGenerator[JSONObject, None]:
+        return self.stream(request.payload)
 
     async def complete(self, body: JSONObject) -> JSONObject:
         content, calls, finish, usage = reply(body)

@@ -27,9 +27,11 @@ from bytespike.upstream import sse, transport
 from bytespike.upstream.base import (
     Endpoint,
     JSONObject,
+    Prepared,
     UpstreamError,
     UpstreamMalformed,
     UpstreamUnavailable,
+    prepared_or_refused,
 )
 
 ANSWER = "the upstream's answer"  # how malformed answers are named to clients
@@ -125,22 +127,32 @@ class OpenAIProvider:
         self._timeout = transport.timeout(endpoint)
         self._max_tokens_field = max_tokens_field
 
-    async def complete(self, body: JSONObject) -> JSONObject:
-        payload = request_body(body, stream=False, max_tokens_field=self._max_tokens_field)
-        async with self._post(payload) as response:
-            raw = await response.read()
-        return completion(raw, model=str(body.get("model", "")))
+    def prepare(self, body: JSONObject) -> Prepared:
+        stream = bool(body.get("stream"))
+        payload = request_body(body, stream=stream, max_tokens_field=self._max_tokens_field)
+        model = str(body.get("model", ""))
+        return Prepared(model=model, payload=payload, limit_at=(self._max_tokens_field,))
 
-    async def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]:
-        payload = request_body(body, stream=True, max_tokens_field=self._max_tokens_field)
+    async def complete(self, body: JSONObject) -> JSONObject:
+        return await self.send(prepared_or_refused(self, body))
+
+    def stream(self, body: JSONObject) -> AsyncGenerator[JSONObject, None]:
+        return self.send_stream(prepared_or_refused(self, body))
+
+    async def send(self, request: Prepared) -> JSONObject:
+        async with self._post(request.payload) as response:
+            raw = await response.read()
+        return completion(raw, model=request.model)
+
+    async def send_stream(self, request: Prepared) -> AsyncGenerator[JSONObject, None]:
         header: JSONObject = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "created": int(time.time()),
-            "model": str(body.get("model", "")),
+            "model": request.model,
         }
         events = 0
         finished = False
-        async with self._post(payload) as response:
+        async with self._post(request.payload) as response:
             async for _, data in sse.events(response):
                 if data == "[DONE]":
                     return
