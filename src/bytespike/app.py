@@ -44,27 +44,6 @@ def build_limiter(settings: Settings) -> RateLimiter:
     return MemoryRateLimiter()
 
 
-class SchemaOutOfDate(RuntimeError):
-    pass
-
-
-async def check_schema(ctx: Context) -> None:
-    """Refuse to serve a database that `bytespike db upgrade` has not brought to head."""
-    head = migrate.head(ctx.settings.database_url)
-    try:
-        async with ctx.db.read() as conn:
-            current = (
-                await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
-            ).scalar_one_or_none()
-    except sa.exc.DBAPIError:
-        current = None
-    if current != head:
-        raise SchemaOutOfDate(
-            f"database schema is at {current or 'nothing'}, expected {head}: "
-            "run `bytespike db upgrade`"
-        )
-
-
 def create_app(
     settings: Settings,
     *,
@@ -86,7 +65,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await check_schema(ctx)
+        await migrate.require_current(ctx.db)  # refuse a database not at head
         signing.SecretBox.from_settings(settings)  # fail at start-up on a missing key
         tasks = []
         transport = HttpTransport.from_settings(settings) if background else None

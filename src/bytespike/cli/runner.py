@@ -91,24 +91,15 @@ async def _check_schema_alone(url: str) -> None:
 
 
 async def require_current_schema(db: Database) -> None:
-    """PostgreSQL is migrated by an operator (`bytespike db upgrade`), never implicitly:
-    refuse to work on a schema that is missing or at another revision."""
-    head = migrate.head(db.url)
+    """migrate.require_current, its refusals and an outage as one-line configuration errors."""
     try:
-        async with db.read() as conn:
-            query = sa.text("SELECT version_num FROM alembic_version")
-            current = (await conn.execute(query)).scalar_one_or_none()
-    except sa.exc.ProgrammingError:  # no alembic_version table: never migrated
-        current = None
+        await migrate.require_current(db)
+    except migrate.SchemaOutOfDate as exc:
+        raise ConfigurationError(str(exc)) from exc
     except (OSError, sa.exc.DBAPIError, BytespikeError) as exc:  # an outage is reported so
         raise ConfigurationError(
             f"cannot reach the database ({_driver_reason(exc)}): check BYTESPIKE_DATABASE_URL"
         ) from exc
-    if current != head:
-        raise ConfigurationError(
-            f"the database schema is at {current or 'nothing (never migrated)'}, "
-            f"this version needs {head}: run `bytespike db upgrade`"
-        )
 
 
 def _driver_reason(exc: BaseException) -> str:

@@ -11,9 +11,10 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from bytespike.db.engine import ensure_sqlite_dir
+from bytespike.db.engine import Database, ensure_sqlite_dir
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -49,6 +50,28 @@ def head(url: str) -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database is not at the revision this version of bytespike needs."""
+
+
+async def require_current(db: Database) -> None:
+    """Refuse a database that `bytespike db upgrade` has not brought to head (PostgreSQL is
+    migrated by an operator, never implicitly). An outage propagates as the database
+    layer reports it (errors.ServiceUnavailable)."""
+    head_revision = head(db.url)
+    try:
+        async with db.read() as conn:
+            query = sa.text("SELECT version_num FROM alembic_version")
+            current = (await conn.execute(query)).scalar_one_or_none()
+    except sa.exc.DBAPIError:  # no alembic_version table: never migrated
+        current = None
+    if current != head_revision:
+        raise SchemaOutOfDate(
+            f"the database schema is at {current or 'nothing (never migrated)'}, "
+            f"this version needs {head_revision}: run `bytespike db upgrade`"
+        )
 
 
 def ensure_current_sqlite(url: str) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bytespike.db.metadata import stored_id
 from bytespike.errors import InvalidRequest
 from bytespike.orgs.tables import memberships, orgs
 
@@ -15,7 +16,6 @@ Org = sa.Row[int, str, bool, datetime]
 _COLUMNS = (orgs.c.id, orgs.c.name, orgs.c.paused, orgs.c.created_at)
 # How an operator says which they mean when a reference could be an id or a name.
 ID_PREFIX, NAME_PREFIX = "id:", "name:"
-_MAX_ID = 2**31 - 1  # the id column's range: a larger number is no org's id
 
 
 class AmbiguousOrg(InvalidRequest):
@@ -41,12 +41,12 @@ async def by_ref(conn: AsyncConnection, ref: str | int) -> Org | None:
         digits = ref.removeprefix(ID_PREFIX)
         if not (digits.isascii() and digits.isdigit()):
             raise InvalidRequest(f"{ref!r}: an org id is a whole number, as in {ID_PREFIX}1")
-        org_id = _as_id(digits)
+        org_id = stored_id(digits)
         return None if org_id is None else await by_id(conn, org_id)
     if ref.startswith(NAME_PREFIX):
         return await _by_name(conn, ref.removeprefix(NAME_PREFIX))
     named = await _by_name(conn, ref)
-    org_id = _as_id(ref)
+    org_id = stored_id(ref)
     numbered = None if org_id is None else await by_id(conn, org_id)
     if named is not None and numbered is not None and named.id != numbered.id:
         raise AmbiguousOrg(
@@ -54,14 +54,6 @@ async def by_ref(conn: AsyncConnection, ref: str | int) -> Org | None:
             f"{named.id} (named {ref!r}): say {ID_PREFIX}{numbered.id} or {NAME_PREFIX}{ref}"
         )
     return named or numbered
-
-
-def _as_id(text: str) -> int | None:
-    """`text` as an id an org can have, else None (PostgreSQL would refuse it as a parameter)."""
-    if not (0 < len(text) <= len(str(_MAX_ID)) and text.isascii() and text.isdigit()):
-        return None
-    number = int(text)
-    return number if number <= _MAX_ID else None
 
 
 async def _by_name(conn: AsyncConnection, name: str) -> Org | None:
