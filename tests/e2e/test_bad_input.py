@@ -238,6 +238,16 @@ async def test_a_resumed_org_is_served_at_once_though_its_key_is_cached(
         assert (await http.post("/v1/chat/completions", json=call)).status_code == 403
         await orgs.set_paused(ctx, org="Dosia AI", paused=False)
         assert (await http.post("/v1/chat/completions", json=call)).status_code == 200
+        # A key first seen while its org was paused is cached as paused: still served at once.
+        await orgs.set_paused(ctx, org="Dosia AI", paused=True)
+        fresh = {"x-api-key": (await make_key(ctx, "olga", org="Dosia AI"))["key"]}
+        assert (
+            await http.post("/v1/chat/completions", json=call, headers=fresh)
+        ).status_code == 403
+        await orgs.set_paused(ctx, org="Dosia AI", paused=False)
+        assert (
+            await http.post("/v1/chat/completions", json=call, headers=fresh)
+        ).status_code == 200
 
 
 async def test_the_openapi_document_describes_the_model_routes(client: httpx.AsyncClient) -> None:
