@@ -120,19 +120,18 @@ async def post(
     return entry_id
 
 
+# A wallet's five running balances, in Balances' order.
+_BALANCES = (
+    _w.available_micros,
+    _w.held_micros,
+    _w.spent_micros,
+    _w.topped_up_micros,
+    _w.adjusted_micros,
+)
+
+
 async def balances(conn: AsyncConnection, wallet_id: int) -> Balances:
-    w = wallets.c
-    row = (
-        await conn.execute(
-            sa.select(
-                w.available_micros,
-                w.held_micros,
-                w.spent_micros,
-                w.topped_up_micros,
-                w.adjusted_micros,
-            ).where(w.id == wallet_id)
-        )
-    ).one()
+    row = (await conn.execute(sa.select(*_BALANCES).where(_w.id == wallet_id))).one()
     return Balances(*row)
 
 
@@ -159,7 +158,7 @@ async def verify(conn: AsyncConnection, wallet_id: int) -> list[str]:
 
 def _verify_query(wallet_id: int) -> sa.Select[*tuple[int, ...]]:
     """The wallet's five running balances, the five sums of its entries, its open holds."""
-    e, w = ledger_entries.c, wallets.c
+    e = ledger_entries.c
     deltas = (e.d_available, e.d_held, e.d_spent, e.d_topped_up, e.d_adjusted)
     sums = (
         sa.select(*(sa.func.coalesce(sa.func.sum(d), 0).label(d.name) for d in deltas))
@@ -172,15 +171,7 @@ def _verify_query(wallet_id: int) -> sa.Select[*tuple[int, ...]]:
         .scalar_subquery()
     )
     return (
-        sa.select(
-            w.available_micros,
-            w.held_micros,
-            w.spent_micros,
-            w.topped_up_micros,
-            w.adjusted_micros,
-            *sums.c,
-            open_holds,
-        )
+        sa.select(*_BALANCES, *sums.c, open_holds)
         .select_from(wallets.join(sums, sa.true()))
-        .where(w.id == wallet_id)
+        .where(_w.id == wallet_id)
     )
