@@ -22,7 +22,9 @@ def parse_model(spec: str) -> tuple[str, int | None]:
 @app.command("create")
 def create(
     user: str = typer.Option(..., "--user", help="Username of the key's holder."),
-    org: str | None = typer.Option(None, "--org", help="Org (id or name) the key belongs to."),
+    org: str | None = typer.Option(
+        None, "--org", help="Org the key belongs to: id or name, or id:N / name:TEXT."
+    ),
     model: list[str] = typer.Option(
         [], "--model", help="ID or ID=CAP_USD; repeat. Default: every catalog model, uncapped."
     ),
