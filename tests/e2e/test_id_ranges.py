@@ -130,3 +130,13 @@ def test_cli_revoking_a_key_id_out_of_range_says_no_such_key(
     )
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert f"no key {bad}" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_a_usage_range_ending_on_the_last_day_of_the_calendar_is_served(
+    client: httpx.AsyncClient, key: dict[str, Any]
+) -> None:
+    answer = await client.get(
+        "/api/v1/me/usage?since=2000-01-01&until=9999-12-31", headers={"x-api-key": key["key"]}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["until"] == "9999-12-31"

@@ -53,7 +53,8 @@ async def report(
 ) -> dict[str, Any]:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
-    end = None if until is None else until + timedelta(days=1)  # `until` is inclusive
+    # `until` is inclusive; its last day (9999-12-31) has no day after it, and needs no end.
+    end = None if until is None or until.date() == date.max else until + timedelta(days=1)
     async with ctx.db.read() as conn:
         paying = await payer.resolve(conn, user_id=key.user_id, key_org_id=key.org_id)
         key_ids = None if paying.may_manage else await keys_repo.ids_of_user(conn, key.user_id)
