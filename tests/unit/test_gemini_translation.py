@@ -11,7 +11,7 @@ import pytest
 from bytespike.errors import InvalidRequest
 from bytespike.upstream import gemini_response
 from bytespike.upstream.base import UpstreamError, UpstreamMalformed, Usage
-from bytespike.upstream.gemini_request import generate_content_request
+from bytespike.upstream.gemini_request import clean_schema, generate_content_request
 from tests.openai_schema import assert_valid
 
 WEATHER_TOOL = {
@@ -516,3 +516,14 @@ def test_an_error_event_mid_stream_is_an_upstream_error() -> None:
     with pytest.raises(UpstreamError, match="overloaded") as caught:
         gemini_response.parse(raw)
     assert caught.value.status == 502
+
+
+def test_a_reference_to_something_that_is_not_a_schema_is_a_plain_object() -> None:
+    """Found by the fuzz test: a `$defs` entry that is not an object crashed the request."""
+    for target in ("text", ["a"], 3, None):
+        schema = {
+            "$defs": {"x": target},
+            "type": "object",
+            "properties": {"a": {"$ref": "#/$defs/x"}},
+        }
+        assert clean_schema(schema)["properties"]["a"] == {"type": "object"}

@@ -139,8 +139,9 @@ def clean_schema(
     if isinstance(ref, str):
         name = ref.removeprefix("#/$defs/").removeprefix("#/definitions/")
         rest = clean_schema({k: v for k, v in schema.items() if k != "$ref"}, defs, expanding)
-        if name in defs and name not in expanding:
-            return {**clean_schema(defs[name], defs, expanding | {name}), **rest}
+        target = None if name in expanding else defs.get(name)
+        if isinstance(target, dict):  # anything else names nothing that can be written out
+            return {**clean_schema(target, defs, expanding | {name}), **rest}
         return {"type": "object", **rest}
     out: JSONObject = {}
     for key, value in schema.items():
