@@ -4,6 +4,9 @@ objects, the named SSE event sequence with a ping, and `{"type": "error", "error
 Usage follows the script: `input_tokens` counts every prompt token, so the fake reports
 `input_tokens - cached_tokens` uncached and `cached_tokens` as cache_read_input_tokens,
 exactly as Anthropic splits them.
+
+A request it cannot read (a required field missing, or one it reads of the wrong type) is
+Anthropic's 400 `invalid_request_error`, never a crash.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.base import FakeUpstream, serve
+from tests.fakes.base import FakeUpstream, Unreadable, serve
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -44,6 +47,7 @@ def routes(fake: FakeUpstream) -> list[web.RouteDef]:
                 "message": script.error_message,
             }
             return web.json_response({"type": "error", "error": error}, status=script.status)
+        check(body)
         if body.get("stream"):
             return await _stream(fake, request, body)
         if script.malformed:
@@ -55,8 +59,35 @@ def routes(fake: FakeUpstream) -> list[web.RouteDef]:
 
 @asynccontextmanager
 async def running() -> AsyncIterator[FakeUpstream]:
-    async with serve(routes) as fake:
+    async with serve(routes, refuse=refusal) as fake:
         yield fake
+
+
+def check(body: dict[str, Any]) -> None:
+    """What Anthropic refuses among the required fields and those this fake reads, worded
+    as Anthropic words it ("max_tokens: Field required")."""
+    if not isinstance(body.get("model"), str):
+        raise Unreadable(
+            "model: Field required"
+            if "model" not in body
+            else "model: Input should be a valid string"
+        )
+    limit = body.get("max_tokens")
+    if "max_tokens" not in body:
+        raise Unreadable("max_tokens: Field required")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise Unreadable("max_tokens: Input should be a valid integer greater than 0")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise Unreadable("messages: at least one message is required")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise Unreadable("stream: Input should be a valid boolean")
+
+
+def refusal(problem: Unreadable) -> web.Response:
+    error = {"type": "invalid_request_error", "message": problem.message}
+    return web.json_response({"type": "error", "error": error}, status=400)
 
 
 def _usage(fake: FakeUpstream, output_tokens: int) -> dict[str, int]:

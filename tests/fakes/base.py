@@ -6,17 +6,33 @@ Each provider module (tests/fakes/openai.py, anthropic.py, gemini.py) defines
 free loopback port. `fake.url` is the base URL in that provider SDK's convention:
 `http://127.0.0.1:PORT/v1` for OpenAI, the bare `http://127.0.0.1:PORT` for Anthropic and
 Gemini.
+
+Like the real providers, a fake answers a request it cannot read (not a JSON object, or a
+field it reads of the wrong type) with a 400 in its provider's error format, never a 500:
+the gateway turns an upstream 5xx into its own 502, which would blame the gateway for input.
+A provider module raises `Unreadable` and hands `serve` the function that renders it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+
+class Unreadable(Exception):
+    """The request is not one the provider can read: a 400 in its own error format."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param  # the field at fault, for formats that name it
 
 
 @dataclass
@@ -56,7 +72,13 @@ class FakeUpstream:
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def record(self, request: web.Request) -> dict[str, Any]:
-        body: dict[str, Any] = await request.json()
+        """The request's JSON object, recorded; `Unreadable` if it is not one."""
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise Unreadable(f"the request body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise Unreadable("the request body must be a JSON object")
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         self.paths.append(request.path_qs)
@@ -72,13 +94,39 @@ class FakeUpstream:
         return [text[i : i + size] for i in range(0, len(text), size)] if text else [""]
 
 
+Refusal = Callable[[Unreadable], web.Response]
+
+
+def plain_refusal(problem: Unreadable) -> web.Response:
+    """The `{"error": {"message", "type"}}` most providers share, for fakes with no format."""
+    error = {"message": problem.message, "type": "invalid_request_error"}
+    return web.json_response({"error": error}, status=400)
+
+
+def refusing(refuse: Refusal) -> Middleware:
+    """Middleware answering `Unreadable` with the provider's 400."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Unreadable as problem:
+            return refuse(problem)
+
+    return middleware
+
+
 @asynccontextmanager
 async def serve(
-    routes: Callable[[FakeUpstream], list[web.RouteDef]], *, sdk_path: str = ""
+    routes: Callable[[FakeUpstream], list[web.RouteDef]],
+    *,
+    sdk_path: str = "",
+    refuse: Refusal = plain_refusal,
 ) -> AsyncIterator[FakeUpstream]:
-    """Run a fake on a free loopback port; `sdk_path` is appended to its URL ("/v1")."""
+    """Run a fake on a free loopback port; `sdk_path` is appended to its URL ("/v1");
+    `refuse` renders a request it cannot read."""
     fake = FakeUpstream()
-    app = web.Application()
+    app = web.Application(middlewares=[refusing(refuse)])
     app.add_routes(routes(fake))
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()

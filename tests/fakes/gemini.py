@@ -2,7 +2,8 @@
 /v1beta/models/{model}:generateContent` (one GenerateContentResponse) and
 `:streamGenerateContent?alt=sse` (one per SSE event, CRLF-framed as Google sends them,
 each with the usage so far, the last with the totals and the finishReason); errors as
-`{"error": {"code", "message", "status"}}`.
+`{"error": {"code", "message", "status"}}`; a request it cannot read (not JSON, or no
+`contents`) is Gemini's 400 INVALID_ARGUMENT, never a crash.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.base import FakeUpstream, serve
+from tests.fakes.base import FakeUpstream, Unreadable, serve
 from tests.fakes.openai import stall
 
 STATUSES = {
@@ -33,10 +34,11 @@ def routes(fake: FakeUpstream) -> list[web.RouteDef]:
         model, _, method = request.match_info["target"].partition(":")
         if method not in ("generateContent", "streamGenerateContent"):
             raise web.HTTPNotFound()
-        await fake.record(request)
+        body = await fake.record(request)
         script = fake.script
         if script.status >= 300:
             return web.json_response(error_body(fake), status=script.status)
+        check(body)
         if script.malformed:
             return web.json_response({"kind": "not a GenerateContentResponse"})
         if method == "streamGenerateContent" and request.query.get("alt") == "sse":
@@ -54,8 +56,20 @@ def routes(fake: FakeUpstream) -> list[web.RouteDef]:
 
 @asynccontextmanager
 async def running() -> AsyncIterator[FakeUpstream]:
-    async with serve(routes) as fake:
+    async with serve(routes, refuse=refusal) as fake:
         yield fake
+
+
+def check(body: dict[str, Any]) -> None:
+    """Gemini's one required field (this fake reads nothing else of the body)."""
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise Unreadable("* GenerateContentRequest.contents: contents is not specified")
+
+
+def refusal(problem: Unreadable) -> web.Response:
+    error = {"code": 400, "message": problem.message, "status": "INVALID_ARGUMENT"}
+    return web.json_response({"error": error}, status=400)
 
 
 def error_body(fake: FakeUpstream) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """A fake OpenAI Chat Completions server, speaking the real wire format: `POST
 /v1/chat/completions`, JSON or SSE (`data: {...}` events, `data: [DONE]`), usage in the
 stream only when `stream_options.include_usage` asks for it, errors as
-`{"error": {"message", "type", "param", "code"}}`.
+`{"error": {"message", "type", "param", "code"}}`. A request it cannot read is a 400 the
+way OpenAI words it (`invalid_type`, naming the param), never a crash.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.base import FakeUpstream, serve
+from tests.fakes.base import FakeUpstream, Unreadable, serve
 
 ERROR_TYPES = {401: "invalid_request_error", 429: "rate_limit_exceeded"}
 STALL_LIMIT = 30.0  # seconds a stalled stream waits for its client to leave
@@ -27,6 +28,7 @@ def routes(fake: FakeUpstream) -> list[web.RouteDef]:
         script = fake.script
         if script.status >= 300:
             return web.json_response(error_body(fake), status=script.status)
+        check(body)
         if script.malformed:
             return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
         if body.get("stream"):
@@ -38,8 +40,39 @@ def routes(fake: FakeUpstream) -> list[web.RouteDef]:
 
 @asynccontextmanager
 async def running() -> AsyncIterator[FakeUpstream]:
-    async with serve(routes, sdk_path="/v1") as fake:
+    async with serve(routes, sdk_path="/v1", refuse=refusal) as fake:
         yield fake
+
+
+def check(body: dict[str, Any]) -> None:
+    """What OpenAI refuses among the fields this fake reads, and the required ones."""
+    if not isinstance(body.get("model"), str):
+        raise Unreadable("you must provide a model parameter", "model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise Unreadable("'messages' must be a non-empty array of message objects", "messages")
+    _typed(body, "stream", bool, "a boolean")
+    _typed(body, "stream_options", dict, "an object")
+    _typed(body.get("stream_options") or {}, "include_usage", bool, "a boolean", "stream_options.")
+
+
+def _typed(body: dict[str, Any], name: str, kind: type, expected: str, prefix: str = "") -> None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, kind):
+        got = type(value).__name__
+        message = f"Invalid type for '{prefix}{name}': expected {expected}, but got {got}."
+        raise Unreadable(message, prefix + name)
+
+
+def refusal(problem: Unreadable) -> web.Response:
+    code = "invalid_type" if problem.message.startswith("Invalid type") else None
+    error = {
+        "message": problem.message,
+        "type": "invalid_request_error",
+        "param": problem.param,
+        "code": code,
+    }
+    return web.json_response({"error": error}, status=400)
 
 
 def error_body(fake: FakeUpstream) -> dict[str, Any]:
