@@ -5,7 +5,7 @@ envelope, or a success in the route's own shape; no pending hold left behind; `a
 unchanged by a refused call; `ledger.verify` clean.
 
 The examples are fixed (derandomized), so the suite is deterministic. Knobs for long runs:
-  BYTESPIKE_FUZZ_EXAMPLES=N   examples of the model routes per database (default 300; the
+  BYTESPIKE_FUZZ_EXAMPLES=N   examples of the model routes per database (default 800; the
                               key holder's and the admin routes get half as many)
   BYTESPIKE_FUZZ_SEED=S       explore seed S instead of the fixed examples
   BYTESPIKE_FUZZ_LOG=PATH     append every failing example to PATH as a JSON line
@@ -50,7 +50,7 @@ from tests.e2e.gateway_support import Upstreams, gateway
 from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
 from tests.openai_schema import errors as schema_errors
 
-EXAMPLES = int(os.environ.get("BYTESPIKE_FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("BYTESPIKE_FUZZ_EXAMPLES", "800"))
 SEED = os.environ.get("BYTESPIKE_FUZZ_SEED")
 LOG = os.environ.get("BYTESPIKE_FUZZ_LOG")
 SKIP = [s for s in os.environ.get("BYTESPIKE_FUZZ_SKIP", "").split(",") if s]
