@@ -257,3 +257,14 @@ async def test_the_openapi_document_describes_the_model_routes(client: httpx.Asy
         assert body["schema"] == {"$ref": f"#/components/schemas/{schema}Request"}
         assert "messages" in document["components"]["schemas"][f"{schema}Request"]["required"]
     assert "get" in document["paths"]["/v1/models"]
+
+
+async def test_a_model_id_with_a_newline_is_openais_404(
+    base_url: str, account: tuple[str, int]
+) -> None:
+    """Found by the fuzz test: it fell through to the API's generic 404 envelope."""
+    key, _ = account
+    async with httpx.AsyncClient(base_url=base_url, headers={"x-api-key": key}) as http:
+        answer = await http.get("/v1/models/a%0Ab")
+    assert_valid("ErrorResponse", answer.json())
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "model_not_found"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -67,9 +68,24 @@ async def get_model(request: Request) -> Response:
     )
 
 
+class _AnyPath(Convertor[str]):
+    """Starlette's `path` stops at a newline; a model id with one must still reach the
+    route (and get OpenAI's 404), not fall through to the API's generic one."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", _AnyPath())
+
 routes = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/messages", create_message, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
-    Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+    Route("/v1/models/{model_id:anypath}", get_model, methods=["GET"]),
 ]
