@@ -19,14 +19,13 @@ from bytespike.catalog import Model
 from bytespike.context import Context
 from bytespike.db.batch import GroupCommit
 from bytespike.errors import QuotaCapReached
-from bytespike.keys import service as keys
 from bytespike.money import to_usd_number
 from bytespike.upstream.base import Usage
 from bytespike.webhooks import events
-from bytespike.webhooks import service as webhooks
 from bytespike.webhooks.tables import webhook_events
 from tests.conftest import FakeClock
 from tests.factories import make_key, make_user, top_up, wallet_of
+from tests.integration.webhooks_support import subscribed
 
 TTL = timedelta(minutes=10)
 TOKENS = 1_000
@@ -99,18 +98,14 @@ def most_of(ctx: Context) -> tuple[Model, int]:
 async def capped(ctx: Context, cap: int, quota_reset: str | None) -> tuple[int, int]:
     """ada, with 100 USD, a key capped at `cap` on gpt-5-4 and an endpoint listening for
     quota.cap_reached (so the events are stored); (key id, wallet id)."""
-    await make_user(ctx, "ada")
-    await top_up(ctx, "100", user="ada")
-    minted = await make_key(ctx, "ada", models=[("gpt-5-4", cap)], quota_reset=quota_reset)
-    ctx.settings.webhook_allow_private = True
-    await webhooks.create(
+    return await subscribed(
         ctx,
-        await keys.resolve(ctx, minted["key"]),
-        url="http://127.0.0.1:9/hook",
-        event_types=[events.QUOTA_CAP_REACHED],
-        description=None,
+        "ada",
+        "100",
+        events.QUOTA_CAP_REACHED,
+        models=[("gpt-5-4", cap)],
+        quota_reset=quota_reset,
     )
-    return minted["id"], await wallet_of(ctx, user="ada")
 
 
 def asking(

@@ -24,9 +24,9 @@ from bytespike.money import parse_usd, to_usd_text
 from bytespike.orgs import service as orgs
 from bytespike.upstream.base import Usage
 from bytespike.webhooks import events
-from bytespike.webhooks import service as webhooks
 from bytespike.webhooks.tables import webhook_events
 from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
+from tests.integration.webhooks_support import subscribed
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
@@ -225,18 +225,7 @@ async def pages(ctx: Context, wallet_id: int) -> int:
 
 async def listening(ctx: Context, username: str, usd: str) -> tuple[int, int]:
     """`account`, with an endpoint subscribed to low-balance pages (so they are stored)."""
-    await make_user(ctx, username)
-    await top_up(ctx, usd, user=username)
-    minted = await make_key(ctx, username)
-    ctx.settings.webhook_allow_private = True
-    await webhooks.create(
-        ctx,
-        await keys.resolve(ctx, minted["key"]),
-        url="http://127.0.0.1:9/hook",
-        event_types=[events.BALANCE_LOW],
-        description=None,
-    )
-    return minted["id"], await wallet_of(ctx, user=username)
+    return await subscribed(ctx, username, usd, events.BALANCE_LOW)
 
 
 async def test_a_fused_hold_dipping_under_the_threshold_pages_nobody_like_the_general_path(

@@ -14,10 +14,13 @@ from aiohttp import web
 from standardwebhooks import Webhook
 
 from bytespike.context import Context
+from bytespike.keys import service as keys
 from bytespike.settings import Settings
+from bytespike.webhooks import service as webhooks
 from bytespike.webhooks.dispatcher import Dispatcher
 from bytespike.webhooks.transport import HttpTransport
 from tests.conftest import ADMIN_TOKEN
+from tests.factories import make_key, make_user, top_up, wallet_of
 
 
 def loopback_settings(db_url: str) -> Settings:
@@ -117,3 +120,22 @@ async def wait_for(receiver: Receiver, count: int, seconds: float = 20) -> None:
     while len(receiver.received) < count:
         assert time.monotonic() < deadline, f"only {len(receiver.received)} deliveries arrived"
         await asyncio.sleep(0.1)
+
+
+async def subscribed(
+    ctx: Context, username: str, usd: str, event: str, **key_options: Any
+) -> tuple[int, int]:
+    """`username` with `usd` in their wallet, a key, and an endpoint subscribed to `event`
+    (so such events are stored); (key id, wallet id)."""
+    await make_user(ctx, username)
+    await top_up(ctx, usd, user=username)
+    minted = await make_key(ctx, username, **key_options)
+    ctx.settings.webhook_allow_private = True
+    await webhooks.create(
+        ctx,
+        await keys.resolve(ctx, minted["key"]),
+        url="http://127.0.0.1:9/hook",
+        event_types=[event],
+        description=None,
+    )
+    return minted["id"], await wallet_of(ctx, user=username)
