@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,24 +81,13 @@ class Answer:
     output_bytes: int  # what it says, for an estimate when no usage was reported
 
 
-class Exchange(Protocol):
-    """One call, translated for its provider; made before the hold, sent after it."""
+class Exchange(streaming.Framer[Any], Protocol):
+    """One call, translated for its provider; made before the hold, sent after it. As a
+    Framer it also turns the upstream's stream items into the client's bytes."""
 
     async def complete(self, max_tokens: int) -> Answer: ...
 
     def events(self, max_tokens: int) -> AsyncGenerator[Any, None]: ...
-
-    def frames(self, item: Any, meter: Meter) -> Iterable[bytes]:
-        """The client's bytes for one upstream stream item; feeds the meter."""
-        ...
-
-    def closing(self) -> Iterable[bytes]:
-        """The end of a complete stream."""
-        ...
-
-    def broken(self, failure: UpstreamFailure) -> bytes:
-        """The error frame of a stream the upstream broke."""
-        ...
 
 
 class Format(Protocol):
