@@ -23,6 +23,7 @@ from bytespike.db.engine import Database, async_url
 from bytespike.db.schema import metadata
 from bytespike.ratelimit.memory import MemoryRateLimiter
 from bytespike.settings import Settings
+from tests.operator_support import Operator
 from tests.services import POSTGRES_URL, require
 
 ADMIN_TOKEN = "test-admin-token"
@@ -127,3 +128,14 @@ async def client(ctx: Context, limiter: MemoryRateLimiter) -> AsyncIterator[http
 @pytest.fixture
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture(params=["cli", "api"])
+def operator(
+    request: pytest.FixtureRequest,
+    ctx: Context,
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+) -> Operator:
+    """An operator command through the CLI or the admin API (tests/operator_support.py)."""
+    return Operator(request.param, ctx, client, admin_headers)

@@ -14,5 +14,7 @@ users = sa.Table(
     sa.Column("email", sa.String(320), nullable=False),
     sa.Column("tier", sa.String(16), nullable=False),
     timestamp("created_at"),
+    # Set while suspended: every key of the user is refused (keys/service.py's `resolve`).
+    timestamp("suspended_at", nullable=True),
     sa.CheckConstraint("tier IN ('individual', 'enterprise')", name="tier"),
 )

@@ -8,6 +8,7 @@ setting, catalog or database) is one `error:` line naming what to fix, never a t
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -18,6 +19,7 @@ import typer
 from pydantic import ValidationError
 
 from bytespike import catalog
+from bytespike.audit import log as audit
 from bytespike.catalog import CatalogError
 from bytespike.context import Context
 from bytespike.db import migrate
@@ -125,13 +127,22 @@ def run(
         # The embedded default sets itself up: no separate step before the first command.
         migrate.ensure_current_sqlite(settings.database_url)
     try:
-        result = asyncio.run(_with_context(settings, use_case))
+        with audit.acting(cli_actor()):
+            result = asyncio.run(_with_context(settings, use_case))
     except (BytespikeError, CatalogError, ConfigurationError) as exc:
         fail(exc.message if isinstance(exc, BytespikeError) else str(exc))
     if as_json:
         typer.echo(orjson.dumps(result).decode())
     else:
         typer.echo(describe(result))
+
+
+def cli_actor() -> str:
+    """The audit log's name for whoever runs the CLI: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        return "cli"
 
 
 async def _with_context(

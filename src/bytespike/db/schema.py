@@ -1,6 +1,7 @@
 """Imports every domain's tables so the shared metadata is complete (for Alembic and tests)."""
 
 from bytespike.accounts import tables as _accounts  # noqa: F401
+from bytespike.audit import tables as _audit  # noqa: F401
 from bytespike.billing import tables as _billing  # noqa: F401
 from bytespike.db.metadata import metadata
 from bytespike.keys import tables as _keys  # noqa: F401

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from bytespike.db.metadata import Micros, metadata, timestamp
 
 QUOTA_RESETS = ("daily", "weekly", "monthly")
+BUDGET_RESETS = QUOTA_RESETS
 
 api_keys = sa.Table(
     "api_keys",
@@ -22,7 +23,40 @@ api_keys = sa.Table(
     sa.Column("all_models", sa.Boolean, nullable=False),
     timestamp("created_at"),
     timestamp("revoked_at", nullable=True),
+    # Bumped by every change to what the key may do (settings, roll, its user suspended, its
+    # membership removed): a process holding a cached copy sees the mismatch when it places
+    # the call's hold, and reads the key anew (keys/cache.py).
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    timestamp("updated_at", nullable=True),
+    # After this instant the key gets 401.
+    timestamp("expires_at", nullable=True),
+    # A rolled key's previous secret keeps working until `previous_valid_until`.
+    sa.Column("previous_key_hash", sa.String(64), nullable=True),
+    timestamp("previous_valid_until", nullable=True),
+    # The key's total budget over every model, enforced through the hold like a per-model
+    # cap (billing/budgets.py): spend settled since `budget_period_start`, and money held by
+    # calls in flight, kept beside it so one guarded UPDATE enforces it.
+    sa.Column("budget_micros", Micros, nullable=True),
+    sa.Column("budget_reset", sa.String(16), nullable=True),
+    timestamp("budget_period_start", nullable=True),
+    sa.Column("budget_spent_micros", Micros, nullable=False, server_default="0"),
+    sa.Column("budget_held_micros", Micros, nullable=False, server_default="0"),
     sa.CheckConstraint("rate_limit > 0", name="rate_limit"),
+    sa.CheckConstraint("budget_micros IS NULL OR budget_micros >= 0", name="budget"),
+    sa.CheckConstraint("budget_spent_micros >= 0", name="budget_spent"),
+    sa.CheckConstraint("budget_held_micros >= 0", name="budget_held"),
+    sa.CheckConstraint(
+        "budget_reset IS NULL OR budget_reset IN ('daily', 'weekly', 'monthly')",
+        name="budget_reset",
+    ),
+    sa.Index(
+        "uq_api_keys_previous_key_hash",
+        "previous_key_hash",
+        unique=True,
+        sqlite_where=sa.text("previous_key_hash IS NOT NULL"),
+        postgresql_where=sa.text("previous_key_hash IS NOT NULL"),
+    ),
+    sa.Index("ix_api_keys_user", "user_id"),
     sa.CheckConstraint(
         "quota_reset IS NULL OR quota_reset IN ('daily', 'weekly', 'monthly')", name="quota_reset"
     ),

@@ -1,4 +1,5 @@
-"""usage_records: one row per metered call (tokens, cost, outcome, latency)."""
+"""usage_records: one row per metered call (tokens, cost, outcome, latency); the daily
+rollups the reports read (usage_daily, refusals_daily)."""
 
 import sqlalchemy as sa
 
@@ -34,4 +35,36 @@ usage_records = sa.Table(
     ),
     sa.Index("ix_usage_wallet_id", "wallet_id", "id"),
     sa.Index("ix_usage_wallet_time", "wallet_id", "created_at"),
+)
+
+# One row per UTC day, wallet, key and model, maintained in the settlement transaction (the
+# same statement on PostgreSQL's fused path): reports sum days, never calls.
+usage_daily = sa.Table(
+    "usage_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("wallet_id", sa.Integer, sa.ForeignKey("wallets.id"), primary_key=True),
+    sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id"), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cached_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_micros", Micros, nullable=False),
+    timestamp("last_at"),  # the latest call counted: a key's "last used"
+    sa.Index("ix_usage_daily_wallet_day", "wallet_id", "day"),
+    sa.Index("ix_usage_daily_key_day", "key_id", "day"),
+)
+
+# Calls refused after the key was recognised (rate limit, roster, balance, cap, budget...),
+# per UTC day, key and reason. 401s have no key to count against.
+refusals_daily = sa.Table(
+    "refusals_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id"), primary_key=True),
+    sa.Column("reason", sa.String(64), primary_key=True),
+    sa.Column("wallet_id", sa.Integer, sa.ForeignKey("wallets.id"), nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Index("ix_refusals_daily_wallet_day", "wallet_id", "day"),
 )

@@ -1,0 +1,44 @@
+"""/api/v1/admin/orgs...: orgs and their members."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from bytespike.admin.common import Admin
+from bytespike.api.responses import JSON
+from bytespike.context import Context
+from bytespike.orgs import service as orgs
+
+router = APIRouter()
+
+
+class NewOrg(BaseModel):
+    name: str
+
+
+class NewMember(BaseModel):
+    username: str
+    role: Literal["owner", "admin", "member"]
+
+
+@router.post("/orgs", status_code=201)
+async def create_org(body: NewOrg, ctx: Context = Admin) -> JSON:
+    return JSON(await orgs.create(ctx, name=body.name), status_code=201)
+
+
+@router.post("/orgs/{org}/members")
+async def add_member(org: str, body: NewMember, ctx: Context = Admin) -> JSON:
+    return JSON(await orgs.add_member(ctx, org=org, username=body.username, role=body.role))
+
+
+@router.post("/orgs/{org}/pause")
+async def pause_org(org: str, ctx: Context = Admin) -> JSON:
+    return JSON(await orgs.set_paused(ctx, org=org, paused=True))
+
+
+@router.post("/orgs/{org}/resume")
+async def resume_org(org: str, ctx: Context = Admin) -> JSON:
+    return JSON(await orgs.set_paused(ctx, org=org, paused=False))
