@@ -8,10 +8,27 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.accounts.tables import users
+from bytespike.db.metadata import stored_id
+from bytespike.errors import InvalidRequest
 
-User = sa.Row[int, str, str, str, datetime]
+User = sa.Row[int, str, str, str, datetime, datetime | None]
 
-_COLUMNS = (users.c.id, users.c.username, users.c.email, users.c.tier, users.c.created_at)
+_COLUMNS = (
+    users.c.id,
+    users.c.username,
+    users.c.email,
+    users.c.tier,
+    users.c.created_at,
+    users.c.suspended_at,
+)
+# How an operator says which they mean when a reference could be an id or a username.
+ID_PREFIX, NAME_PREFIX = "id:", "name:"
+
+
+class AmbiguousUser(InvalidRequest):
+    """A plain reference that is one user's id and another user's username."""
+
+    code = "ambiguous_user"
 
 
 async def insert(
@@ -32,3 +49,27 @@ async def by_id(conn: AsyncConnection, user_id: int) -> User | None:
 async def by_username(conn: AsyncConnection, username: str) -> User | None:
     query = sa.select(*_COLUMNS).where(users.c.username == username)
     return (await conn.execute(query)).one_or_none()
+
+
+async def by_ref(conn: AsyncConnection, ref: str | int) -> User | None:
+    """A user by `id:N`, `name:USERNAME`, or a plain id or username. A plain all-digit ref
+    that is one user's id and another's username is refused, naming both: never a guess."""
+    if isinstance(ref, int):
+        return await by_id(conn, ref)
+    if ref.startswith(ID_PREFIX):
+        user_id = stored_id(ref.removeprefix(ID_PREFIX))
+        if user_id is None:
+            raise InvalidRequest(f"{ref!r}: a user id is a whole number, as in {ID_PREFIX}1")
+        return await by_id(conn, user_id)
+    if ref.startswith(NAME_PREFIX):
+        return await by_username(conn, ref.removeprefix(NAME_PREFIX))
+    named = await by_username(conn, ref)
+    user_id = stored_id(ref)
+    numbered = None if user_id is None else await by_id(conn, user_id)
+    if named is not None and numbered is not None and named.id != numbered.id:
+        raise AmbiguousUser(
+            f"user {ref!r} could mean user id {numbered.id} ({numbered.username!r}) or the "
+            f"user named {ref!r} (id {named.id}): say {ID_PREFIX}{numbered.id} or "
+            f"{NAME_PREFIX}{ref}"
+        )
+    return named or numbered

@@ -28,7 +28,7 @@ async def owner_wallet(
             raise NotFound(f"no org {org!r}")
         wallet_id = await wallets.id_for(conn, org_id=found_org.id)
     else:
-        user = await users_repo.by_username(conn, str(username))
+        user = await users_repo.by_ref(conn, str(username))
         if user is None:
             raise NotFound(f"no user {username!r}")
         if user.tier == "enterprise":

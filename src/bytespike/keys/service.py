@@ -38,7 +38,7 @@ async def create(
     minted = tokens.mint()
     now = ctx.clock.now()
     async with ctx.db.write() as conn:
-        user = await users_repo.by_username(conn, username)
+        user = await users_repo.by_ref(conn, username)
         if user is None:
             raise NotFound(f"no user {username!r}")
         org_id = await _org_for(conn, org, user.id)
@@ -68,7 +68,7 @@ async def create(
         "prefix": minted.prefix,
         "name": name,
         "user_id": user.id,
-        "username": username,
+        "username": user.username,
         "org_id": org_id,
         "rate_limit_per_minute": limit,
         "quota_reset": quota_reset,

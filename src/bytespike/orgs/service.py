@@ -45,7 +45,7 @@ async def add_member(ctx: Context, *, org: str, username: str, role: str) -> dic
         found = await repo.by_ref(conn, org)
         if found is None:
             raise NotFound(f"no org {org!r}")
-        user = await users_repo.by_username(conn, username)
+        user = await users_repo.by_ref(conn, username)
         if user is None:
             raise NotFound(f"no user {username!r}")
         await repo.upsert_member(
@@ -58,7 +58,7 @@ async def add_member(ctx: Context, *, org: str, username: str, role: str) -> dic
         "org_id": found.id,
         "org": found.name,
         "user_id": user.id,
-        "username": username,
+        "username": user.username,
         "role": role,
     }
 
