@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from bytespike.admin import keys, money, orgs, users
+from bytespike.admin import audit, keys, money, orgs, reports, users
 from bytespike.admin.common import require_admin
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
-for area in (users, orgs, money, keys):
+for area in (users, orgs, money, keys, reports, audit):
     router.include_router(area.router)
