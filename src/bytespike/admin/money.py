@@ -1,4 +1,4 @@
-"""/api/v1/admin/credits, /notifications...: wallets, their money and thresholds."""
+"""/api/v1/admin/wallets, /credits, /notifications...: wallets, their money and thresholds."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from bytespike.admin.common import Admin, usd
 from bytespike.api.responses import JSON
 from bytespike.billing import service as billing
 from bytespike.context import Context
+from bytespike.errors import InvalidRequest
+from bytespike.money import MoneyError, parse_usd
 
 router = APIRouter()
 
@@ -27,6 +29,14 @@ class TopUpRequest(WalletOwner):
 
 class ThresholdRequest(WalletOwner):
     threshold_usd: Decimal
+
+
+@router.get("/wallets")
+async def show_wallet(
+    user: str | None = None, org: str | None = None, ctx: Context = Admin
+) -> JSON:
+    """The wallet of `?user=` or `?org=` (exactly one)."""
+    return JSON(await billing.show_wallet(ctx, username=user, org=org))
 
 
 @router.post("/credits/topup")
@@ -50,3 +60,49 @@ async def set_threshold(body: ThresholdRequest, ctx: Context = Admin) -> JSON:
         org=body.org,
     )
     return JSON(result)
+
+
+class AdjustRequest(WalletOwner):
+    usd: Decimal  # a credit if positive, a debit if negative
+    reason: str = Field(max_length=500)
+    reference: str | None = Field(default=None, max_length=200)
+
+
+def _signed_usd(value: Decimal, field: str) -> int:
+    try:
+        return parse_usd(value, allow_negative=True)
+    except MoneyError as exc:
+        raise InvalidRequest(f"{field}: {exc}") from exc
+
+
+@router.post("/credits/adjust")
+async def adjust(body: AdjustRequest, ctx: Context = Admin) -> JSON:
+    """Credit (usd > 0) or debit (usd < 0) a wallet's available balance, with a reason."""
+    result = await billing.adjust(
+        ctx,
+        amount=_signed_usd(body.usd, "usd"),
+        reason=body.reason,
+        username=body.user,
+        org=body.org,
+        reference=body.reference,
+    )
+    return JSON(result)
+
+
+@router.get("/ledger/entries")
+async def ledger_entries(
+    user: str | None = None,
+    org: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    ctx: Context = Admin,
+) -> JSON:
+    """The ledger of `?user=`'s or `?org=`'s wallet, newest first."""
+    page = await billing.ledger_entries(ctx, username=user, org=org, limit=limit, cursor=cursor)
+    return JSON(page)
+
+
+@router.get("/ledger/verify")
+async def verify_ledger(ctx: Context = Admin) -> JSON:
+    """Every invariant of the books; 200 either way, `ok` says whether they hold."""
+    return JSON(await billing.verify(ctx))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -130,9 +131,29 @@ _BALANCES = (
 )
 
 
-async def balances(conn: AsyncConnection, wallet_id: int) -> Balances:
-    row = (await conn.execute(sa.select(*_BALANCES).where(_w.id == wallet_id))).one()
-    return Balances(*row)
+async def balances(conn: AsyncConnection, wallet_id: int, *, lock: bool = False) -> Balances:
+    """The wallet's five running balances; `lock`: its row held until commit (PostgreSQL;
+    SQLite has one writer), so what is read is still true when the caller posts."""
+    query = sa.select(*_BALANCES).where(_w.id == wallet_id)
+    if lock:
+        # NO KEY UPDATE, as holds.lock_wallet explains: FOR UPDATE would deadlock with
+        # concurrent inserts that reference the wallet.
+        query = query.with_for_update(key_share=True)
+    return Balances(*(await conn.execute(query)).one())
+
+
+async def entries(
+    conn: AsyncConnection, wallet_id: int, *, before: int | None, limit: int
+) -> list[sa.Row[Any]]:
+    """Up to `limit` of the wallet's entries, newest first, older than entry `before` if
+    given: a walk down `ix_ledger_wallet`."""
+    e = ledger_entries.c
+    query = (
+        sa.select(ledger_entries).where(e.wallet_id == wallet_id).order_by(e.id.desc()).limit(limit)
+    )
+    if before is not None:
+        query = query.where(e.id < before)
+    return list(await conn.execute(query))
 
 
 async def verify(conn: AsyncConnection, wallet_id: int) -> list[str]:

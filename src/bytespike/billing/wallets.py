@@ -1,7 +1,9 @@
-"""Wallets: one per individual user and one per org; creation, lookup, top-ups, thresholds."""
+"""Wallets: one per individual user and one per org; creation, lookup, top-ups, an operator's
+corrections (adjustments), thresholds."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.billing import alerts, ledger
-from bytespike.billing.ledger import Movement
+from bytespike.billing.ledger import Balances, Movement, Overdraft
 from bytespike.billing.tables import ledger_entries, wallets
 from bytespike.errors import Conflict, InvalidRequest
 from bytespike.money import MAX_BALANCE_MICROS, to_usd_text
@@ -39,6 +41,27 @@ class TopUp:
     amount: int
     reference: str | None
     applied: bool  # False when the reference had been used already (a retried payment)
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    entry_id: int
+    wallet_id: int
+    amount: int  # a credit if positive, a debit if negative
+    reason: str
+    reference: str | None
+    applied: bool  # False when the reference had been used already (a retried correction)
+
+
+@dataclass(frozen=True, slots=True)
+class _Booked:
+    """An entry booked under a reference: what a repeat of the reference must match."""
+
+    entry_id: int
+    wallet_id: int
+    kind: str
+    amount: int  # what it credited: d_topped_up for a top-up, d_adjusted for an adjustment
+    memo: str | None
 
 
 async def create(
@@ -103,66 +126,125 @@ async def top_up(
     memo: str | None = None,
 ) -> TopUp:
     """Credit the wallet once per reference: a repeated reference returns the first top-up."""
+
+    async def post() -> int:
+        await _refuse_past_maximum(conn, wallet_id, amount, "a top-up")
+        movement = Movement(available=amount, topped_up=amount)
+        return await ledger.post(
+            conn, wallet_id, "topup", movement, now=now, reference=reference, memo=memo
+        )
+
+    booked, applied = await _book_once(conn, wallet_id, "topup", amount, reference, post)
+    return TopUp(booked.entry_id, wallet_id, amount, reference, applied)
+
+
+async def adjust(
+    conn: AsyncConnection,
+    wallet_id: int,
+    amount: int,
+    *,
+    reason: str,
+    now: datetime,
+    reference: str | None = None,
+) -> Adjustment:
+    """Correct the wallet by `amount` (a credit if positive, a debit if negative), once per
+    reference like a top-up. A debit comes out of `available` only and never takes it below
+    zero: money held by calls in flight is theirs until they settle."""
+
+    async def post() -> int:
+        if amount > 0:
+            await _refuse_past_maximum(conn, wallet_id, amount, "a credit")
+        movement = Movement(available=amount, adjusted=amount)
+        try:
+            return await ledger.post(
+                conn, wallet_id, "adjust", movement, now=now, reference=reference, memo=reason
+            )
+        except Overdraft:
+            raise _not_available(-amount, await ledger.balances(conn, wallet_id)) from None
+
+    booked, applied = await _book_once(conn, wallet_id, "adjust", amount, reference, post)
+    return Adjustment(booked.entry_id, wallet_id, amount, booked.memo or reason, reference, applied)
+
+
+def _not_available(debit: int, now: Balances) -> InvalidRequest:
+    held = f" ({to_usd_text(now.held)} USD more is held by calls in flight)" if now.held else ""
+    return InvalidRequest(
+        f"a debit of {to_usd_text(debit)} USD would take the wallet's available balance below "
+        f"zero: it has {to_usd_text(now.available)} USD available{held}",
+        code="insufficient_available",
+    )
+
+
+async def _book_once(
+    conn: AsyncConnection,
+    wallet_id: int,
+    kind: str,
+    amount: int,
+    reference: str | None,
+    post: Callable[[], Awaitable[int]],
+) -> tuple[_Booked, bool]:
+    """Run `post` unless `reference` was booked already; (the entry, whether it is new)."""
     if reference is not None and (earlier := await _by_reference(conn, reference)):
-        return _same_or_conflict(earlier, wallet_id, amount)
-    await _refuse_past_maximum(conn, wallet_id, amount)
+        return _same_or_conflict(earlier, reference, kind, wallet_id, amount), False
     try:
         async with conn.begin_nested():
-            entry_id = await ledger.post(
-                conn,
-                wallet_id,
-                "topup",
-                Movement(available=amount, topped_up=amount),
-                now=now,
-                reference=reference,
-                memo=memo,
-            )
+            entry_id = await post()
     except IntegrityError:
         # A concurrent retry with the same reference committed first.
-        earlier = await _by_reference(conn, reference) if reference else None
-        if earlier is None:
+        if reference is None or (earlier := await _by_reference(conn, reference)) is None:
             raise
-        return _same_or_conflict(earlier, wallet_id, amount)
-    return TopUp(entry_id, wallet_id, amount, reference, applied=True)
+        return _same_or_conflict(earlier, reference, kind, wallet_id, amount), False
+    return _Booked(entry_id, wallet_id, kind, amount, None), True
 
 
-async def _refuse_past_maximum(conn: AsyncConnection, wallet_id: int, amount: int) -> None:
-    """Refuse, before anything is written, a top-up that would leave the wallet holding more
-    than MAX_BALANCE_MICROS: past it a balance no longer renders exactly as a JSON number.
-    FOR UPDATE (PostgreSQL; SQLite has one writer anyway) keeps two concurrent top-ups from
-    each fitting alone and passing it together."""
+async def _refuse_past_maximum(
+    conn: AsyncConnection, wallet_id: int, amount: int, what: str
+) -> None:
+    """Refuse, before anything is written, `what` (a top-up, a credit) that would leave the
+    wallet holding more than MAX_BALANCE_MICROS: past it a balance no longer renders exactly
+    as a JSON number. The row lock (PostgreSQL; SQLite has one writer anyway) keeps two
+    concurrent credits from each fitting alone and passing it together; NO KEY UPDATE, not
+    UPDATE, for the reason holds.lock_wallet gives."""
     w = wallets.c
-    balance = (
-        await conn.execute(
-            sa.select(w.available_micros + w.held_micros).where(w.id == wallet_id).with_for_update()
-        )
-    ).scalar_one()
+    query = sa.select(w.available_micros + w.held_micros).where(w.id == wallet_id)
+    balance = (await conn.execute(query.with_for_update(key_share=True))).scalar_one()
     if balance + amount > MAX_BALANCE_MICROS:
         room = max(MAX_BALANCE_MICROS - balance, 0)
         raise InvalidRequest(
-            f"a top-up of {to_usd_text(amount)} USD would take the wallet past the maximum "
+            f"{what} of {to_usd_text(amount)} USD would take the wallet past the maximum "
             f"balance of {to_usd_text(MAX_BALANCE_MICROS)} USD: it holds {to_usd_text(balance)} "
             f"USD, so at most {to_usd_text(room)} USD more can be added",
             code="balance_limit_exceeded",
         )
 
 
-async def _by_reference(conn: AsyncConnection, reference: str) -> TopUp | None:
+async def _by_reference(conn: AsyncConnection, reference: str) -> _Booked | None:
     e = ledger_entries.c
-    row = (
-        await conn.execute(
-            sa.select(e.id, e.wallet_id, e.d_topped_up, e.kind).where(e.reference == reference)
-        )
-    ).one_or_none()
+    query = sa.select(e.id, e.wallet_id, e.kind, e.d_topped_up, e.d_adjusted, e.memo)
+    row = (await conn.execute(query.where(e.reference == reference))).one_or_none()
     if row is None:
         return None
-    return TopUp(row.id, row.wallet_id, row.d_topped_up, reference, applied=False)
+    amount = row.d_topped_up if row.kind == "topup" else row.d_adjusted
+    return _Booked(row.id, row.wallet_id, row.kind, amount, row.memo)
 
 
-def _same_or_conflict(earlier: TopUp, wallet_id: int, amount: int) -> TopUp:
-    if earlier.wallet_id != wallet_id or earlier.amount != amount:
+def _same_or_conflict(
+    earlier: _Booked, reference: str, kind: str, wallet_id: int, amount: int
+) -> _Booked:
+    if (earlier.kind, earlier.wallet_id, earlier.amount) != (kind, wallet_id, amount):
+        what = "top-up" if earlier.kind == "topup" else "adjustment"
         raise Conflict(
-            f"reference {earlier.reference!r} was already used for a different top-up",
+            f"reference {reference!r} was already used for a different {what}",
             code="reference_reused",
         )
     return earlier
+
+
+async def owner_and_adjusted(
+    conn: AsyncConnection, wallet_id: int
+) -> sa.Row[int | None, int | None, int, datetime]:
+    """What `view` leaves out, for operators: the owner (user_id or org_id), the lifetime
+    adjustments and when the wallet was made."""
+    w = wallets.c
+    query = sa.select(w.user_id, w.org_id, w.adjusted_micros, w.created_at).where(w.id == wallet_id)
+    return (await conn.execute(query)).one()

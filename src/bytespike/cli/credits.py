@@ -7,9 +7,10 @@ from typing import Any
 import typer
 
 from bytespike.billing import service
-from bytespike.cli.runner import JsonFlag, one_owner, run, usd_option, usd_text
+from bytespike.cli.runner import JsonFlag, fail, one_owner, run, usd_option, usd_text
+from bytespike.money import MoneyError, parse_usd
 
-app = typer.Typer(help="Add money to wallets.", no_args_is_help=True)
+app = typer.Typer(help="Add money to wallets, and correct them.", no_args_is_help=True)
 
 
 @app.command("topup")
@@ -33,6 +34,44 @@ def topup(
 
     run(
         lambda ctx: service.top_up(ctx, amount=amount, username=user, org=org, reference=reference),
+        as_json=as_json,
+        describe=describe,
+    )
+
+
+@app.command("adjust")
+def adjust(
+    usd: str = typer.Option(
+        ..., help="USD to credit (e.g. 10) or, negative, to debit (e.g. -2.50 or --usd=-2.50)."
+    ),
+    reason: str = typer.Option(..., help="Why: kept with the ledger entry and in the audit log."),
+    user: str | None = typer.Option(None, "--user", help="Username of an individual user."),
+    org: str | None = typer.Option(None, "--org", help="Org id or name, or id:N / name:TEXT."),
+    reference: str | None = typer.Option(
+        None,
+        help="A reference of yours (a ticket id); a reference already used is not applied again.",
+    ),
+    as_json: bool = JsonFlag,
+) -> None:
+    """Correct a wallet's available balance: a credit, or a debit (never below zero)."""
+    one_owner(user, org)
+    try:
+        amount = parse_usd(usd, allow_negative=True)
+    except MoneyError as exc:
+        fail(f"--usd: {exc}")
+
+    def describe(a: dict[str, Any]) -> str:
+        moved = a["amount_usd"]
+        what = f"{'credited' if moved > 0 else 'debited'} {usd_text(abs(moved))} USD"
+        if not a["applied"]:
+            what = f"already applied (same reference), not applied again: {what}"
+        available = usd_text(a["balance"]["available_usd"])
+        return f"{what} ({a['reason']}); available now {available} USD"
+
+    run(
+        lambda ctx: service.adjust(
+            ctx, amount=amount, reason=reason, username=user, org=org, reference=reference
+        ),
         as_json=as_json,
         describe=describe,
     )
