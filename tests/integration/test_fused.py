@@ -25,8 +25,10 @@ from bytespike.orgs import service as orgs
 from bytespike.upstream.base import Usage
 from bytespike.webhooks import events
 from bytespike.webhooks.tables import webhook_events
+from tests.conftest import FakeClock
 from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
 from tests.integration.webhooks_support import subscribed
+from tests.usage_support import assert_rollups_match
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
@@ -109,11 +111,19 @@ async def books(ctx: Context, wallet_id: int) -> dict[str, Sequence[Any]]:
             ),
             {"w": wallet_id},
         )
+        daily = await conn.execute(
+            sa.text(
+                "SELECT day, model, requests, input_tokens, output_tokens, cached_tokens,"
+                " cost_micros, last_at FROM usage_daily WHERE wallet_id = :w ORDER BY day, model"
+            ),
+            {"w": wallet_id},
+        )
         return {
             "wallet": [tuple(r) for r in wallet],
             "entries": [tuple(r) for r in entries],
             "holds": [tuple(r) for r in held],
             "usage": [tuple(r) for r in usage],
+            "daily": [tuple(r) for r in daily],
         }
 
 
@@ -151,6 +161,8 @@ async def test_a_fused_call_books_exactly_what_the_general_path_books(
     fast, slow = await books(ctx, fast_wallet), await books(ctx, slow_wallet)
     assert fast == slow
     assert [e[0] for e in fast["entries"]] == ["topup", "hold", "settle"]
+    assert len(fast["daily"]) == 1 and fast["daily"][0][2] == 1  # one call on its day's row
+    await assert_rollups_match(ctx)
     async with ctx.db.read() as conn:
         assert await ledger.verify(conn, fast_wallet) == []
 
@@ -388,3 +400,48 @@ async def test_a_batch_of_fused_and_general_operations_never_overdraws(ctx: Cont
         after = await ledger.balances(conn, wallet_id)
     assert after.held == 0 and after.available >= 0
     assert after.spent == sum(settled) <= funds
+    await assert_rollups_match(ctx)
+
+
+async def test_fused_and_general_settlements_add_up_on_each_days_rollup_row(
+    ctx: Context, clock: FakeClock
+) -> None:
+    """Calls of one key and model on one UTC day share a row, whichever path settled them
+    (the fused statement's upsert finds the general path's row and the other way round);
+    the first call after midnight starts the next day's row."""
+    key_id, wallet_id = await account(ctx, "ada", "25")
+    writes = GroupCommit(ctx.db)
+
+    async def call(fused_path: bool, usage: Usage) -> None:
+        ticket = metering.ticket_or_raise(
+            await general(
+                ctx, lambda conn: metering.reserve(conn, request(ctx, key_id, wallet_id, 700))
+            )
+        )
+        now = ctx.clock.now()
+        if fused_path:
+            assert await run_fused(ctx, metering.fused_settle(ticket, usage, OUTCOME, now=now))
+        else:
+            await writes.run(lambda conn: metering.settle(conn, ticket, usage, OUTCOME, now=now))
+
+    try:
+        clock.advance(hours=11, minutes=59)
+        await call(True, USAGE)
+        await call(False, Usage(input_tokens=10, output_tokens=1))
+        await call(True, USAGE)
+        await call(False, None)  # no usage: counted, nothing charged
+        clock.advance(minutes=2)
+        await call(True, USAGE)
+    finally:
+        await writes.close()
+    rows = (await books(ctx, wallet_id))["daily"]
+    assert [(str(day), requests) for day, _, requests, *_ in rows] == [
+        ("2026-03-10", 4),
+        ("2026-03-11", 1),
+    ]
+    cost = pricing.charge(model(ctx), USAGE)
+    small = pricing.charge(model(ctx), Usage(input_tokens=10, output_tokens=1))
+    assert rows[0][3:7] == (2 * 1_200 + 10, 2 * 345 + 1, 2 * 100, 2 * cost + small)
+    await assert_rollups_match(ctx)
+    async with ctx.db.read() as conn:
+        assert await ledger.verify(conn, wallet_id) == []

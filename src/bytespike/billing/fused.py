@@ -21,18 +21,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from bytespike.db.direct import hot
+from bytespike.usage import rollups
 
-# The wallet moves only if the key is live, neither its org nor the paying org is paused,
-# `available` covers the hold, and the hold would not page the owner. A hold is a debit, so
-# `alerts.after_movement` pages when it finds the alert armed and settled available
-# (available + held, which a hold does not change) at or below the threshold: that page is
-# the general path's.
+# The wallet moves only if the key is live and unchanged since the caller read it, neither
+# its org nor the paying org is paused, `available` covers the hold, and the hold would not
+# page the owner. A hold is a debit, so `alerts.after_movement` pages when it finds the alert
+# armed and settled available (available + held, which a hold does not change) at or below
+# the threshold: that page is the general path's.
 RESERVE = hot(
     sa.text("""
 WITH live AS (
     SELECT 1
     FROM api_keys LEFT JOIN orgs ON orgs.id = api_keys.org_id
-    WHERE api_keys.id = :key AND api_keys.revoked_at IS NULL
+    WHERE api_keys.id = :key AND api_keys.revoked_at IS NULL AND api_keys.version = :version
       AND NOT coalesce(orgs.paused, false)
 ), w AS (
     UPDATE wallets
@@ -55,6 +56,7 @@ WITH live AS (
 SELECT (SELECT h.id FROM h)
 """).bindparams(
         sa.bindparam("key", type_=sa.Integer),
+        sa.bindparam("version", type_=sa.Integer),
         sa.bindparam("wallet", type_=sa.Integer),
         sa.bindparam("amount", type_=sa.BigInteger),
         sa.bindparam("model", type_=sa.String),
@@ -64,7 +66,8 @@ SELECT (SELECT h.id FROM h)
 )
 
 # Settles a pending hold that covers the cost: the hold closes, the wallet is charged the
-# cost and gets the rest back, the ledger records it, and the usage record is written.
+# cost and gets the rest back, the ledger records it, and the usage record is written and
+# counted in its day's rollup (usage/rollups.py's upsert; `day` is the UTC day of `now`).
 # Not when the charge would page the owner: a charge is a debit, and `alerts.after_movement`
 # pages when the alert is armed and settled available after it (available + held - cost)
 # is at or below the threshold; that is the general path's. So the hold's row is locked,
@@ -108,6 +111,19 @@ WITH pending AS (
     SELECT w.id, h.key_id, :hold, h.model, :provider, :input_tokens, :output_tokens,
            :cached_tokens, :cost, :status, :http_status, :stream, :latency_ms, :now
     FROM w, h
+), daily AS (
+    INSERT INTO usage_daily (day, wallet_id, key_id, model, requests, input_tokens,
+                             output_tokens, cached_tokens, cost_micros, last_at)
+    SELECT :day, w.id, h.key_id, h.model, 1, :input_tokens, :output_tokens, :cached_tokens,
+           :cost, :now
+    FROM w, h
+    ON CONFLICT (day, wallet_id, key_id, model) DO UPDATE
+    SET requests = usage_daily.requests + 1,
+        input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens,
+        cached_tokens = usage_daily.cached_tokens + EXCLUDED.cached_tokens,
+        cost_micros = usage_daily.cost_micros + EXCLUDED.cost_micros,
+        last_at = greatest(usage_daily.last_at, EXCLUDED.last_at)
 )
 SELECT (SELECT w.id FROM w)
 """).bindparams(
@@ -122,16 +138,26 @@ SELECT (SELECT w.id FROM w)
         sa.bindparam("stream", type_=sa.Boolean),
         sa.bindparam("latency_ms", type_=sa.Integer),
         sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+        sa.bindparam("day", type_=sa.Date),
     )
 )
 
 
 def reserve_params(
-    *, key_id: int, wallet_id: int, model: str, amount: int, now: datetime, ttl: timedelta
+    *,
+    key_id: int,
+    wallet_id: int,
+    model: str,
+    amount: int,
+    now: datetime,
+    ttl: timedelta,
+    version: int,
 ) -> dict[str, Any]:
-    """RESERVE's parameters: a hold of `amount`, as `holds.place` would place it."""
+    """RESERVE's parameters: a hold of `amount`, as `holds.place` would place it, for the
+    key as of `version` (a key changed since is the general path's: it says so)."""
     return {
         "key": key_id,
+        "version": version,
         "wallet": wallet_id,
         "amount": amount,
         "model": model,
@@ -156,4 +182,5 @@ def settle_params(record: dict[str, Any]) -> dict[str, Any]:
         "hold": record["hold_id"],
         "cost": record["cost_micros"],
         "now": record["created_at"],
+        "day": rollups.day_of(record["created_at"]),
     }

@@ -11,7 +11,7 @@ import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -29,6 +29,7 @@ from bytespike.money import MICROS_PER_USD, MoneyError, parse_usd, to_usd_text
 from bytespike.settings import Settings
 
 JsonFlag = typer.Option(False, "--json", help="Print the result as one JSON object.")
+T = TypeVar("T")
 
 
 class ConfigurationError(Exception):
@@ -122,19 +123,29 @@ def run(
     as_json: bool,
     describe: Callable[[dict[str, Any]], str],
 ) -> None:
+    result = _result(use_case)
+    if as_json:
+        typer.echo(orjson.dumps(result).decode())
+    else:
+        typer.echo(describe(result))
+
+
+def run_raw(use_case: Callable[[Context], Awaitable[str]]) -> None:
+    """`run` for a command whose result is its output already (a CSV export): printed as
+    it is, without a newline added."""
+    typer.echo(_result(use_case), nl=False)
+
+
+def _result(use_case: Callable[[Context], Awaitable[T]]) -> T:
     settings = load_settings()
     if settings.is_sqlite:
         # The embedded default sets itself up: no separate step before the first command.
         migrate.ensure_current_sqlite(settings.database_url)
     try:
         with audit.acting(cli_actor()):
-            result = asyncio.run(_with_context(settings, use_case))
+            return asyncio.run(_with_context(settings, use_case))
     except (BytespikeError, CatalogError, ConfigurationError) as exc:
         fail(exc.message if isinstance(exc, BytespikeError) else str(exc))
-    if as_json:
-        typer.echo(orjson.dumps(result).decode())
-    else:
-        typer.echo(describe(result))
 
 
 def cli_actor() -> str:
@@ -145,9 +156,7 @@ def cli_actor() -> str:
         return "cli"
 
 
-async def _with_context(
-    settings: Settings, use_case: Callable[[Context], Awaitable[dict[str, Any]]]
-) -> dict[str, Any]:
+async def _with_context(settings: Settings, use_case: Callable[[Context], Awaitable[T]]) -> T:
     ctx = Context.build(settings)
     try:
         if not settings.is_sqlite:

@@ -1,4 +1,5 @@
-"""SQL for usage records: one insert per metered call, and the reads behind /me/usage."""
+"""SQL for usage records: one insert per metered call (with its daily rollup), and the call
+list behind /me/usage."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.db.direct import hot
 from bytespike.upstream.base import Usage
+from bytespike.usage import rollups
 from bytespike.usage.tables import usage_records
 
 
@@ -29,17 +31,6 @@ class Record:
     stream: bool
     latency_ms: int
     created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DayTotal:
-    day: str  # YYYY-MM-DD, UTC
-    model: str
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int
-    cost_micros: int
 
 
 _INSERT = hot(sa.insert(usage_records))  # built once: one per metered call
@@ -80,13 +71,16 @@ def row(
 
 
 async def insert(conn: AsyncConnection, record: dict[str, Any]) -> None:
+    """The record and its rollup, in the caller's transaction (the settlement's)."""
     await conn.execute(_INSERT, record)
+    await rollups.add(conn, record)
 
 
 def _scope(
     query: Any,
     wallet_id: int,
     key_ids: list[int] | None,
+    model: str | None,
     since: datetime | None,
     until: datetime | None,
 ) -> Any:
@@ -94,6 +88,8 @@ def _scope(
     query = query.where(u.wallet_id == wallet_id)
     if key_ids is not None:
         query = query.where(u.key_id.in_(key_ids))
+    if model is not None:
+        query = query.where(u.model == model)
     if since is not None:
         query = query.where(u.created_at >= since)
     if until is not None:
@@ -106,6 +102,7 @@ async def page(
     wallet_id: int,
     *,
     key_ids: list[int] | None,
+    model: str | None,
     since: datetime | None,
     until: datetime | None,
     before_id: int | None,
@@ -128,39 +125,8 @@ async def page(
         u.latency_ms,
         u.created_at,
     )
-    query = _scope(query, wallet_id, key_ids, since, until)
+    query = _scope(query, wallet_id, key_ids, model, since, until)
     if before_id is not None:
         query = query.where(u.id < before_id)
     rows = await conn.execute(query.order_by(u.id.desc()).limit(limit))
     return [Record(*row) for row in rows]
-
-
-async def per_day_and_model(
-    conn: AsyncConnection,
-    wallet_id: int,
-    *,
-    key_ids: list[int] | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> list[DayTotal]:
-    u = usage_records.c
-    day: sa.ColumnElement[str]
-    if conn.dialect.name == "postgresql":
-        day = sa.func.to_char(sa.func.timezone("UTC", u.created_at), "YYYY-MM-DD")
-    else:  # SQLite stores the UTC wall time as text: its date is the first ten characters
-        day = sa.func.substr(u.created_at, 1, 10)
-    query = sa.select(
-        day.label("day"),
-        u.model,
-        sa.func.count(),
-        sa.func.coalesce(sa.func.sum(u.input_tokens), 0),
-        sa.func.coalesce(sa.func.sum(u.output_tokens), 0),
-        sa.func.coalesce(sa.func.sum(u.cached_tokens), 0),
-        sa.func.coalesce(sa.func.sum(u.cost_micros), 0),
-    )
-    query = _scope(query, wallet_id, key_ids, since, until).group_by(day, u.model)
-    rows = await conn.execute(query.order_by(day.desc(), u.model))
-    return [
-        DayTotal(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
-        for r in rows
-    ]
