@@ -20,6 +20,7 @@ from bytespike.context import Context
 from bytespike.db import migrate
 from bytespike.db.batch import GroupCommit
 from bytespike.keys.cache import KeyCache
+from bytespike.keys.routes import router as key_router
 from bytespike.notifications.routes import router as notifications_router
 from bytespike.proxy import openapi as proxy_openapi
 from bytespike.proxy.pipeline import Gateway
@@ -104,6 +105,7 @@ def create_app(
     errors.install(app)
     docs.install(app)
     app.include_router(account_router)
+    app.include_router(key_router)
     app.include_router(admin_router)
     app.include_router(notifications_router)
     app.include_router(webhooks_router)

@@ -131,6 +131,14 @@ class QuotaCapReached(BytespikeError):
     code = "quota_cap_reached"
 
 
+class KeyBudgetReached(BytespikeError):
+    """402 like every money limit: the key's total budget (over every model) is used up."""
+
+    status = 402
+    type = "billing_error"
+    code = "key_budget_reached"
+
+
 class ModelNotFound(BytespikeError):
     status = 404
     type = "not_found_error"

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bytespike.billing import ledger, quotas
+from bytespike.billing import budgets, ledger, quotas
 from bytespike.billing.ledger import Movement, Overdraft
 from bytespike.billing.tables import PENDING, holds, wallets
 from bytespike.db.direct import hot
@@ -171,9 +171,11 @@ async def release(
     now: datetime,
     kind: str = "release",
     capped: bool = True,
+    budgeted: bool = True,
 ) -> bool:
-    """Return the whole hold to `available`; False if it had already ended. `capped=False`:
-    the caller knows the hold counts against no cap (the sweeper does not, so it checks)."""
+    """Return the whole hold to `available`; False if it had already ended. `capped=False`
+    (`budgeted=False`): the caller knows the hold counts against no cap (no budget); the
+    sweeper does not know, so it checks."""
     row = await _close(conn, hold_id, "released" if kind == "release" else "expired", now)
     if row is None:
         return False
@@ -190,6 +192,8 @@ async def release(
     )
     if capped:  # after the wallet: every transaction locks a wallet before a cap row
         await quotas.unhold(conn, key_id, model, amount)
+    if budgeted:  # and the key's row last
+        await budgets.unhold(conn, key_id, amount)
     return True
 
 

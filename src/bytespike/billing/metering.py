@@ -20,14 +20,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bytespike.billing import fused, holds, pricing, quotas
+from bytespike.billing import budgets, fused, holds, pricing, quotas
 from bytespike.billing.tables import wallets
 from bytespike.catalog import Model
 from bytespike.db.batch import Fused
 from bytespike.db.direct import hot
 from bytespike.errors import (
     AuthenticationError,
+    BytespikeError,
     InsufficientBalance,
+    KeyBudgetReached,
     PermissionDenied,
     QuotaCapReached,
 )
@@ -43,6 +45,14 @@ class KeyRevoked(AuthenticationError):
     """The key was revoked after it was cached; the cache must forget it."""
 
 
+class KeyChanged(BytespikeError):
+    """The key changed (settings, roll, its user suspended) after the caller read it: the
+    caller reads it anew and tries again. Nothing was written."""
+
+    status = 409
+    code = "key_changed"
+
+
 @dataclass(frozen=True, slots=True)
 class Ticket:
     """A placed hold and what it pays for."""
@@ -54,7 +64,9 @@ class Ticket:
     key_id: int
     model: Model
     quota_reset: str | None
-    capped: bool
+    capped: bool  # counted against the key's cap on this model
+    budgeted: bool = False  # counted against the key's total budget
+    budget_reset: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +77,18 @@ class HoldRequest:
     wallet_id: int
     model: Model
     quota_reset: str | None
-    capped: bool  # rosters never change, so the caller's cached roster knows
+    capped: bool  # as of `version` of the key, which `reserve` checks is still current
     input_tokens: int
     max_tokens: int | None
     now: datetime
     ttl: timedelta
+    version: int = 0
+    budgeted: bool = False
+    budget_reset: str | None = None
 
-    def ticket(self, hold_id: int, amount: int, output: int, *, capped: bool) -> Ticket:
+    def ticket(
+        self, hold_id: int, amount: int, output: int, *, capped: bool, budgeted: bool = False
+    ) -> Ticket:
         """What a hold placed for this request pays for."""
         return Ticket(
             hold_id=hold_id,
@@ -82,6 +99,8 @@ class HoldRequest:
             model=self.model,
             quota_reset=self.quota_reset,
             capped=capped,
+            budgeted=budgeted,
+            budget_reset=self.budget_reset,
         )
 
 
@@ -126,7 +145,7 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
     raises `error` after the commit (`ticket_or_raise`)."""
     key_id, wallet_id, model, now = req.key_id, req.wallet_id, req.model, req.now
     input_tokens, max_tokens = req.input_tokens, req.max_tokens
-    available = await _live_available(conn, key_id, wallet_id)
+    available = await _live_available(conn, key_id, wallet_id, req.version)
     cap = None
     period = None
     if req.capped:
@@ -134,18 +153,26 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
         cap = await quotas.cap_state(conn, key_id, model.id, period)
     if cap is not None and cap.room == 0:
         return await _refuse(conn, req, cap, period)
-    budget = available if cap is None else min(available, cap.room)
+    budget = None
+    if req.budgeted:  # after the cap row: wallet, cap, key is every transaction's lock order
+        budget = await budgets.state(conn, key_id, quotas.period_start(req.budget_reset, now))
+    if budget is not None and budget.room == 0:
+        raise _budget_reached(budget)
+    room = available
+    for limit in (cap, budget):
+        if limit is not None:
+            room = min(room, limit.room)
     if max_tokens is None:
         # No limit from the client: as much as the model allows and the money covers.
-        output = min(
-            model.max_output_tokens, pricing.affordable_output(model, budget, input_tokens)
-        )
+        output = min(model.max_output_tokens, pricing.affordable_output(model, room, input_tokens))
         output = max(output, 1)
     else:
         output = min(max_tokens, model.max_output_tokens)
     amount = pricing.hold_amount(model, input_tokens, output)
     if cap is not None and amount > cap.room:
         return await _refuse(conn, req, cap, period, amount)
+    if budget is not None and amount > budget.room:
+        raise _budget_reached(budget, amount)
     if amount > available:
         raise InsufficientBalance(
             f"insufficient balance: this request may cost up to ${to_usd_text(amount)} "
@@ -157,13 +184,28 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
     )
     if cap is not None:
         await quotas.hold(conn, key_id, model.id, amount)
-    return req.ticket(hold_id, amount, output, capped=cap is not None)
+    if budget is not None:
+        await budgets.hold(conn, key_id, amount)
+    return req.ticket(hold_id, amount, output, capped=cap is not None, budgeted=budget is not None)
+
+
+def _budget_reached(budget: quotas.CapState, amount: int | None = None) -> KeyBudgetReached:
+    used = f"${to_usd_text(budget.spent)} spent and ${to_usd_text(budget.held)} in flight"
+    if amount is None:
+        return KeyBudgetReached(
+            f"this key's budget of ${to_usd_text(budget.cap)} is reached ({used})"
+        )
+    return KeyBudgetReached(
+        f"this request may cost up to ${to_usd_text(amount)}, more than the "
+        f"${to_usd_text(budget.room)} left of this key's ${to_usd_text(budget.cap)} budget "
+        f"({used}); lower max_tokens or raise the budget"
+    )
 
 
 def fused_reserve(req: HoldRequest) -> Fused[Reservation] | None:
     """`reserve` as one statement (PostgreSQL) in its common case: an uncapped key whose
     wallet covers the most this call may cost, the hold `reserve` would place then."""
-    if req.capped:
+    if req.capped or req.budgeted:
         return None
     model = req.model
     output = min(req.max_tokens or model.max_output_tokens, model.max_output_tokens)
@@ -175,6 +217,7 @@ def fused_reserve(req: HoldRequest) -> Fused[Reservation] | None:
         amount=amount,
         now=req.now,
         ttl=req.ttl,
+        version=req.version,
     )
     return Fused(
         fused.RESERVE, params, lambda hold_id: req.ticket(hold_id, amount, output, capped=False)
@@ -222,7 +265,7 @@ def _cap_reached(model: Model, cap: quotas.CapState, amount: int | None = None) 
     )
 
 
-def _live_query() -> sa.Select[bool, bool, bool, int]:
+def _live_query() -> sa.Select[bool, bool, bool, int, int]:
     key_org = orgs.alias("key_org")
     wallet_org = orgs.alias("wallet_org")
     k, w = api_keys.c, wallets.c
@@ -232,6 +275,7 @@ def _live_query() -> sa.Select[bool, bool, bool, int]:
             sa.func.coalesce(key_org.c.paused, sa.false()),
             sa.func.coalesce(wallet_org.c.paused, sa.false()),
             w.available_micros,
+            k.version,
         )
         .select_from(
             api_keys.outerjoin(key_org, key_org.c.id == k.org_id)
@@ -247,14 +291,17 @@ _LIVE = hot(_live_query())
 _LIVE_LOCKED = _LIVE.with_for_update(key_share=True, of=wallets)
 
 
-async def _live_available(conn: AsyncConnection, key_id: int, wallet_id: int) -> int:
-    """`available` of the paying wallet, after checking the key is live and neither its org
-    nor the paying org is paused. Locks the wallet row on PostgreSQL until commit."""
+async def _live_available(conn: AsyncConnection, key_id: int, wallet_id: int, version: int) -> int:
+    """`available` of the paying wallet, after checking the key is live, unchanged since
+    the caller read it (`version`), and neither its org nor the paying org is paused. Locks
+    the wallet row on PostgreSQL until commit."""
     query = _LIVE_LOCKED if conn.dialect.name == "postgresql" else _LIVE
     row = (await conn.execute(query, {"key": key_id, "wallet": wallet_id})).one()
-    revoked, key_paused, wallet_paused, available = row
+    revoked, key_paused, wallet_paused, available, current = row
     if revoked:
         raise KeyRevoked("this API key has been revoked")
+    if current != version:
+        raise KeyChanged("this API key changed while the request was admitted; try again")
     if key_paused or wallet_paused:
         raise PermissionDenied("this key's org is paused")
     return int(available)
@@ -273,24 +320,37 @@ async def settle(
     model = ticket.model
     charged = 0
     if usage is None:
-        await holds.release(conn, ticket.hold_id, now=now, capped=ticket.capped)
+        await holds.release(
+            conn, ticket.hold_id, now=now, capped=ticket.capped, budgeted=ticket.budgeted
+        )
     else:
         period = quotas.period_start(ticket.quota_reset, now) if ticket.capped else None
         cost = pricing.charge(model, usage)
         room = None
-        if ticket.capped:
-            # The cap bounds what the hold does not cover: a cost beyond it, or all of it
-            # once the hold has expired (its TTL passed mid-call). Rows are locked wallet
-            # first, then cap, as `reserve` does, so the two cannot deadlock.
+        budget_period = None
+        if ticket.capped or ticket.budgeted:
+            # A cap or budget bounds what the hold does not cover: a cost beyond it, or all
+            # of it once the hold has expired (its TTL passed mid-call). Rows are locked
+            # wallet first, then cap, then key, as `reserve` does, so none can deadlock.
             await holds.lock_wallet(conn, ticket.wallet_id)
-            cap = await quotas.cap_state(conn, ticket.key_id, model.id, period)
-            room = None if cap is None else cap.room
+            limits = []
+            if ticket.capped:
+                limits.append(await quotas.cap_state(conn, ticket.key_id, model.id, period))
+            if ticket.budgeted:
+                budget_period = quotas.period_start(ticket.budget_reset, now)
+                limits.append(await budgets.state(conn, ticket.key_id, budget_period))
+            rooms = [limit.room for limit in limits if limit is not None]
+            room = min(rooms) if rooms else None
         settled = await holds.settle(conn, ticket.hold_id, cost, now=now, room=room)
         charged = settled.charged
         after = None
         if ticket.capped:
             after = await quotas.unhold(
                 conn, ticket.key_id, model.id, settled.released, charged=charged, period=period
+            )
+        if ticket.budgeted:
+            await budgets.unhold(
+                conn, ticket.key_id, settled.released, charged=charged, period=budget_period
             )
         # Reaching the cap tells the owner unless a refusal already did this period. Only
         # after a charge: without one, `after.spent` may be an earlier period's.
@@ -326,8 +386,8 @@ def fused_settle(
     ticket: Ticket, usage: Usage | None, outcome: Outcome, *, now: datetime
 ) -> Fused[int] | None:
     """`settle` as one statement (PostgreSQL) in its common case: reported usage, an
-    uncapped key and a cost within the hold."""
-    if usage is None or ticket.capped:
+    uncapped key without a budget, and a cost within the hold."""
+    if usage is None or ticket.capped or ticket.budgeted:
         return None
     cost = pricing.charge(ticket.model, usage)
     if cost > ticket.amount:

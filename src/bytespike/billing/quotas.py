@@ -79,11 +79,11 @@ async def cap_state(
     row = (await conn.execute(query)).one_or_none()
     if row is None or row.cap_micros is None:
         return None
-    spent = row.period_spent_micros if _same_period(row.period_start, period) else 0
+    spent = row.period_spent_micros if same_period(row.period_start, period) else 0
     return CapState(cap=int(row.cap_micros), spent=int(spent), held=int(row.held_micros))
 
 
-def _same_period(stored: datetime | None, period: datetime | None) -> bool:
+def same_period(stored: datetime | None, period: datetime | None) -> bool:
     if stored is None or period is None:
         return stored is None and period is None
     return as_utc(stored) == as_utc(period)
@@ -114,7 +114,10 @@ async def unhold(
         return None
     m = api_key_models.c
     same = m.period_start.is_not_distinct_from(period)
-    values: dict[str, Any] = {"held_micros": m.held_micros - amount}
+    # Never below zero: a hold placed before the cap was set (`keys update`) was not counted.
+    values: dict[str, Any] = {
+        "held_micros": sa.case((m.held_micros >= amount, m.held_micros - amount), else_=0)
+    }
     if charged:
         values["period_spent_micros"] = sa.case(
             (same, m.period_spent_micros + charged), else_=charged

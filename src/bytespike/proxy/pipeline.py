@@ -15,6 +15,7 @@ into `available`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -27,7 +28,7 @@ from starlette.responses import Response
 from bytespike.api import auth, bodies
 from bytespike.api.responses import JSON
 from bytespike.billing import holds, metering, pricing
-from bytespike.billing.metering import HoldRequest, KeyRevoked, Outcome, Ticket
+from bytespike.billing.metering import HoldRequest, KeyChanged, KeyRevoked, Outcome, Ticket
 from bytespike.catalog import Model
 from bytespike.context import Context
 from bytespike.db.batch import GroupCommit
@@ -37,6 +38,7 @@ from bytespike.errors import (
     InvalidRequest,
     ModelNotFound,
     PermissionDenied,
+    RateLimited,
 )
 from bytespike.keys.cache import CachedKey, KeyCache
 from bytespike.proxy import estimate, streaming
@@ -44,6 +46,7 @@ from bytespike.proxy.streaming import Meter
 from bytespike.ratelimit.base import RateLimiter
 from bytespike.upstream.base import JSONObject, Provider, UpstreamFailure, Usage
 from bytespike.upstream.registry import Providers
+from bytespike.usage import refusals
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,7 @@ async def run(gw: Gateway, fmt: Format, request: Request) -> Response:
     try:
         return await _run(gw, fmt, request)
     except BytespikeError as exc:
+        await _count_refusal(gw, request, exc)
         return fmt.error(exc, request.scope.get("state", {}).get("rate_headers"))
     except Exception:
         log.exception("metered call failed", extra={"path": request.url.path})
@@ -147,14 +151,23 @@ async def _run(gw: Gateway, fmt: Format, request: Request) -> Response:
 
 
 async def admit(gw: Gateway, request: Request) -> CachedKey:
-    """The caller's key (401), counted against its limit (429), not of a paused org (403)."""
+    """The caller's key (401; 403 if its user is suspended), counted against its limit
+    (429), not of a paused org (403)."""
     secret = auth.presented_key(request)
     key = await gw.keys.resolve(secret)
     if key.record.org_paused:
         # The cached record may predate a resume: only a live read may refuse.
-        gw.keys.forget(key.digest)
-        key = await gw.keys.resolve(secret)
-    await auth.admit(request, key.record, gw.limiter)
+        key = await gw.keys.reload(key.digest)
+    request.scope.setdefault("state", {})["metered_key"] = key  # its refusals are counted
+    try:
+        await auth.admit(request, key.record, gw.limiter)
+    except RateLimited:
+        # The cached limit may predate a raise (`keys update`): only a live one may refuse.
+        fresh = await gw.keys.reload(key.digest)
+        if fresh.record.rate_limit == key.record.rate_limit:
+            raise
+        key = fresh
+        await auth.admit(request, key.record, gw.limiter)
     return key
 
 
@@ -187,7 +200,25 @@ def checked_bound(body: JSONObject) -> int:
 
 
 async def reserve(gw: Gateway, call: Admitted, spec: CallSpec) -> Ticket:
-    """The hold for this call, or 402 (cap or balance), 401/403 if the key died meanwhile."""
+    """The hold for this call, or 402 (cap, budget or balance), 401/403 if the key died
+    meanwhile. A key changed since it was read (`KeyChanged`) is read anew, the call checked
+    against it again (its roster may have lost the model) and the hold tried again."""
+    for _ in range(_KEY_CHANGES):
+        try:
+            return await _place(gw, call, spec)
+        except KeyChanged:
+            key = await gw.keys.reload(call.key.digest)  # 401, 403: refused as it is now
+            call = dataclasses.replace(call, key=key, model=route(gw, key, call.model.id))
+        except (KeyRevoked, PermissionDenied):
+            gw.keys.forget(call.key.digest)  # revoked or paused: the next request reads it anew
+            raise
+    return await _place(gw, call, spec)
+
+
+_KEY_CHANGES = 3  # a key changing under every attempt is an operator loop; then it says so
+
+
+async def _place(gw: Gateway, call: Admitted, spec: CallSpec) -> Ticket:
     record = call.key.record
     hold = HoldRequest(
         key_id=record.id,
@@ -199,18 +230,17 @@ async def reserve(gw: Gateway, call: Admitted, spec: CallSpec) -> Ticket:
         max_tokens=spec.max_tokens,
         now=gw.ctx.clock.now(),
         ttl=gw.ctx.hold_ttl,
+        version=record.version,
+        budgeted=record.budgeted,
+        budget_reset=record.budget_reset,
     )
 
     async def place(conn: Any) -> metering.Reservation:
         return await metering.reserve(conn, hold)
 
-    try:
-        fused = metering.fused_reserve(hold)
-        placed = await gw.writes.run(place, order=call.key.wallet_id, fused=fused)
-        return metering.ticket_or_raise(placed)
-    except (KeyRevoked, PermissionDenied):
-        gw.keys.forget(call.key.digest)  # revoked or paused: the next request reads it anew
-        raise
+    fused = metering.fused_reserve(hold)
+    placed = await gw.writes.run(place, order=call.key.wallet_id, fused=fused)
+    return metering.ticket_or_raise(placed)
 
 
 async def send(
@@ -288,13 +318,39 @@ async def settle(
     return await gw.writes.run(write, order=ticket.wallet_id, fused=fused)
 
 
+# A refusal's reason in the reports is its error code; these have none of their own.
+_REASONS = {429: "rate_limited"}
+
+
+async def _count_refusal(gw: Gateway, request: Request, refusal: BytespikeError) -> None:
+    """Count a refused call against its key for the reports, once the key is known (a 401
+    has none). Counting never changes the answer: if it fails, the refusal goes uncounted."""
+    key = request.scope.get("state", {}).get("metered_key")
+    if not isinstance(key, CachedKey) or refusal.status == 401:
+        return
+    reason = refusal.code or _REASONS.get(refusal.status, refusal.type)
+    now = gw.ctx.clock.now()
+
+    async def count(conn: Any) -> None:
+        await refusals.count_refusal(
+            conn, key_id=key.record.id, wallet_id=key.wallet_id, reason=reason, now=now
+        )
+
+    try:
+        await gw.writes.run(count, order=key.wallet_id)
+    except Exception:
+        log.warning("refusal not counted", exc_info=True)
+
+
 async def _release_quietly(gw: Gateway, ticket: Ticket) -> None:
     """After a failure nobody foresaw: give the hold back now (if it is still pending)
     rather than at its TTL. If this fails too (the database is the problem), it expires."""
     now = gw.ctx.clock.now()
 
     async def release(conn: Any) -> bool:
-        return await holds.release(conn, ticket.hold_id, now=now, capped=ticket.capped)
+        return await holds.release(
+            conn, ticket.hold_id, now=now, capped=ticket.capped, budgeted=ticket.budgeted
+        )
 
     with contextlib.suppress(Exception):
         await gw.writes.run(release, order=ticket.wallet_id)
