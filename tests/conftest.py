@@ -139,3 +139,19 @@ def operator(
 ) -> Operator:
     """An operator command through the CLI or the admin API (tests/operator_support.py)."""
     return Operator(request.param, ctx, client, admin_headers)
+
+
+@pytest.fixture
+def cli_operator(
+    ctx: Context, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> Operator:
+    """For what only the CLI has (its readable tables)."""
+    return Operator("cli", ctx, client, admin_headers)
+
+
+@pytest.fixture
+def api_operator(
+    ctx: Context, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> Operator:
+    """For what only the HTTP API has (status codes, request ids)."""
+    return Operator("api", ctx, client, admin_headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bytespike.accounts.tables import users
 from bytespike.db.metadata import stored_id
 from bytespike.errors import InvalidRequest
+from bytespike.orgs.tables import memberships
 
 User = sa.Row[int, str, str, str, datetime, datetime | None]
 
@@ -46,6 +48,13 @@ async def by_id(conn: AsyncConnection, user_id: int) -> User | None:
     return (await conn.execute(sa.select(*_COLUMNS).where(users.c.id == user_id))).one_or_none()
 
 
+async def locked(conn: AsyncConnection, user_id: int) -> User:
+    """The user, read afresh and held until the transaction ends (PostgreSQL; SQLite has one
+    writer): two corrections of one user run one after the other."""
+    query = sa.select(*_COLUMNS).where(users.c.id == user_id).with_for_update()
+    return (await conn.execute(query)).one()
+
+
 async def by_username(conn: AsyncConnection, username: str) -> User | None:
     query = sa.select(*_COLUMNS).where(users.c.username == username)
     return (await conn.execute(query)).one_or_none()
@@ -73,3 +82,36 @@ async def by_ref(conn: AsyncConnection, ref: str | int) -> User | None:
             f"{NAME_PREFIX}{ref}"
         )
     return named or numbered
+
+
+async def page(
+    conn: AsyncConnection, *, after: int | None, limit: int, org_id: int | None = None
+) -> list[sa.Row[Any]]:
+    """Up to `limit` users after id `after`, by id; only members of `org_id` (with their role)
+    if given."""
+    if org_id is None:
+        query = sa.select(*_COLUMNS)
+    else:
+        m = memberships.c
+        query = sa.select(*_COLUMNS, m.role).join_from(
+            users, memberships, sa.and_(m.user_id == users.c.id, m.org_id == org_id)
+        )
+    query = query.order_by(users.c.id).limit(limit)
+    if after is not None:
+        query = query.where(users.c.id > after)
+    return list(await conn.execute(query))
+
+
+async def update(conn: AsyncConnection, user_id: int, **values: str) -> None:
+    await conn.execute(sa.update(users).where(users.c.id == user_id).values(**values))
+
+
+async def set_suspended(conn: AsyncConnection, user_id: int, at: datetime | None) -> bool:
+    """Suspend (at a time) or unsuspend (None); False if the user was so already. One guarded
+    UPDATE, so of two operators doing the same at once exactly one changes anything."""
+    u = users.c
+    changes = u.suspended_at.is_(None) if at is not None else u.suspended_at.is_not(None)
+    result = await conn.execute(
+        sa.update(users).where(u.id == user_id, changes).values(suspended_at=at)
+    )
+    return result.rowcount == 1

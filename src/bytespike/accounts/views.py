@@ -42,3 +42,19 @@ def balance(wallet: WalletView) -> dict[str, Any]:
 
 def usd_or_none(micros: int | None) -> float | None:
     return None if micros is None else to_usd_number(micros)
+
+
+def user_status(row: User) -> dict[str, Any]:
+    """A user as operators see them: with whether they are suspended, and since when."""
+    suspended = row.suspended_at
+    return {
+        **user(row),
+        "status": "active" if suspended is None else "suspended",
+        "suspended_at": None if suspended is None else iso_z(as_utc(suspended)),
+    }
+
+
+def wallet(view: WalletView) -> dict[str, Any]:
+    """A wallet's balance as operators see it: the key holder's view, plus money held by
+    calls in flight and the wallet's id."""
+    return {"id": view.id, **balance(view), "held_usd": to_usd_number(view.held)}

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from bytespike.accounts import service
-from bytespike.cli.runner import JsonFlag, run
+from bytespike.cli.runner import JsonFlag, run, usd_text
+from bytespike.cli.tables import fields, listing, table
 
 app = typer.Typer(help="Manage users.", no_args_is_help=True)
+UserArgument = typer.Argument(..., help="Username or id, or id:N / name:USERNAME.")
+LimitOption = typer.Option(None, "--limit", help="Rows per page (default 50, at most 200).")
+CursorOption = typer.Option(None, "--cursor", help="The next_cursor a previous page gave.")
+
+_COLUMNS = [
+    ("ID", "id"),
+    ("USERNAME", "username"),
+    ("EMAIL", "email"),
+    ("TIER", "tier"),
+    ("STATUS", "status"),
+    ("CREATED", "created_at"),
+]
 
 
 @app.command("create")
@@ -24,4 +39,96 @@ def create(
         lambda ctx: service.create_user(ctx, username=username, email=email, tier=tier),
         as_json=as_json,
         describe=lambda u: f"created user {u['username']} (id {u['id']}, {u['tier']})",
+    )
+
+
+@app.command("list")
+def list_(
+    org: str | None = typer.Option(None, "--org", help="Only this org's members (id or name)."),
+    limit: int | None = LimitOption,
+    cursor: str | None = CursorOption,
+    as_json: bool = JsonFlag,
+) -> None:
+    """List users by id, a page at a time."""
+    columns = _COLUMNS if org is None else [*_COLUMNS[:2], ("ROLE", "role"), *_COLUMNS[2:]]
+    run(
+        lambda ctx: service.list_users(ctx, org=org, limit=limit, cursor=cursor),
+        as_json=as_json,
+        describe=lambda page: listing(page, columns),
+    )
+
+
+@app.command("show")
+def show(user: str = UserArgument, as_json: bool = JsonFlag) -> None:
+    """A user: status, orgs and roles, own wallet, keys."""
+    run(lambda ctx: service.show_user(ctx, user), as_json=as_json, describe=_described)
+
+
+def _described(u: dict[str, Any]) -> str:
+    keys = u["keys"]
+    lines = [
+        fields(u, ["id", "username", "email", "tier", "status", "suspended_at", "created_at"]),
+        f"keys: {keys['active']} active, {keys['revoked']} revoked, {keys['expired']} expired",
+        f"wallet: {_wallet_line(u['wallet'])}",
+        "memberships:",
+        _indented(table(u["memberships"], [("ORG", "id"), ("NAME", "name"), ("ROLE", "role")])),
+    ]
+    return "\n".join(lines)
+
+
+def _wallet_line(wallet: dict[str, Any] | None) -> str:
+    if wallet is None:
+        return "- (enterprise: billed to their org)"
+    return (
+        f"{usd_text(wallet['available_usd'])} USD available, "
+        f"{usd_text(wallet['held_usd'])} USD held (wallet {wallet['id']})"
+    )
+
+
+def _indented(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+@app.command("update")
+def update(
+    user: str = UserArgument,
+    email: str | None = typer.Option(None, "--email", help="A corrected email address."),
+    tier: str | None = typer.Option(
+        None, "--tier", help="individual or enterprise (enterprise needs an org to bill)."
+    ),
+    as_json: bool = JsonFlag,
+) -> None:
+    """Correct a user's email, or move them to the other tier."""
+    run(
+        lambda ctx: service.update_user(ctx, user, email=email, tier=tier),
+        as_json=as_json,
+        describe=lambda u: f"user {u['username']} (id {u['id']}): {u['email']}, {u['tier']}",
+    )
+
+
+@app.command("suspend")
+def suspend(user: str = UserArgument, as_json: bool = JsonFlag) -> None:
+    """Suspend a user: every key of theirs gets 403 from the next request on."""
+    run(
+        lambda ctx: service.set_suspended(ctx, user, suspended=True),
+        as_json=as_json,
+        describe=lambda u: (
+            f"user {u['username']} was already suspended (since {u['suspended_at']})"
+            if u["already_suspended"]
+            else f"suspended user {u['username']}: their keys are refused from now on"
+        ),
+    )
+
+
+@app.command("unsuspend")
+def unsuspend(user: str = UserArgument, as_json: bool = JsonFlag) -> None:
+    """Lift a suspension: the user's keys work again from the next request on."""
+    run(
+        lambda ctx: service.set_suspended(ctx, user, suspended=False),
+        as_json=as_json,
+        describe=lambda u: (
+            f"user {u['username']} was already active"
+            if u["already_active"]
+            else f"unsuspended user {u['username']}: their keys work again"
+        ),
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bytespike.accounts.tables import users
 from bytespike.db.metadata import stored_id
 from bytespike.errors import InvalidRequest
 from bytespike.orgs.tables import memberships, orgs
@@ -94,3 +96,62 @@ async def oldest_membership(conn: AsyncConnection, user_id: int) -> int | None:
         sa.select(m.org_id).where(m.user_id == user_id).order_by(m.created_at, m.org_id).limit(1)
     )
     return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def lock(conn: AsyncConnection, org_id: int) -> None:
+    """Hold the org's row until the transaction ends (PostgreSQL; SQLite has one writer), so
+    two changes to its owners cannot each see another owner left and leave none together."""
+    await conn.execute(sa.select(orgs.c.id).where(orgs.c.id == org_id).with_for_update())
+
+
+async def rename(conn: AsyncConnection, org_id: int, name: str) -> None:
+    await conn.execute(sa.update(orgs).where(orgs.c.id == org_id).values(name=name))
+
+
+async def page(conn: AsyncConnection, *, after: int | None, limit: int) -> list[sa.Row[Any]]:
+    """Up to `limit` orgs after id `after`, with their member counts, by id."""
+    members = (
+        sa.select(sa.func.count())
+        .where(memberships.c.org_id == orgs.c.id)
+        .scalar_subquery()
+        .label("members")
+    )
+    query = sa.select(*_COLUMNS, members).order_by(orgs.c.id).limit(limit)
+    if after is not None:
+        query = query.where(orgs.c.id > after)
+    return list(await conn.execute(query))
+
+
+async def members(conn: AsyncConnection, org_id: int) -> list[sa.Row[Any]]:
+    """The org's members (user id, username, role, joined), by user id."""
+    m = memberships.c
+    query = (
+        sa.select(users.c.id, users.c.username, m.role, m.created_at)
+        .join_from(memberships, users, users.c.id == m.user_id)
+        .where(m.org_id == org_id)
+        .order_by(users.c.id)
+    )
+    return list(await conn.execute(query))
+
+
+async def of_user(conn: AsyncConnection, user_id: int) -> list[sa.Row[Any]]:
+    """The orgs a user belongs to (org id, name, role, joined), in the order they joined."""
+    m = memberships.c
+    query = (
+        sa.select(orgs.c.id, orgs.c.name, m.role, m.created_at)
+        .join_from(memberships, orgs, orgs.c.id == m.org_id)
+        .where(m.user_id == user_id)
+        .order_by(m.created_at, m.org_id)
+    )
+    return list(await conn.execute(query))
+
+
+async def owners(conn: AsyncConnection, org_id: int) -> int:
+    m = memberships.c
+    query = sa.select(sa.func.count()).where(m.org_id == org_id, m.role == "owner")
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def delete_member(conn: AsyncConnection, *, org_id: int, user_id: int) -> None:
+    m = memberships.c
+    await conn.execute(sa.delete(memberships).where(m.org_id == org_id, m.user_id == user_id))
