@@ -193,4 +193,19 @@ def write(
         + _comparison(results)
         + _targets(results)
     )
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text + _kept_sections(path), encoding="utf-8")
+
+
+# Sections other benchmarks write into the same file (bench/reports.py), kept as they are.
+KEPT_SECTIONS = ("## Usage reports over 2 million calls",)
+
+
+def _kept_sections(path: Path) -> str:
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    kept = []
+    for heading in KEPT_SECTIONS:
+        start = old.find(heading)
+        if start >= 0:
+            end = old.find("\n## ", start + len(heading))
+            kept.append("\n" + old[start : len(old) if end < 0 else end + 1].rstrip("\n") + "\n")
+    return "".join(kept)
