@@ -28,5 +28,10 @@ lint: $(VENV)/.test
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-test: lint
+# The npm clients the end-to-end tests drive (Codex CLI, Claude Code); skipped without npm.
+CLIENTS := tests/clients
+$(CLIENTS)/node_modules/.installed: $(CLIENTS)/package-lock.json
+	if command -v npm >/dev/null; then npm ci --prefix $(CLIENTS) --no-audit --no-fund --silent && touch $@; fi
+
+test: lint $(CLIENTS)/node_modules/.installed
 	$(BIN)/pytest
