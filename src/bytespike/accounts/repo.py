@@ -8,9 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bytespike import refs
 from bytespike.accounts.tables import users
-from bytespike.db.metadata import stored_id
-from bytespike.errors import InvalidRequest
+from bytespike.errors import InvalidRequest, NotFound
 from bytespike.orgs.tables import memberships
 
 User = sa.Row[int, str, str, str, datetime, datetime | None]
@@ -23,8 +23,6 @@ _COLUMNS = (
     users.c.created_at,
     users.c.suspended_at,
 )
-# How an operator says which they mean when a reference could be an id or a username.
-ID_PREFIX, NAME_PREFIX = "id:", "name:"
 
 
 class AmbiguousUser(InvalidRequest):
@@ -61,27 +59,23 @@ async def by_username(conn: AsyncConnection, username: str) -> User | None:
 
 
 async def by_ref(conn: AsyncConnection, ref: str | int) -> User | None:
-    """A user by `id:N`, `name:USERNAME`, or a plain id or username. A plain all-digit ref
-    that is one user's id and another's username is refused, naming both: never a guess."""
-    if isinstance(ref, int):
-        return await by_id(conn, ref)
-    if ref.startswith(ID_PREFIX):
-        user_id = stored_id(ref.removeprefix(ID_PREFIX))
-        if user_id is None:
-            raise InvalidRequest(f"{ref!r}: a user id is a whole number, as in {ID_PREFIX}1")
-        return await by_id(conn, user_id)
-    if ref.startswith(NAME_PREFIX):
-        return await by_username(conn, ref.removeprefix(NAME_PREFIX))
-    named = await by_username(conn, ref)
-    user_id = stored_id(ref)
-    numbered = None if user_id is None else await by_id(conn, user_id)
-    if named is not None and numbered is not None and named.id != numbered.id:
-        raise AmbiguousUser(
-            f"user {ref!r} could mean user id {numbered.id} ({numbered.username!r}) or the "
-            f"user named {ref!r} (id {named.id}): say {ID_PREFIX}{numbered.id} or "
-            f"{NAME_PREFIX}{ref}"
-        )
-    return named or numbered
+    """A user by `id:N`, `name:USERNAME`, or a plain id or username (bytespike/refs.py)."""
+    return await refs.resolve(
+        ref,
+        kind="user",
+        by_id=lambda user_id: by_id(conn, user_id),
+        by_name=lambda name: by_username(conn, name),
+        name_of=lambda user: str(user.username),
+        ambiguous=AmbiguousUser,
+    )
+
+
+async def required(conn: AsyncConnection, ref: str | int) -> User:
+    """`by_ref`, or 404."""
+    found = await by_ref(conn, ref)
+    if found is None:
+        raise NotFound(f"no user {ref!r}")
+    return found
 
 
 async def page(

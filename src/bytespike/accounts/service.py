@@ -12,14 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike import pages
 from bytespike.accounts import repo, views
-from bytespike.accounts.repo import User
 from bytespike.accounts.tables import TIERS
 from bytespike.audit import log as audit
 from bytespike.billing import payer as payers
 from bytespike.billing import quotas, wallets
 from bytespike.clock import as_utc, iso_z
 from bytespike.context import Context
-from bytespike.errors import Conflict, InvalidRequest, NotFound
+from bytespike.errors import Conflict, InvalidRequest
 from bytespike.keys import repo as keys_repo
 from bytespike.keys import service as keys
 from bytespike.keys.repo import KeyRecord
@@ -58,14 +57,6 @@ def _check_tier(tier: str) -> None:
         raise InvalidRequest(f"tier must be one of {', '.join(TIERS)}")
 
 
-async def found(conn: AsyncConnection, ref: str) -> User:
-    """The user `ref` names (username or id, see repo.by_ref), or 404."""
-    user = await repo.by_ref(conn, ref)
-    if user is None:
-        raise NotFound(f"no user {ref!r}")
-    return user
-
-
 async def list_users(
     ctx: Context, *, org: str | None = None, limit: int | None = None, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -74,9 +65,7 @@ async def list_users(
     async with ctx.db.read() as conn:
         org_id = None
         if org is not None:
-            found_org = await orgs_repo.by_ref(conn, org)
-            if found_org is None:
-                raise NotFound(f"no org {org!r}")
+            found_org = await orgs_repo.required(conn, org)
             org_id = found_org.id
         rows = await repo.page(conn, after=after, limit=size + 1, org_id=org_id)
 
@@ -90,7 +79,7 @@ async def list_users(
 async def show_user(ctx: Context, ref: str) -> dict[str, Any]:
     """Everything an operator asks about a user: status, orgs, own wallet, keys."""
     async with ctx.db.read() as conn:
-        user = await found(conn, ref)
+        user = await repo.required(conn, ref)
         orgs = await orgs_repo.of_user(conn, user.id)
         wallet_id = None
         if user.tier == "individual":  # an enterprise user's leftover wallet pays for nothing
@@ -146,7 +135,7 @@ async def update_user(
         _check_tier(tier)
     now = ctx.clock.now()
     async with ctx.db.write() as conn:
-        user = await repo.locked(conn, (await found(conn, ref)).id)  # one change at a time
+        user = await repo.locked(conn, (await repo.required(conn, ref)).id)  # one change at a time
         wanted = {"email": email, "tier": tier}
         changed = {k: v for k, v in wanted.items() if v is not None and v != getattr(user, k)}
         in_no_org = await orgs_repo.oldest_membership(conn, user.id) is None
@@ -181,7 +170,7 @@ async def set_suspended(ctx: Context, ref: str, *, suspended: bool) -> dict[str,
     on every server, as each key's version moves. Doing it twice changes nothing."""
     now = ctx.clock.now()
     async with ctx.db.write() as conn:
-        user = await found(conn, ref)
+        user = await repo.required(conn, ref)
         changed = await repo.set_suspended(conn, user.id, now if suspended else None)
         updated = await repo.by_id(conn, user.id)
         assert updated is not None

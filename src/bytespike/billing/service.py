@@ -31,14 +31,10 @@ async def owner_wallet(
     if (username is None) == (org is None):
         raise InvalidRequest("name exactly one wallet owner: a user or an org")
     if org is not None:
-        found_org = await orgs_repo.by_ref(conn, org)
-        if found_org is None:
-            raise NotFound(f"no org {org!r}")
+        found_org = await orgs_repo.required(conn, org)
         wallet_id = await wallets.id_for(conn, org_id=found_org.id)
     else:
-        user = await users_repo.by_ref(conn, str(username))
-        if user is None:
-            raise NotFound(f"no user {username!r}")
+        user = await users_repo.required(conn, str(username))
         if user.tier == "enterprise":
             raise InvalidRequest(
                 f"user {username!r} is enterprise and billed to their org: use --org"

@@ -41,9 +41,7 @@ async def create(
     minted = tokens.mint()
     now = ctx.clock.now()
     async with ctx.db.write() as conn:
-        user = await users_repo.by_ref(conn, username)
-        if user is None:
-            raise NotFound(f"no user {username!r}")
+        user = await users_repo.required(conn, username)
         org_id = await _org_for(conn, org, user.id)
         no_org = org_id is None and await orgs_repo.oldest_membership(conn, user.id) is None
         if user.tier == "enterprise" and no_org:
@@ -104,9 +102,7 @@ def _checked_roster(
 async def _org_for(conn: Any, org: str | None, user_id: int) -> int | None:
     if org is None:
         return None
-    found = await orgs_repo.by_ref(conn, org)
-    if found is None:
-        raise NotFound(f"no org {org!r}")
+    found = await orgs_repo.required(conn, org)
     if await orgs_repo.role_of(conn, org_id=found.id, user_id=user_id) is None:
         raise InvalidRequest(f"the user is not a member of org {found.name!r}")
     return int(found.id)
@@ -226,25 +222,16 @@ async def list_keys(
     size = pages.checked_limit(limit)
     after = pages.parse_cursor(cursor)
     async with ctx.db.read() as conn:
-        user_id = None if user is None else (await _user(conn, user)).id
+        user_id = None if user is None else (await users_repo.required(conn, user)).id
         org_id = None
         if org is not None:
-            found = await orgs_repo.by_ref(conn, org)
-            if found is None:
-                raise NotFound(f"no org {org!r}")
+            found = await orgs_repo.required(conn, org)
             org_id = found.id
         rows = await repo.rows(
             conn, user_id=user_id, org_id=org_id, revoked=revoked, after_id=after, limit=size + 1
         )
         shown = await _views(ctx, conn, rows[:size])
     return {"data": shown, "next_cursor": str(rows[size - 1].id) if len(rows) > size else None}
-
-
-async def _user(conn: Any, ref: str) -> Any:
-    found = await users_repo.by_ref(conn, ref)
-    if found is None:
-        raise NotFound(f"no user {ref!r}")
-    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,16 +8,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bytespike import refs
 from bytespike.accounts.tables import users
-from bytespike.db.metadata import stored_id
-from bytespike.errors import InvalidRequest
+from bytespike.errors import InvalidRequest, NotFound
 from bytespike.orgs.tables import memberships, orgs
 
 Org = sa.Row[int, str, bool, datetime]
 
 _COLUMNS = (orgs.c.id, orgs.c.name, orgs.c.paused, orgs.c.created_at)
-# How an operator says which they mean when a reference could be an id or a name.
-ID_PREFIX, NAME_PREFIX = "id:", "name:"
+ID_PREFIX, NAME_PREFIX = refs.ID_PREFIX, refs.NAME_PREFIX
 
 
 class AmbiguousOrg(InvalidRequest):
@@ -34,28 +33,23 @@ async def insert(conn: AsyncConnection, *, name: str, now: datetime) -> int:
 
 
 async def by_ref(conn: AsyncConnection, ref: str | int) -> Org | None:
-    """An org by `id:N`, `name:TEXT`, or a plain id or exact name. A plain all-digit ref that
-    is one org's id and another's name is refused, naming both: never a guess (a guess once
-    paused the wrong org)."""
-    if isinstance(ref, int):
-        return await by_id(conn, ref)
-    if ref.startswith(ID_PREFIX):
-        digits = ref.removeprefix(ID_PREFIX)
-        if not (digits.isascii() and digits.isdigit()):
-            raise InvalidRequest(f"{ref!r}: an org id is a whole number, as in {ID_PREFIX}1")
-        org_id = stored_id(digits)
-        return None if org_id is None else await by_id(conn, org_id)
-    if ref.startswith(NAME_PREFIX):
-        return await _by_name(conn, ref.removeprefix(NAME_PREFIX))
-    named = await _by_name(conn, ref)
-    org_id = stored_id(ref)
-    numbered = None if org_id is None else await by_id(conn, org_id)
-    if named is not None and numbered is not None and named.id != numbered.id:
-        raise AmbiguousOrg(
-            f"org {ref!r} could mean org id {numbered.id} (named {numbered.name!r}) or org id "
-            f"{named.id} (named {ref!r}): say {ID_PREFIX}{numbered.id} or {NAME_PREFIX}{ref}"
-        )
-    return named or numbered
+    """An org by `id:N`, `name:TEXT`, or a plain id or exact name (bytespike/refs.py)."""
+    return await refs.resolve(
+        ref,
+        kind="org",
+        by_id=lambda org_id: by_id(conn, org_id),
+        by_name=lambda name: _by_name(conn, name),
+        name_of=lambda org: str(org.name),
+        ambiguous=AmbiguousOrg,
+    )
+
+
+async def required(conn: AsyncConnection, ref: str | int) -> Org:
+    """`by_ref`, or 404."""
+    found = await by_ref(conn, ref)
+    if found is None:
+        raise NotFound(f"no org {ref!r}")
+    return found
 
 
 async def _by_name(conn: AsyncConnection, name: str) -> Org | None:

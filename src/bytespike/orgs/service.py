@@ -38,21 +38,6 @@ def _checked_name(name: str) -> str:
     return name
 
 
-async def found(conn: AsyncConnection, ref: str) -> Org:
-    """The org `ref` names (name or id, see repo.by_ref), or 404."""
-    org = await repo.by_ref(conn, ref)
-    if org is None:
-        raise NotFound(f"no org {ref!r}")
-    return org
-
-
-async def _user(conn: AsyncConnection, ref: str) -> User:
-    user = await users_repo.by_ref(conn, ref)
-    if user is None:
-        raise NotFound(f"no user {ref!r}")
-    return user
-
-
 async def create(ctx: Context, *, name: str) -> dict[str, Any]:
     name = _checked_name(name)
     now = ctx.clock.now()
@@ -84,7 +69,7 @@ async def list_orgs(
 async def show(ctx: Context, ref: str) -> dict[str, Any]:
     """An org with its members and roles, and its wallet's balance."""
     async with ctx.db.read() as conn:
-        org = await found(conn, ref)
+        org = await repo.required(conn, ref)
         members = await repo.members(conn, org.id)
         wallet_id = await wallets.id_for(conn, org_id=org.id)
         assert wallet_id is not None  # every org gets one at creation
@@ -109,7 +94,7 @@ async def rename(ctx: Context, *, org: str, name: str) -> dict[str, Any]:
     now = ctx.clock.now()
     try:
         async with ctx.db.write() as conn:
-            current = await found(conn, org)
+            current = await repo.required(conn, org)
             if name != current.name:
                 await repo.rename(conn, current.id, name)
                 await audit.record(
@@ -147,8 +132,8 @@ async def add_member(ctx: Context, *, org: str, username: str, role: str) -> dic
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
     now = ctx.clock.now()
     async with ctx.db.write() as conn:
-        found_org = await found(conn, org)
-        user = await _user(conn, username)
+        found_org = await repo.required(conn, org)
+        user = await users_repo.required(conn, username)
         await repo.lock(conn, found_org.id)
         before = await repo.role_of(conn, org_id=found_org.id, user_id=user.id)
         if before == "owner" and role != "owner":
@@ -174,8 +159,8 @@ async def remove_member(ctx: Context, *, org: str, username: str) -> dict[str, A
     user's oldest) may have been this one."""
     now = ctx.clock.now()
     async with ctx.db.write() as conn:
-        found_org = await found(conn, org)
-        user = await _user(conn, username)
+        found_org = await repo.required(conn, org)
+        user = await users_repo.required(conn, username)
         await repo.lock(conn, found_org.id)
         role = await repo.role_of(conn, org_id=found_org.id, user_id=user.id)
         if role is None:
@@ -215,7 +200,7 @@ async def _keep_an_owner(conn: AsyncConnection, org: Org, user: User, what: str)
 async def set_paused(ctx: Context, *, org: str, paused: bool) -> dict[str, Any]:
     now = ctx.clock.now()
     async with ctx.db.write() as conn:
-        current = await found(conn, org)
+        current = await repo.required(conn, org)
         await repo.set_paused(conn, current.id, paused)
         updated = await repo.by_id(conn, current.id)
         assert updated is not None

@@ -120,16 +120,12 @@ async def _scope(
     wallet_id = user_id = None
     key_ids = None
     if org is not None:
-        found = await orgs_repo.by_ref(conn, org)
-        if found is None:
-            raise NotFound(f"no org {org!r}")
+        found = await orgs_repo.required(conn, org)
         wallet_id = await wallets.id_for(conn, org_id=found.id)
         if wallet_id is None:  # every org is made with its wallet; never report everything
             raise NotFound(f"org {org!r} has no wallet")
     if user is not None:
-        person = await users_repo.by_ref(conn, user)
-        if person is None:
-            raise NotFound(f"no user {user!r}")
+        person = await users_repo.required(conn, user)
         user_id = person.id
     if key is not None:
         key_id = stored_id(key)
