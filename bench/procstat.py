@@ -2,6 +2,8 @@
 
 Linux only (psutil is not a dependency). CPU time is utime + stime in clock ticks, so its
 resolution is 1/SC_CLK_TCK (10 ms at the usual 100 Hz): fine over thousands of requests.
+A process's figures include its descendants' (`serve --workers N`: the supervisor, its N
+workers and multiprocessing's resource tracker); a one-worker `serve` has none.
 """
 
 from __future__ import annotations
@@ -19,21 +21,52 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 @dataclass(frozen=True, slots=True)
 class ProcessSample:
     cpu_seconds: float  # user + system, since the process started
-    peak_rss_mb: float  # VmHWM: the high-water mark of the resident set
+    peak_rss_mb: float  # VmHWM: the high-water mark of the resident set (summed: a bound)
     rss_mb: float  # VmRSS: resident now
+    processes: int = 1
 
 
 def sample(pid: int) -> ProcessSample:
+    """`pid` and its descendants, summed (a descendant gone meanwhile is left out)."""
+    cpu_seconds = peak_kb = rss_kb = 0.0
+    pids = [pid, *descendants(pid)]
+    for each in pids:
+        try:
+            cpu_seconds += _stat_fields(each)[0]
+            memory = _status_kb(each, ("VmHWM", "VmRSS"))
+        except (FileNotFoundError, ProcessLookupError, KeyError):
+            if each == pid:
+                raise
+            continue
+        peak_kb += memory["VmHWM"]
+        rss_kb += memory["VmRSS"]
+    return ProcessSample(cpu_seconds, peak_kb / 1024, rss_kb / 1024, len(pids))
+
+
+def _stat_fields(pid: int) -> tuple[float, int]:
+    """(CPU seconds, parent pid) from /proc/<pid>/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     # The command name (field 2) may hold spaces; fields after its ")" are fixed.
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])
-    memory = _status_kb(pid, ("VmHWM", "VmRSS"))
-    return ProcessSample(
-        cpu_seconds=(utime + stime) / CLOCK_TICKS,
-        peak_rss_mb=memory["VmHWM"] / 1024,
-        rss_mb=memory["VmRSS"] / 1024,
-    )
+    return (utime + stime) / CLOCK_TICKS, int(fields[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under `pid`, from each process's parent in /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = _stat_fields(int(entry.name))[1]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
 
 
 def _status_kb(pid: int, names: tuple[str, ...]) -> dict[str, int]:

@@ -13,7 +13,10 @@ METHOD = """\
 - A fake OpenAI-compatible upstream (`bench/fake_upstream.py`, raw asyncio HTTP/1.1 with
   precomputed answers) and one `bytespike serve` process (one worker, uvloop), both on
   loopback. The model `bench-model` is an `openai-compatible` catalog entry pointing at
-  the fake.
+  the fake. Tables titled *N workers* run `bytespike serve --workers N` instead (the
+  kernel spreads the load generator's connections over the workers; at concurrency 1
+  its one connection stays with one worker); their CPU time and RSS are summed over the
+  supervisor, its workers and multiprocessing's resource tracker.
 - The load generator (`bench/loadgen.py`, aiohttp on uvloop, its own process) keeps
   *concurrency* requests in flight on as many keep-alive connections, for {warmup:g} s of
   warm-up and then {duration:g} s measured. Latency is send to last byte (streams are read
@@ -94,7 +97,8 @@ def _metering(metering: dict[str, Any]) -> str:
 
 
 def _title(result: DatabaseResult) -> str:
-    return {"sqlite": "SQLite", "postgres": "PostgreSQL"}.get(result.name, result.name)
+    title = {"sqlite": "SQLite", "postgres": "PostgreSQL"}.get(result.name, result.name)
+    return title if result.workers == 1 else f"{title}, {result.workers} workers"
 
 
 def _table(result: DatabaseResult) -> str:

@@ -44,6 +44,7 @@ class Row:
 @dataclass
 class DatabaseResult:
     name: str  # "sqlite", "postgres", or "direct only"
+    workers: int = 1  # `serve --workers`; the targets are judged on one worker's results
     rows: list[Row] = field(default_factory=list)
     start_rss_mb: float | None = None  # the gateway's, once it answered /healthz
     metering: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +71,8 @@ class Target:
 
 
 def targets(result: DatabaseResult) -> list[Target]:
+    if result.workers != 1:
+        return []  # set for one worker; more workers' rows are reported beside them
     found: list[Target] = []
     for mode in ("non-streaming", "streaming"):
         row = result.row(mode, 1)

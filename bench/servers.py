@@ -1,5 +1,6 @@
 """Child processes the benchmark depends on (the fake upstream, `bytespike serve`): started
-with their output in a log file, waited for until `/healthz` answers, stopped at the end.
+with their output in a log file, waited for until `/healthz` answers (and every worker is
+up), stopped at the end.
 Also the one blocking HTTP call the orchestrator needs outside the load generator.
 """
 
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import procstat
 
 READY_SECONDS = 30.0
 STOP_SECONDS = 10.0
@@ -77,6 +80,21 @@ def running(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def wait_for_workers(name: str, pid: int, workers: int) -> None:
+    """`serve --workers N` answers /healthz as soon as one worker is up: wait until all N
+    have started and gone quiet (the tree's CPU time still for half a second), so no
+    worker's start-up falls into a measured row."""
+    deadline = time.monotonic() + READY_SECONDS
+    last = None
+    while time.monotonic() < deadline:
+        now = procstat.sample(pid)
+        if now.processes > workers and last is not None and now.cpu_seconds - last < 0.02:
+            return
+        last = now.cpu_seconds
+        time.sleep(0.5)
+    raise BenchError(f"{name}: its {workers} workers were not all up within {READY_SECONDS:.0f}s")
 
 
 def _wait_until_ready(name: str, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:

@@ -32,17 +32,21 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 
 @contextmanager
-def serving(env: dict[str, str], logs: Path, count: int = 1) -> Iterator[list[str]]:
-    """Start `count` `bytespike serve` processes (cwd `logs`); yield their base URLs."""
+def serving(
+    env: dict[str, str], logs: Path, count: int = 1, *, workers: int = 1
+) -> Iterator[list[str]]:
+    """Start `count` `bytespike serve` processes (cwd `logs`), each with `workers` worker
+    processes; yield their base URLs."""
     procs: list[subprocess.Popen[bytes]] = []
     urls = []
     try:
         for i in range(count):
             port = free_port()
+            args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
             with (logs / f"serve-{i}.log").open("wb") as log:
                 procs.append(
                     subprocess.Popen(
-                        [BYTESPIKE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                        [BYTESPIKE, *args],
                         env=env,
                         cwd=logs,
                         stdout=log,

@@ -1,5 +1,6 @@
-"""One suite over every rate limiter backend: in-memory and Redis behave the same, and Redis
-is shared by every replica, counts exactly under concurrency and fails open when down."""
+"""One suite over every rate limiter backend: in-memory, the workers' shared file and Redis
+behave the same, and Redis is shared by every replica, counts exactly under concurrency and
+fails open when down (the shared file's own cases: test_ratelimit_shared.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from bytespike.app import create_app
 from bytespike.ratelimit.base import RateLimiter
 from bytespike.ratelimit.memory import MemoryRateLimiter
 from bytespike.ratelimit.redis import RedisRateLimiter
+from bytespike.ratelimit.shared import SharedRateLimiter
 from tests.factories import make_key, make_user, top_up
 from tests.processes import free_port
 from tests.services import REDIS_URL, require
@@ -41,11 +44,12 @@ def redis_prefix() -> str:
     return f"bytespike-test:{uuid.uuid4().hex}"
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "shared", "redis"])
 async def make_limiter(
-    request: pytest.FixtureRequest, redis_prefix: str
+    request: pytest.FixtureRequest, redis_prefix: str, tmp_path: Path
 ) -> AsyncIterator[MakeLimiter]:
-    """Builds limiters of one backend; Redis ones share a prefix, as replicas would."""
+    """Builds limiters of one backend; Redis ones share a prefix, as replicas would, and
+    shared ones a file, as workers would."""
     made: list[RateLimiter] = []
     if request.param == "redis":
         require(REDIS_URL, 6379, "Redis")
@@ -54,6 +58,8 @@ async def make_limiter(
         limiter: RateLimiter
         if request.param == "memory":
             limiter = MemoryRateLimiter(now=now)
+        elif request.param == "shared":
+            limiter = SharedRateLimiter(tmp_path / "ratelimit", now=now)
         else:
             limiter = RedisRateLimiter(REDIS_URL, prefix=redis_prefix, now=now)
         made.append(limiter)

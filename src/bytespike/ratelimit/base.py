@@ -7,6 +7,7 @@ Redis agrees on when a window resets.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 WINDOW_SECONDS = 60
@@ -18,6 +19,7 @@ class Decision:
     limit: int
     remaining: int
     reset_seconds: int  # until the current window ends
+    reset_at: int = 0  # when it ends, in seconds since the epoch
 
     def headers(self) -> dict[str, str]:
         """IETF draft RateLimit fields plus the OpenAI-style ones SDK users look for."""
@@ -32,12 +34,25 @@ class Decision:
             headers["Retry-After"] = str(self.reset_seconds)
         return headers
 
+    def anthropic_headers(self) -> dict[str, str]:
+        """Anthropic's names for the same state, the reset as an RFC 3339 time."""
+        reset = datetime.fromtimestamp(self.reset_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "anthropic-ratelimit-requests-limit": str(self.limit),
+            "anthropic-ratelimit-requests-remaining": str(self.remaining),
+            "anthropic-ratelimit-requests-reset": reset,
+        }
+
 
 def decide(count: int, limit: int, now: float) -> Decision:
     """The decision for the `count`-th request of the current window."""
     reset = WINDOW_SECONDS - int(now) % WINDOW_SECONDS
     return Decision(
-        allowed=count <= limit, limit=limit, remaining=max(0, limit - count), reset_seconds=reset
+        allowed=count <= limit,
+        limit=limit,
+        remaining=max(0, limit - count),
+        reset_seconds=reset,
+        reset_at=int(now) + reset,
     )
 
 
