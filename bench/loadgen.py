@@ -3,7 +3,8 @@ the last one finished, over one keep-alive aiohttp session.
 
 Requests finishing during the warm-up are not measured. A request counts as an error if
 its status is not 200 or its body carries no `usage` (a stream must also end in
-`data: [DONE]`); the first error's status and body are kept for the report. Streamed
+`data: [DONE]`, or a Responses API stream in `response.completed`); the first error's
+status and body are kept for the report. Streamed
 answers are read to their end, so a latency is always the time to the last byte.
 
     python bench/loadgen.py --url URL --body JSON [--header "K: V"]... [--stream]
@@ -81,7 +82,8 @@ class Tally:
 
 def body_error(status: int, body: bytes, stream: bool) -> str | None:
     """None if the answer is a complete, metered one; else what was wrong with it."""
-    complete = b'"usage"' in body and (not stream or body.rstrip().endswith(b"data: [DONE]"))
+    ended = body.rstrip().endswith(b"data: [DONE]") or b"event: response.completed\n" in body
+    complete = b'"usage"' in body and (not stream or ended)
     if status == 200 and complete:
         return None
     text = body[:ERROR_BODY_CHARS].decode(errors="replace")

@@ -30,6 +30,12 @@ def request_body(model: str, stream: bool) -> dict[str, Any]:
     return body
 
 
+def responses_body(model: str, stream: bool) -> dict[str, Any]:
+    """The same prompt as a Responses API request (stored, as by default)."""
+    body: dict[str, Any] = {"model": model, "input": PROMPT, "max_output_tokens": 16}
+    return body | {"stream": True} if stream else body
+
+
 @dataclass(frozen=True, slots=True)
 class Load:
     url: str

@@ -1,8 +1,8 @@
 """Benchmark bytespike's metering overhead against a fake upstream, on SQLite and PostgreSQL.
 
     python bench/run.py [--duration 10] [--warmup 2] [--databases sqlite,postgres]
-                        [--concurrency 1,16,64] [--out bench/results.md] [--direct-only]
-                        [--baseline REF [--current REF]]
+                        [--concurrency 1,16,64] [--workers 1,2] [--out bench/results.md]
+                        [--direct-only] [--baseline REF [--current REF]]
 
 Writes the Markdown report to --out and the same numbers as JSON beside it (.json).
 A failing gateway stops the run with its first error body; the work directory with the
@@ -31,12 +31,16 @@ import report
 import results
 import revisions
 from databases import BenchDatabase, PostgresDatabase, SqliteDatabase, metering_counts
-from measure import Load, Measurement, measure, request_body
+from measure import Load, Measurement, measure, request_body, responses_body
 from revisions import INSTALLED, Code
-from servers import BenchError, Service, free_port, running
+from servers import BenchError, Service, free_port, running, wait_for_workers
 
 HERE = Path(__file__).parent
 MODES = {"non-streaming": False, "streaming": True}
+# The Responses API (translated for the bench model, a chat-only compatible server) beside
+# Chat Completions at one concurrency; its direct runs are the chat calls it makes upstream.
+RESPONSES_MODES = {"responses non-streaming": False, "responses streaming": True}
+RESPONSES_CONCURRENCY = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,7 @@ class Options:
     warmup: float
     databases: list[str]
     concurrency: list[int]
+    workers: list[int]  # `serve --workers`: a gateway and a table for each, per database
     out: Path
     direct_only: bool
     postgres: str
@@ -58,6 +63,10 @@ def parse_args() -> Options:
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument(
+        "--workers",
+        help="serve --workers counts, each its own table (default 1,2; 1 with --baseline)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results.md")
     parser.add_argument("--direct-only", action="store_true", help="only the fake upstream")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
@@ -75,11 +84,17 @@ def parse_args() -> Options:
         parser.error("--current needs --baseline")
     if args.baseline and args.direct_only:
         parser.error("--baseline compares gateways; --direct-only runs none")
+    workers = [int(w) for w in (args.workers or ("1" if args.baseline else "1,2")).split(",")]
+    if min(workers) < 1:
+        parser.error("--workers counts start at 1")
+    if args.baseline and workers != [1]:
+        parser.error("--baseline compares one worker (a baseline may not have --workers)")
     return Options(
         duration=args.duration,
         warmup=args.warmup,
         databases=databases,
         concurrency=[int(c) for c in args.concurrency.split(",")],
+        workers=workers,
         out=args.out,
         direct_only=args.direct_only,
         postgres=args.postgres,
@@ -93,11 +108,18 @@ def log(message: str) -> None:
 
 
 def run_once(
-    opts: Options, server: Service, url: str, stream: bool, conc: int, **auth: str
+    opts: Options,
+    server: Service,
+    url: str,
+    stream: bool,
+    conc: int,
+    api: str = "chat",
+    **auth: str,
 ) -> Measurement:
+    responses = api == "responses"
     load = Load(
-        url=f"{url}/v1/chat/completions",
-        body=request_body(gateway.MODEL, stream),
+        url=f"{url}/v1/responses" if responses else f"{url}/v1/chat/completions",
+        body=(responses_body if responses else request_body)(gateway.MODEL, stream),
         headers=auth,
         concurrency=conc,
         duration=opts.duration,
@@ -112,16 +134,28 @@ def run_once(
 def bench_rows(
     opts: Options, upstream: Service, served: Service | None, key: str
 ) -> Iterator[results.Row]:
-    """Each (mode, concurrency): straight to the fake, then through the gateway."""
+    """Each (mode, concurrency): straight to the fake, then through the gateway; then the
+    Responses API's rows."""
+    directs: dict[tuple[bool, int], Measurement] = {}
     for mode, stream in MODES.items():
         for conc in opts.concurrency:
-            direct = run_once(opts, upstream, upstream.url, stream, conc)
+            direct = directs[stream, conc] = run_once(opts, upstream, upstream.url, stream, conc)
             through = None
             if served is not None:
                 through = run_once(opts, served, served.url, stream, conc, **gateway.auth(key))
             row = results.Row(mode, conc, direct, through)
             log(_progress(row))
             yield row
+    if served is None:
+        return
+    conc = RESPONSES_CONCURRENCY
+    for mode, stream in RESPONSES_MODES.items():
+        direct = directs.get((stream, conc)) or run_once(opts, upstream, upstream.url, stream, conc)
+        auth = gateway.auth(key)
+        through = run_once(opts, served, served.url, stream, conc, "responses", **auth)
+        row = results.Row(mode, conc, direct, through)
+        log(_progress(row))
+        yield row
 
 
 def _progress(row: results.Row) -> str:
@@ -186,10 +220,16 @@ class Gateway:
 
 @contextmanager
 def gateway_up(
-    opts: Options, upstream: Service, name: str, directory: Path, code: Code, suffix: str = ""
+    opts: Options,
+    upstream: Service,
+    name: str,
+    directory: Path,
+    code: Code,
+    suffix: str = "",
+    workers: int = 1,
 ) -> Iterator[Gateway]:
-    """A fresh database provisioned by `code`'s CLI and `code`'s gateway serving it, checked
-    with one call of each mode, while the block runs."""
+    """A fresh database provisioned by `code`'s CLI and `code`'s gateway serving it (with
+    `workers` worker processes), checked with one call of each mode, while the block runs."""
     directory.mkdir(parents=True)
     with fresh_database(name, directory, opts.postgres, suffix) as db:
         port = free_port()
@@ -198,10 +238,14 @@ def gateway_up(
         )
         key = gateway.provision(env, code)
         argv = code.argv("serve", "--host", "127.0.0.1", "--port", str(port))
+        if workers > 1:  # only then: a baseline's `serve` may not know the option
+            argv += ["--workers", str(workers)]
         url = f"http://127.0.0.1:{port}"
         serve_log = directory / "serve.log"
         title = "bytespike serve" if code.src is None else f"bytespike serve ({code.side})"
         with running(title, argv, url, serve_log, env) as served:
+            if workers > 1:
+                wait_for_workers(title, served.pid, workers)
             code.confirm(title, serve_log.read_text(errors="replace"))
             start_rss_mb = procstat.sample(served.pid).rss_mb
             for stream in MODES.values():
@@ -210,11 +254,12 @@ def gateway_up(
 
 
 def bench_database(
-    opts: Options, upstream: Service, name: str, workdir: Path
+    opts: Options, upstream: Service, name: str, workdir: Path, workers: int = 1
 ) -> results.DatabaseResult:
-    log(f"{name}: provisioning")
-    with gateway_up(opts, upstream, name, workdir / name, INSTALLED) as up:
-        result = results.DatabaseResult(name, start_rss_mb=up.start_rss_mb)
+    label = name if workers == 1 else f"{name}-{workers}-workers"
+    log(f"{label}: provisioning")
+    with gateway_up(opts, upstream, name, workdir / label, INSTALLED, workers=workers) as up:
+        result = results.DatabaseResult(name, workers, start_rss_mb=up.start_rss_mb)
         result.rows = list(bench_rows(opts, upstream, up.served, up.key))
         result.metering = metering(up.served.url, up.key, up.db, result)
     return result
@@ -296,7 +341,11 @@ def run(opts: Options, workdir: Path, codes: list[Code] | None) -> list[results.
             return [bench_direct(opts, upstream)]
         if codes:
             return [bench_compared(opts, upstream, name, workdir, codes) for name in opts.databases]
-        return [bench_database(opts, upstream, name, workdir) for name in opts.databases]
+        return [
+            bench_database(opts, upstream, name, workdir, workers)
+            for name in opts.databases
+            for workers in opts.workers
+        ]
 
 
 def sides(opts: Options, stack: ExitStack) -> list[Code] | None:
@@ -335,6 +384,7 @@ def main() -> int:
         "duration": opts.duration,
         "warmup": opts.warmup,
         "concurrency": opts.concurrency,
+        "workers": opts.workers,
     }
     if codes:
         settings |= {code.side: code.described for code in codes}

@@ -30,6 +30,10 @@ USED = (
     "ErrorResponse",
     "ListModelsResponse",
     "Model",
+    "CreateResponse",
+    "Response",
+    "ResponseStreamEvent",
+    "CreateEmbeddingResponse",
 )
 
 

@@ -9,6 +9,10 @@ from pathlib import Path
 
 SHIPPED_CATALOG = Path(__file__).with_name("catalog.toml")
 PROVIDERS = ("openai", "anthropic", "gemini", "openai-compatible", "mock")
+# What a model does: "chat" models answer the chat routes, "embedding" models the embedding
+# routes (/v1/embeddings, Gemini's embedContent); each kind is refused on the other's routes.
+KINDS = ("chat", "embedding")
+EMBEDDING_PROVIDERS = ("openai", "gemini", "openai-compatible")  # those with an embeddings API
 
 
 class CatalogError(ValueError):
@@ -27,6 +31,10 @@ class Model:
     # Optional per-model endpoint (any OpenAI-compatible server); else the provider's env vars.
     base_url: str | None = None
     api_key_env: str | None = None
+    kind: str = "chat"  # one of KINDS
+    # An openai-compatible server that also speaks OpenAI's Responses API (/v1/responses):
+    # Responses clients reach it natively ("openai" models always do).
+    responses_api: bool = False
 
 
 class Catalog:
@@ -70,6 +78,15 @@ def _model(entry: dict[str, object]) -> Model:
         )
     if provider == "openai-compatible" and not entry.get("base_url"):
         raise CatalogError(f"model {entry.get('id')!r}: an openai-compatible model needs base_url")
+    kind = str(entry.get("kind", "chat"))
+    if kind not in KINDS or (kind == "embedding" and provider not in EMBEDDING_PROVIDERS):
+        raise CatalogError(
+            f"model {entry.get('id')!r}: kind must be chat, or embedding for a provider with "
+            f"an embeddings API ({', '.join(EMBEDDING_PROVIDERS)})"
+        )
+    responses_api = entry.get("responses_api", False)
+    if not isinstance(responses_api, bool):
+        raise CatalogError(f"model {entry.get('id')!r}: responses_api must be true or false")
     try:
         return Model(
             id=str(entry["id"]),
@@ -81,6 +98,8 @@ def _model(entry: dict[str, object]) -> Model:
             max_output_tokens=int(str(entry.get("max_output_tokens", 8_192))),
             base_url=_optional(entry, "base_url"),
             api_key_env=_optional(entry, "api_key_env"),
+            kind=kind,
+            responses_api=responses_api,
         )
     except (KeyError, ValueError) as exc:
         raise CatalogError(f"malformed catalog entry {entry!r}: {exc}") from exc

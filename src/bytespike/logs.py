@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bytespike import request_ids
+
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 # Libraries that print what passes through them below some level: held at that level
@@ -32,6 +34,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        request_id = request_ids.current()
+        if request_id is not None:  # every line a request logs carries its id
+            entry["request_id"] = request_id
         # uvicorn adds an ANSI-coloured copy of its message; it is noise in a JSON line.
         entry.update(
             (k, v)

@@ -577,3 +577,133 @@ usage_queries = st.lists(
     ),
     max_size=5,
 )
+
+# Responses (OpenAI) -------------------------------------------------------------------------
+
+response_text_parts = st.builds(lambda t: {"type": "input_text", "text": t}, words)
+response_images = st.builds(
+    lambda url, detail: {"type": "input_image", "image_url": url, "detail": detail},
+    image_urls,
+    st.sampled_from(("auto", "low", "high")),
+)
+
+
+def response_messages(model: str) -> st.SearchStrategy[dict[str, Any]]:
+    """A user (or system, developer) message item; the type may be left out."""
+    parts = response_text_parts | response_images
+    return st.builds(
+        lambda role, content, typed: (
+            {"role": role, "content": content} | ({"type": "message"} if typed else {})
+        ),
+        st.sampled_from(("user", "user", "system", "developer")),
+        words | st.lists(parts, min_size=1, max_size=3),
+        st.booleans(),
+    ).map(_text_only_unless_user)
+
+
+def _text_only_unless_user(item: dict[str, Any]) -> dict[str, Any]:
+    if item["role"] != "user" and isinstance(item["content"], list):
+        item["content"] = [p for p in item["content"] if p["type"] == "input_text"] or "hi"
+    return item
+
+
+@st.composite
+def response_tool_round(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A function call the model made (and maybe its text), and the call's output."""
+    call_id = "call_" + draw(st.text(string.ascii_letters + string.digits, min_size=1, max_size=8))
+    items: list[dict[str, Any]] = []
+    if draw(st.booleans()):
+        said = {"type": "output_text", "text": draw(words), "annotations": []}
+        items.append({"type": "message", "role": "assistant", "content": [said]})
+    arguments = json.dumps({"city": draw(words)})
+    items.append(
+        {"type": "function_call", "call_id": call_id, "name": draw(names), "arguments": arguments}
+    )
+    output = draw(words | st.lists(response_text_parts, min_size=1, max_size=2))
+    items.append({"type": "function_call_output", "call_id": call_id, "output": output})
+    return items
+
+
+@st.composite
+def response_inputs(draw: st.DrawFn, model: str) -> Any:
+    if draw(st.booleans()):
+        return draw(words)
+    items = [draw(response_messages(model))]
+    for _ in range(draw(st.integers(0, 2))):
+        if draw(st.booleans()):
+            items.extend(draw(response_tool_round()))
+        else:
+            items.append({"role": "assistant", "content": draw(words)})
+    return items
+
+
+def _response_tool(name: str, description: str, schema: Any, strict: bool) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "parameters": schema,
+        "strict": strict,
+    }
+
+
+response_tools = st.lists(
+    st.builds(_response_tool, names, words, schemas, st.booleans()),
+    min_size=1,
+    max_size=2,
+    unique_by=lambda tool: str(tool["name"]),
+)
+text_formats = st.sampled_from(
+    (
+        {"type": "text"},
+        {"type": "json_object"},
+        {"type": "json_schema", "name": "answer", "schema": WEATHER_SCHEMA},
+        {"type": "json_schema", "name": "answer", "strict": True, "schema": {"type": "object"}},
+    )
+)
+RESPONSES_OPTIONAL = {
+    "instructions": words,
+    "temperature": st.floats(0, 2),
+    "top_p": st.floats(0, 1),
+    "max_output_tokens": st.integers(16, 4096),
+    "user": words,
+    "metadata": st.dictionaries(st.text(string.ascii_lowercase, min_size=1, max_size=8), words),
+    "reasoning": st.fixed_dictionaries(
+        {},
+        optional={
+            "effort": st.sampled_from(("minimal", "low", "medium", "high")),
+            "summary": st.sampled_from(("auto", "concise", "detailed")),
+        },
+    ),
+    "text": st.fixed_dictionaries({}, optional={"format": text_formats}),
+    "parallel_tool_calls": st.booleans(),
+    "store": st.booleans(),
+    "include": st.just(["reasoning.encrypted_content"]),
+    "prompt_cache_key": words,
+    "truncation": st.sampled_from(("auto", "disabled")),
+}
+
+
+@st.composite
+def responses_requests(draw: st.DrawFn, model: str, stream: bool) -> dict[str, Any]:
+    """A valid Responses request (per the OpenAI reference)."""
+    body: dict[str, Any] = {"model": model, "input": draw(response_inputs(model))}
+    body |= draw(st.fixed_dictionaries({}, optional=RESPONSES_OPTIONAL))
+    if draw(st.booleans()):
+        body["tools"] = draw(response_tools)
+        named = {"type": "function", "name": body["tools"][0]["name"]}
+        choice = draw(st.sampled_from(("auto", "none", "required", named, None)))
+        if choice is not None:
+            body["tool_choice"] = choice
+        if draw(st.booleans()):
+            body["tools"].append({"type": "web_search"})  # hosted: left out
+    if stream or draw(st.booleans()):
+        body["stream"] = stream
+    return body
+
+
+response_ids = st.one_of(
+    st.just("resp_" + "0" * 48),
+    st.text(string.hexdigits.lower()[:16], min_size=48, max_size=48).map(lambda h: "resp_" + h),
+    path_ids,
+)

@@ -238,7 +238,14 @@ async def test_default_roster_is_the_whole_catalog_in_catalog_order_uncapped(
         {"id": model_id, "quota_used_usd": 0.0, "quota_cap_usd": None}
         for model_id in ctx.catalog.ids
     ]
-    assert [m["id"] for m in models] == ["claude-sonnet-4-6", "gpt-5-4", "gemini-3-1-pro", "mock"]
+    assert [m["id"] for m in models] == [
+        "claude-sonnet-4-6",
+        "gpt-5-4",
+        "gemini-3-1-pro",
+        "mock",
+        "text-embedding-3-small",
+        "gemini-embedding-001",
+    ]
 
 
 async def test_restricted_roster_shows_only_its_models_in_catalog_order_with_caps(
@@ -288,7 +295,14 @@ async def test_quota_used_counts_this_key_and_model_only(
         for m in (await client.get(ACCOUNT, headers=bearer(key))).json()["allowed_models"]
     }
 
-    assert used == {"claude-sonnet-4-6": 0.0, "gpt-5-4": 2.0, "gemini-3-1-pro": 0.0, "mock": 0.0}
+    assert used == {
+        "claude-sonnet-4-6": 0.0,
+        "gpt-5-4": 2.0,
+        "gemini-3-1-pro": 0.0,
+        "mock": 0.0,
+        "text-embedding-3-small": 0.0,
+        "gemini-embedding-001": 0.0,
+    }
 
 
 @pytest.mark.parametrize(

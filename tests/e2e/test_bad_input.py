@@ -94,6 +94,34 @@ CASES = [
         "system.0.text",
     ),
     ("/v1/messages", {"model": "mock", "messages": HI, "max_tokens": "10"}, "max_tokens"),
+    ("/v1/responses", {"model": "mock", "input": [1]}, "input[0]"),
+    ("/v1/responses", {"model": "claude-sonnet-4-6", "input": "Hi", "top_p": "x"}, "top_p"),
+    ("/v1/responses", {"model": "gpt-5-4", "input": "Hi", "max_output_tokens": 5}, None),
+    ("/v1/responses", {"model": "gpt-5-4", "input": "Hi", "background": True}, "background"),
+    (
+        "/v1/responses",
+        {"model": "mock", "input": [{"type": "item_reference", "id": "msg_1"}]},
+        "input[0].type",
+    ),
+    (
+        "/v1/responses",
+        {"model": "gemini-3-1-pro", "input": "Hi", "tools": [{"type": "custom", "name": "x"}]},
+        "tools[0].type",  # valid, but only an OpenAI model runs custom tools
+    ),
+    (
+        "/v1/responses",
+        {
+            "model": "claude-sonnet-4-6",
+            "input": [
+                {
+                    "type": "function_call_output",
+                    "call_id": "c",
+                    "output": [{"type": "input_image", "image_url": "https://x.example"}],
+                }
+            ],
+        },
+        "input[0].output",
+    ),
 ]
 
 

@@ -111,6 +111,7 @@ def _model_call(route: str, valid: Callable[[str, bool], st.SearchStrategy[Any]]
 model_calls = st.one_of(
     _model_call("POST /v1/chat/completions", b.chat_requests),
     _model_call("POST /v1/messages", b.messages_requests),
+    _model_call("POST /v1/responses", b.responses_requests),
 )
 
 
@@ -136,6 +137,8 @@ model_ids = st.sampled_from(b.MODELS) | b.path_ids
 key_calls = st.one_of(
     _call("GET /v1/models", "/v1/models"),
     _call("GET /v1/models/{id}", _under("/v1/models", model_ids)),
+    _call("GET /v1/responses/{id}", _under("/v1/responses", b.response_ids)),
+    _call("DELETE /v1/responses/{id}", _under("/v1/responses", b.response_ids)),
     _call("GET /api/v1/me/account", _with_query("/api/v1/me/account", b.usage_queries)),
     _call("GET /api/v1/me/usage", _with_query("/api/v1/me/usage", b.usage_queries)),
     _call("GET /api/v1/me/notifications", "/api/v1/me/notifications"),
@@ -295,6 +298,23 @@ def messages_stream_problems(answer: Answer) -> list[str]:
     return problems
 
 
+def responses_stream_problems(answer: Answer) -> list[str]:
+    events = [(name, loads(data)) for name, data in sse(answer.raw)]
+    if not events:
+        return ["the stream carries no events"]
+    problems = [
+        f"event {name!r} carries {data!r:.100}"
+        for name, data in events
+        if not isinstance(data, dict) or data.get("type") != name
+    ]
+    last = events[-1][0]
+    if last not in ("response.completed", "response.incomplete", "error"):
+        problems.append(f"the stream ends with {last!r}, not response.completed")
+    for _, data in events:
+        problems += schema_errors("ResponseStreamEvent", data)
+    return problems
+
+
 def message_problems(message: Any, *, streamed: bool = False) -> list[str]:
     if not isinstance(message, dict):
         return ["the answer is not a Message object"]
@@ -333,6 +353,12 @@ def success_problems(call: Call, answer: Answer) -> list[str]:
         return problems
     if call.route == "POST /v1/messages":
         return messages_stream_problems(answer) if streamed else message_problems(answer.json())
+    if call.route == "POST /v1/responses":
+        if streamed:
+            return responses_stream_problems(answer)
+        return schema_errors("Response", answer.json())
+    if call.route == "GET /v1/responses/{id}":
+        return schema_errors("Response", answer.json())
     if call.route == "GET /v1/models":
         return schema_errors("ListModelsResponse", answer.json())
     if call.route == "GET /v1/models/{id}":

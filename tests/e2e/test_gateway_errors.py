@@ -122,7 +122,7 @@ async def test_a_revoked_key_can_no_longer_list_models(
     ctx: Context, base_url: str, ada: dict[str, Any]
 ) -> None:
     async with openai_sdk(base_url, ada["key"]) as client:
-        assert len((await client.models.list()).data) == 4  # cached from here on
+        assert len((await client.models.list()).data) == 6  # cached from here on
         await keys.revoke(ctx, ada["id"])
         with pytest.raises(openai.AuthenticationError) as refused:
             await client.models.list()

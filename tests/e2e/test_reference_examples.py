@@ -125,6 +125,8 @@ def test_curl_example_and_x_api_key(low_balance_key: str, server: str) -> None:
         "gpt-5-4",
         "gemini-3-1-pro",
         "mock",
+        "text-embedding-3-small",
+        "gemini-embedding-001",
     ]
     assert body["org"]["name"] == "Dosia AI" and body["org"]["role"] == "admin"
 

@@ -19,7 +19,7 @@ from tests.openai_schema import assert_valid
 HI = [{"role": "user", "content": "Hi"}]
 RECORD_FIELDS = {
     "id", "key_id", "model", "provider", "input_tokens", "output_tokens", "cached_tokens",
-    "cost_usd", "status", "http_status", "stream", "latency_ms", "created_at",
+    "cost_usd", "status", "http_status", "stream", "latency_ms", "created_at", "request_id",
 }  # fmt: skip
 
 

@@ -140,7 +140,7 @@ async def test_csv_lists_the_page_of_calls_with_a_header_and_the_next_cursor(
     assert [r["id"] for r in rows] == [r["id"] for r in as_json[:3]]
     assert rows[0].keys() == {
         "id", "created_at", "key_id", "model", "provider", "status", "http_status", "stream",
-        "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "latency_ms",
+        "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "latency_ms", "request_id",
     }  # fmt: skip
     for row, record in zip(rows, as_json, strict=False):
         assert micros(row["cost_usd"]) == micros(record["cost_usd"])

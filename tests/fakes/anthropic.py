@@ -1,5 +1,6 @@
 """A fake Anthropic Messages API (POST /v1/messages) in the real wire format: Message
-objects, the named SSE event sequence with a ping, and `{"type": "error", "error": ...}`.
+objects, the named SSE event sequence with a ping, and `{"type": "error", "error": ...}`;
+and its token count (POST /v1/messages/count_tokens: the script's `input_tokens`).
 
 Usage follows the script: `input_tokens` counts every prompt token, so the fake reports
 `input_tokens - cached_tokens` uncached and `cached_tokens` as cache_read_input_tokens,
@@ -42,11 +43,7 @@ def routes(fake: FakeUpstream) -> list[web.RouteDef]:
         body = await fake.record(request)
         script = fake.script
         if script.status != 200:
-            error = {
-                "type": ERROR_TYPES.get(script.status, "api_error"),
-                "message": script.error_message,
-            }
-            return web.json_response({"type": "error", "error": error}, status=script.status)
+            return error_response(fake)
         check(body)
         if body.get("stream"):
             return await _stream(fake, request, body)
@@ -54,7 +51,30 @@ def routes(fake: FakeUpstream) -> list[web.RouteDef]:
             return web.json_response({"completion": "not a Message"})
         return web.json_response(_message(fake, body))
 
-    return [web.post("/v1/messages", messages)]
+    async def count_tokens(request: web.Request) -> web.StreamResponse:
+        body = await fake.record(request)
+        if fake.script.status != 200:
+            return error_response(fake)
+        if not isinstance(body.get("model"), str) or not isinstance(body.get("messages"), list):
+            raise Unreadable("model and messages: Field required")
+        for name in ("max_tokens", "stream"):  # generation settings: not count_tokens's
+            if name in body:
+                raise Unreadable(f"{name}: Extra inputs are not permitted")
+        if fake.script.malformed:
+            return web.json_response({"input_tokens": "many"})
+        return web.json_response({"input_tokens": fake.script.input_tokens})
+
+    return [
+        web.post("/v1/messages", messages),
+        web.post("/v1/messages/count_tokens", count_tokens),
+    ]
+
+
+def error_response(fake: FakeUpstream) -> web.Response:
+    """Anthropic's error body for the script's status."""
+    status = fake.script.status
+    error = {"type": ERROR_TYPES.get(status, "api_error"), "message": fake.script.error_message}
+    return web.json_response({"type": "error", "error": error}, status=status)
 
 
 @asynccontextmanager

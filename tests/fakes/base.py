@@ -70,6 +70,9 @@ class FakeUpstream:
     url: str = ""
     # Set when a streaming response was abandoned by its client (cancellation reached it).
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    # Scripts for the next requests, one each, in order (a tool call, then the answer to
+    # its result); once they are used up, `script` stays the last one.
+    queue: list[Script] = field(default_factory=list)
 
     async def record(self, request: web.Request) -> dict[str, Any]:
         """The request's JSON object, recorded; `Unreadable` if it is not one."""
@@ -81,6 +84,8 @@ class FakeUpstream:
             raise Unreadable("the request body must be a JSON object")
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        if self.queue:
+            self.script = self.queue.pop(0)
         self.paths.append(request.path_qs)
         if self.script.delay:
             await asyncio.sleep(self.script.delay)

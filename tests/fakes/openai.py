@@ -1,13 +1,17 @@
 """A fake OpenAI Chat Completions server, speaking the real wire format: `POST
-/v1/chat/completions`, JSON or SSE (`data: {...}` events, `data: [DONE]`), usage in the
-stream only when `stream_options.include_usage` asks for it, errors as
-`{"error": {"message", "type", "param", "code"}}`. A request it cannot read is a 400 the
-way OpenAI words it (`invalid_type`, naming the param), never a crash.
+/v1/chat/completions` (and the Responses API's `POST /v1/responses`, below), JSON or SSE
+(`data: {...}` events, `data: [DONE]`), usage in the stream only when
+`stream_options.include_usage` asks for it, errors as `{"error": {"message", "type",
+"param", "code"}}`. A request it cannot read is a 400 the way OpenAI words it
+(`invalid_type`, naming the param), never a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import struct
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,7 +39,11 @@ def routes(fake: FakeUpstream) -> list[web.RouteDef]:
             return await _stream(request, fake, body)
         return web.json_response(completion(fake, body))
 
-    return [web.post("/v1/chat/completions", chat_completions)]
+    return [
+        web.post("/v1/chat/completions", chat_completions),
+        *responses_routes(fake),
+        *embeddings_routes(fake),
+    ]
 
 
 @asynccontextmanager
@@ -179,3 +187,249 @@ def _header(body: dict[str, Any], kind: str) -> dict[str, Any]:
         "created": int(time.time()),
         "model": body.get("model", "fake-model"),
     }
+
+
+# The Responses API (POST /v1/responses) ----------------------------------------------------
+# Answers as OpenAI does: a Response object, or its typed SSE events (`event:` and `data:`
+# lines, `sequence_number` on each) through response.completed with the usage. A request with
+# `reasoning` gets a reasoning item first (its encrypted content if `include` asks for it),
+# and REASONING_TOKENS of the output tokens are reported as reasoning: part of output_tokens.
+
+REASONING_TOKENS = 3
+
+
+def responses_routes(fake: FakeUpstream) -> list[web.RouteDef]:
+    async def create_response(request: web.Request) -> web.StreamResponse:
+        body = await fake.record(request)
+        if fake.script.status >= 300:
+            return web.json_response(error_body(fake), status=fake.script.status)
+        check_response_request(body)
+        if fake.script.malformed:
+            return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
+        if body.get("stream"):
+            return await _response_stream(request, fake, body)
+        return web.json_response(response_object(fake, body, _output(fake, body)))
+
+    return [web.post("/v1/responses", create_response)]
+
+
+def check_response_request(body: dict[str, Any]) -> None:
+    """What OpenAI refuses among the fields this fake reads."""
+    if not isinstance(body.get("model"), str):
+        raise Unreadable("you must provide a model parameter", "model")
+    if not isinstance(body.get("input"), str | list):
+        raise Unreadable("Invalid type for 'input': expected a string or an array.", "input")
+    _typed(body, "stream", bool, "a boolean")
+    _typed(body, "store", bool, "a boolean")
+    limit = body.get("max_output_tokens")
+    if limit is not None and (not isinstance(limit, int) or limit < 16):
+        message = f"Invalid 'max_output_tokens': integer below minimum value 16 ({limit})."
+        raise Unreadable(message, "max_output_tokens")
+
+
+def response_usage(fake: FakeUpstream, body: dict[str, Any]) -> dict[str, Any]:
+    s = fake.script
+    reasoning = min(REASONING_TOKENS, s.output_tokens) if body.get("reasoning") else 0
+    return {
+        "input_tokens": s.input_tokens,
+        "input_tokens_details": {"cached_tokens": s.cached_tokens, "cache_write_tokens": 0},
+        "output_tokens": s.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": s.input_tokens + s.output_tokens,
+    }
+
+
+def response_object(
+    fake: FakeUpstream,
+    body: dict[str, Any],
+    output: list[dict[str, Any]],
+    status: str = "completed",
+    *,
+    usage: bool = True,
+) -> dict[str, Any]:
+    text = body.get("text") or {}
+    out: dict[str, Any] = {
+        "id": "resp_fake0001",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "background": False,
+        "completed_at": int(time.time()) if status == "completed" else None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": None,
+        "model": body["model"],
+        "output": output,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "reasoning": {"effort": (body.get("reasoning") or {}).get("effort"), "summary": None},
+        "service_tier": "default",
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": {"format": text.get("format") or {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools", []),
+        "top_p": body.get("top_p", 1.0),
+        "truncation": "disabled",
+        "metadata": body.get("metadata") or {},
+    }
+    if usage and not fake.script.omit_usage:
+        out["usage"] = response_usage(fake, body)
+    return out
+
+
+def _output(fake: FakeUpstream, body: dict[str, Any]) -> list[dict[str, Any]]:
+    items = []
+    if body.get("reasoning"):
+        items.append(_reasoning_item(body))
+    if fake.script.tool_call:
+        name, arguments = fake.script.tool_call
+        items.append(_call_item(name, orjson.dumps(arguments).decode(), "completed"))
+    else:
+        items.append(_message_item(fake.script.text, "completed"))
+    return items
+
+
+def _reasoning_item(body: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": "rs_fake0001", "type": "reasoning", "summary": []}
+    if "reasoning.encrypted_content" in (body.get("include") or ()):
+        item["encrypted_content"] = "gAAAAfakeencryptedreasoning"
+    return item
+
+
+def _message_item(text: str, status: str) -> dict[str, Any]:
+    part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+    return {
+        "id": "msg_fake0001",
+        "type": "message",
+        "role": "assistant",
+        "status": status,
+        "content": [part] if status == "completed" else [],
+    }
+
+
+def _call_item(name: str, arguments: str, status: str) -> dict[str, Any]:
+    return {
+        "id": "fc_fake0001",
+        "type": "function_call",
+        "status": status,
+        "call_id": "call_fake0001",
+        "name": name,
+        "arguments": arguments,
+    }
+
+
+async def _response_stream(
+    request: web.Request, fake: FakeUpstream, body: dict[str, Any]
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    sequence = 0
+
+    async def send(kind: str, **fields: Any) -> None:
+        nonlocal sequence
+        event = {"type": kind, "sequence_number": sequence, **fields}
+        sequence += 1
+        frame = f"event: {kind}\ndata: ".encode() + orjson.dumps(event) + b"\n\n"
+        await response.write(frame)
+
+    started = response_object(fake, body, [], "in_progress", usage=False)
+    await send("response.created", response=started)
+    await send("response.in_progress", response=started)
+    output = _output(fake, body)
+    for index, item in enumerate(output):
+        if item["type"] == "reasoning":
+            await send("response.output_item.added", output_index=index, item=item)
+            await send("response.output_item.done", output_index=index, item=item)
+        elif item["type"] == "function_call":
+            added = {**item, "arguments": "", "status": "in_progress"}
+            await send("response.output_item.added", output_index=index, item=added)
+            at = {"item_id": item["id"], "output_index": index}
+            pieces = fake.split(item["arguments"])
+            for piece in pieces[: fake.script.stall_after_chunks]:
+                await send("response.function_call_arguments.delta", delta=piece, **at)
+            if fake.script.stall_after_chunks is not None:
+                await stall(request, fake)
+                return response
+            done = {"name": item["name"], "arguments": item["arguments"]}
+            await send("response.function_call_arguments.done", **done, **at)
+            await send("response.output_item.done", output_index=index, item=item)
+        else:
+            opening = _message_item("", "in_progress")
+            await send("response.output_item.added", output_index=index, item=opening)
+            at = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            await send("response.content_part.added", part=empty, **at)
+            for piece in fake.split()[: fake.script.stall_after_chunks]:
+                await send("response.output_text.delta", delta=piece, logprobs=[], **at)
+            if fake.script.stall_after_chunks is not None:
+                await stall(request, fake)
+                return response
+            text = fake.script.text
+            await send("response.output_text.done", text=text, logprobs=[], **at)
+            await send("response.content_part.done", part=item["content"][0], **at)
+            await send("response.output_item.done", output_index=index, item=item)
+    await send("response.completed", response=response_object(fake, body, output))
+    await response.write_eof()
+    return response
+
+
+# Embeddings (POST /v1/embeddings) ----------------------------------------------------------
+# Answers as OpenAI does: a list of `embedding` objects, float vectors or, for
+# `encoding_format: "base64"`, little-endian float32 in base64, and `usage` (the script's
+# input_tokens; none with `omit_usage`). A vector is EMBEDDING_SIZE long unless `dimensions`
+# asks, a pure function of its input, and exact in float32 (so base64 loses nothing).
+
+EMBEDDING_SIZE = 8
+
+
+def embeddings_routes(fake: FakeUpstream) -> list[web.RouteDef]:
+    async def create_embeddings(request: web.Request) -> web.StreamResponse:
+        body = await fake.record(request)
+        script = fake.script
+        if script.status >= 300:
+            return web.json_response(error_body(fake), status=script.status)
+        inputs = embedding_inputs(body)
+        if script.malformed:
+            return web.json_response({"object": "list", "data": "not a list of embeddings"})
+        size = body.get("dimensions") or EMBEDDING_SIZE
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encoded(vector(item, size), body)}
+            for i, item in enumerate(inputs)
+        ]
+        out: dict[str, Any] = {"object": "list", "data": data, "model": body["model"]}
+        if not script.omit_usage:
+            used = script.input_tokens
+            out["usage"] = {"prompt_tokens": used, "total_tokens": used}
+        return web.json_response(out)
+
+    return [web.post("/v1/embeddings", create_embeddings)]
+
+
+def embedding_inputs(body: dict[str, Any]) -> list[Any]:
+    """The request's inputs, or what OpenAI says of a request that has none it can read."""
+    if not isinstance(body.get("model"), str):
+        raise Unreadable("you must provide a model parameter", "model")
+    _typed(body, "dimensions", int, "an integer")
+    value = body.get("input")
+    if isinstance(value, str) and value:
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, str | list) for v in value):
+        return value
+    raise Unreadable("'input' is invalid: expected a string or an array of them", "input")
+
+
+def vector(item: str | list[int], size: int) -> list[float]:
+    """The fake's embedding of one input: multiples of 1/256, exact in float32."""
+    digest = hashlib.sha256(orjson.dumps(item)).digest()
+    return [(digest[i % len(digest)] - 128) / 256 for i in range(size)]
+
+
+def _encoded(values: list[float], body: dict[str, Any]) -> list[float] | str:
+    if body.get("encoding_format") != "base64":
+        return values
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()

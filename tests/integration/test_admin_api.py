@@ -293,6 +293,8 @@ async def test_create_key_defaults(admin: Admin) -> None:
         "gpt-5-4",
         "gemini-3-1-pro",
         "mock",
+        "text-embedding-3-small",
+        "gemini-embedding-001",
     ]
     assert all(m["quota_cap_usd"] is None for m in created["models"])
 

@@ -636,7 +636,8 @@ def test_messages_tool_choice(choice: dict[str, Any], expected: dict[str, Any]) 
     [
         ({"model": "m"}, "messages"),
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "system", "content": "x"}]}, "role"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "role"),
+        ({"messages": [{"role": "system", "content": [{"type": "image"}]}]}, "only text"),
         ({"messages": [{"role": "user", "content": 42}]}, "content"),
         (
             {"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]},

@@ -3,7 +3,6 @@ the actor of the audit log), USD parsing, and ids taken from the path."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Annotated
@@ -17,18 +16,15 @@ from bytespike.db.metadata import MAX_ID, stored_id
 from bytespike.errors import InvalidRequest, NotFound
 from bytespike.money import MoneyError, parse_usd
 
-# A client's own request id is kept if it looks like one; otherwise a new one is made.
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-
 
 async def require_admin(request: Request) -> AsyncIterator[Context]:
     """The context, for a caller with the admin token (api/guard.py has checked it already,
     before the body; checking again costs nothing and keeps the route safe on its own).
-    Changes made by the route are audited as the admin API's, under the request's id."""
+    Changes made by the route are audited as the admin API's, under the request's id (the
+    one its response and log lines carry: bytespike/request_ids.py)."""
     ctx: Context = request.app.state.ctx
     auth.require_admin_token(request, ctx.settings.admin_token)
-    given = request.headers.get("x-request-id", "")
-    with audit.acting("admin-api", given if _REQUEST_ID.fullmatch(given) else None):
+    with audit.acting("admin-api", request.scope.get("state", {}).get("request_id")):
         yield ctx
 
 

@@ -1,4 +1,5 @@
-"""Who is calling: the key from `Authorization: Bearer` or `x-api-key`, then the gate every
+"""Who is calling: the key from `Authorization: Bearer` or `x-api-key` (on Gemini's routes
+also `x-goog-api-key` or `?key=`, as Google's SDKs send it), then the gate every
 key-authenticated route passes: resolve the key (401), count it against its limit (429),
 refuse keys of paused orgs (403)."""
 
@@ -18,6 +19,9 @@ from bytespike.ratelimit.base import RateLimiter
 
 # Far longer than any real key; anything longer is garbage and is not even hashed.
 _MAX_CREDENTIAL = 256
+# Where Google's ways of sending a key are taken: Gemini's routes (proxy/gemini_routes.py).
+# A key in a query string ends up in proxies' access logs, so nowhere else.
+_GOOGLE_PATHS = ("/v1beta/models", "/v1/models")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,10 @@ def presented_key(request: Request) -> str:
     api_key = request.headers.get("x-api-key")
     if api_key is not None and api_key.strip():
         return _bounded(api_key.strip())
+    if request.url.path.startswith(_GOOGLE_PATHS):
+        google = request.headers.get("x-goog-api-key") or request.query_params.get("key")
+        if google is not None and google.strip():
+            return _bounded(google.strip())
     if authorization is not None:
         raise AuthenticationError("Authorization header must be 'Bearer <API key>'")
     raise AuthenticationError(
@@ -59,6 +67,8 @@ async def admit(request: Request, key: KeyRecord, limiter: RateLimiter) -> dict[
     the rate-limit headers every answer carries."""
     decision = await limiter.hit(f"key:{key.id}", key.rate_limit)
     headers = decision.headers()
+    # For routes that tell it in their provider's own words (proxy/messages.py), refusals too.
+    request.scope.setdefault("state", {})["rate_decision"] = decision
     if not decision.allowed:
         raise RateLimited(
             f"rate limit of {key.rate_limit} requests per minute reached; "

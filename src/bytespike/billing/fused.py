@@ -107,9 +107,10 @@ WITH pending AS (
 ), record AS (
     INSERT INTO usage_records (wallet_id, key_id, hold_id, model, provider, input_tokens,
                                output_tokens, cached_tokens, cost_micros, status, http_status,
-                               stream, latency_ms, created_at)
+                               stream, latency_ms, created_at, request_id)
     SELECT w.id, h.key_id, :hold, h.model, :provider, :input_tokens, :output_tokens,
-           :cached_tokens, :cost, :status, :http_status, :stream, :latency_ms, :now
+           :cached_tokens, :cost, :status, :http_status, :stream, :latency_ms, :now,
+           :request_id
     FROM w, h
 ), daily AS (
     INSERT INTO usage_daily (day, wallet_id, key_id, model, requests, input_tokens,
@@ -137,6 +138,7 @@ SELECT (SELECT w.id FROM w)
         sa.bindparam("http_status", type_=sa.Integer),
         sa.bindparam("stream", type_=sa.Boolean),
         sa.bindparam("latency_ms", type_=sa.Integer),
+        sa.bindparam("request_id", type_=sa.String),
         sa.bindparam("now", type_=sa.DateTime(timezone=True)),
         sa.bindparam("day", type_=sa.Date),
     )
@@ -169,7 +171,7 @@ def reserve_params(
 # The usage record's columns SETTLE takes as they are; the rest come from the hold.
 _RECORDED = (
     "provider", "input_tokens", "output_tokens", "cached_tokens", "status", "http_status",
-    "stream", "latency_ms",
+    "stream", "latency_ms", "request_id",
 )  # fmt: skip
 
 

@@ -131,6 +131,7 @@ class Outcome:
     stream: bool
     latency_ms: int
     provider: str
+    request_id: str | None = None  # the HTTP request's (bytespike/request_ids.py)
 
 
 async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
@@ -379,6 +380,7 @@ def _record(
         stream=outcome.stream,
         latency_ms=outcome.latency_ms,
         now=now,
+        request_id=outcome.request_id,
     )
 
 

@@ -1,8 +1,13 @@
 """POST /v1/messages: the Anthropic Messages API, metered, for any provider.
 
 A provider that speaks Messages itself (the NativeMessages capability) gets the request
-untranslated (nothing lost, the client's `anthropic-beta` header included); any other gets
-it translated into the OpenAI shape every provider speaks, and its answer translated back.
+untranslated (nothing lost, the client's `anthropic-beta` header included) but for system
+items inside `messages`, moved into the top-level `system`; any other gets it translated
+into the OpenAI shape every provider speaks, and its answer translated back (reasoning it
+reports as thinking blocks, when the client asked to see its thinking).
+
+Every answer carries Anthropic's rate-limit headers (`anthropic_ratelimit`) besides the
+gateway's own.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from bytespike.proxy import errors, pipeline, streaming, validation
 from bytespike.proxy.messages_schema import MessagesRequest
 from bytespike.proxy.pipeline import Answer, CallSpec, Exchange, Failure
 from bytespike.proxy.streaming import Meter
+from bytespike.ratelimit.base import Decision
 from bytespike.translate import anthropic as translate
+from bytespike.translate import messages_request, messages_system
 from bytespike.upstream.base import (
     JSONObject,
     NativeMessages,
@@ -49,19 +56,29 @@ class Messages:
         self, spec: CallSpec, model: Model, provider: Provider, request: Request
     ) -> Exchange:
         if isinstance(provider, NativeMessages):
-            upstream = dict(spec.body, model=model.upstream_model)
+            upstream = dict(messages_system.hoisted(spec.body), model=model.upstream_model)
             prepared = Prepared(model.upstream_model, upstream, limit_at=("max_tokens",))
             beta = request.headers.get("anthropic-beta")
             return _Native(provider, prepared, model.id, beta)
         translated = translate.messages_request_to_openai(spec.body)
         translated["model"] = model.upstream_model
-        return _Translated(provider, provider.prepare(translated), model.id)
+        thinking = messages_request.shows_thinking(spec.body)
+        return _Translated(provider, provider.prepare(translated), model.id, thinking)
 
     def error(self, failure: Failure, headers: dict[str, str] | None) -> Response:
         return errors.anthropic_response(failure, headers)
 
 
 FORMAT = Messages()
+
+
+def anthropic_ratelimit(request: Request, response: Response) -> Response:
+    """`response` with Anthropic's rate-limit headers, from the key's limiter decision (none
+    on a refusal that came before the key was known)."""
+    decision = request.scope.get("state", {}).get("rate_decision")
+    if isinstance(decision, Decision):
+        response.headers.update(decision.anthropic_headers())
+    return response
 
 
 def _error_event(failure: UpstreamFailure) -> bytes:
@@ -104,17 +121,18 @@ class _Translated:
     provider: Provider
     request: Prepared
     model_id: str
+    thinking: bool  # the client asked to see the model's thinking
     translator: translate.OpenAIStreamToMessages = field(init=False)
 
     def __post_init__(self) -> None:
-        self.translator = translate.OpenAIStreamToMessages(self.model_id)
+        self.translator = translate.OpenAIStreamToMessages(self.model_id, thinking=self.thinking)
 
     async def complete(self, max_tokens: int) -> Answer:
         usage = None
         try:
             completion = await self.provider.send(self.request.limit(max_tokens))
             usage = usage_from_openai(completion.get("usage"))
-            message = translate.openai_to_message(completion, self.model_id)
+            message = translate.openai_to_message(completion, self.model_id, thinking=self.thinking)
         except UpstreamFailure as failure:
             # An answer we cannot translate is a failure, but its reported usage is owed.
             failure.usage = failure.usage or usage

@@ -118,7 +118,9 @@ Block = Annotated[
 
 
 class MessageParam(Schema):
-    role: Literal["user", "assistant"]
+    # "system" inside `messages` is not in the public reference, but Claude Code sends it
+    # (under a beta); each provider gets it where it takes system text (proxy/messages.py).
+    role: Literal["user", "assistant", "system"]
     content: str | list[Block]
 
 
@@ -153,8 +155,14 @@ class ToolChoice(Schema):
 
 
 class Thinking(Schema):
-    type: Literal["enabled", "disabled", "adaptive"]
+    type: Literal["enabled", "disabled", "adaptive", "between_tools"]
     budget_tokens: int | None = Field(default=None, ge=1)
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class OutputConfig(Schema):
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: dict[str, Any] | None = None
 
 
 class Metadata(Schema):
@@ -174,4 +182,5 @@ class MessagesRequest(Schema):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
+    output_config: OutputConfig | None = None
     metadata: Metadata | None = None

@@ -1,4 +1,5 @@
-"""GET /v1/models: the OpenAI model list, only what this key may call, with prices."""
+"""GET /v1/models: the OpenAI model list, only what this key may call, with prices; in
+Anthropic's shape for requests with an `anthropic-version` header (anthropic_models.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from bytespike.api.responses import JSON
 from bytespike.catalog import Model
 from bytespike.errors import ModelNotFound
 from bytespike.keys import service as keys
+from bytespike.proxy import anthropic_models
 from bytespike.proxy.pipeline import Gateway
 
 # The catalog has no release dates; a fixed epoch keeps listings stable (OpenAI requires one).
@@ -43,6 +45,9 @@ async def _allowed(gw: Gateway, request: Request) -> tuple[list[Model], dict[str
 
 async def list_models(gw: Gateway, request: Request) -> Response:
     models, headers = await _allowed(gw, request)
+    if anthropic_models.wanted(request):
+        listing = anthropic_models.page(models, request.query_params, CREATED)
+        return JSON(listing, headers=headers)
     return JSON({"object": "list", "data": [entry(m) for m in models]}, headers=headers)
 
 
@@ -50,5 +55,7 @@ async def get_model(gw: Gateway, request: Request, model_id: str) -> Response:
     models, headers = await _allowed(gw, request)
     for model in models:
         if model.id == model_id:
-            return JSON(entry(model), headers=headers)
+            wanted = anthropic_models.wanted(request)
+            shown = anthropic_models.entry(model, CREATED) if wanted else entry(model)
+            return JSON(shown, headers=headers)
     raise ModelNotFound(f"the model {model_id!r} does not exist")

@@ -2,8 +2,11 @@
 validate the body → route → translate → hold → send → settle (or release).
 
 Each client API is a `Format` (proxy/chat.py for OpenAI Chat Completions, proxy/messages.py
-for Anthropic Messages): it parses and checks the body into a `CallSpec`, translates it
-into an `Exchange` for the chosen provider, and renders errors in its own envelope.
+for Anthropic Messages, proxy/responses.py for OpenAI Responses...): it parses and checks
+the body into a `CallSpec`, translates it into an `Exchange` for the chosen provider, and
+renders errors in its own envelope. A format that continues stored conversations
+(`Recalling`) adds them to the spec before the hold; an exchange that stores its result
+(`Keeping`) does so once the call has settled.
 
 Failure policy: any refusal before the hold costs nothing, and every way a body can be
 wrong is found before it: the body is parsed, checked and translated first. After the
@@ -20,7 +23,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -73,6 +76,9 @@ class CallSpec:
     max_tokens: int | None  # the client's output limit, if it gave one
     input_tokens: int  # upper bound of the prompt, over every byte the upstream may bill
     body: JSONObject  # as the client sent it
+    # Inputs the body names without carrying them (a file by URI, a cached prompt): each may
+    # be as long as the model's context window, which the hold adds for each.
+    referenced: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +100,8 @@ class Exchange(streaming.Framer[Any], Protocol):
 
 
 class Format(Protocol):
-    """A client API: its body's checks, its translations, its error envelope."""
+    """A client API: its body's checks, its translations, its error envelope. One for
+    embedding models says so with `kind = "embedding"` (check_kind)."""
 
     def parse(self, body: JSONObject) -> CallSpec:
         """The call the body asks for, or InvalidRequest naming the field at fault."""
@@ -109,6 +116,24 @@ class Format(Protocol):
     def error(self, failure: Failure, headers: dict[str, str] | None) -> Response: ...
 
 
+@runtime_checkable
+class Recalling(Protocol):
+    """Optional, on a Format: a request may continue a conversation the gateway stored
+    (the Responses API's previous_response_id)."""
+
+    async def recall(self, gw: Gateway, key: CachedKey, spec: CallSpec) -> CallSpec:
+        """`spec` with the stored conversation in its body and its bound, or 404."""
+        ...
+
+
+@runtime_checkable
+class Keeping(Protocol):
+    """Optional, on an Exchange: something it stores once the call has settled (a stored
+    response)."""
+
+    async def keep(self, gw: Gateway, key: CachedKey) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted:
     key: CachedKey
@@ -116,13 +141,15 @@ class Admitted:
     provider: Provider
     headers: dict[str, str]  # rate-limit headers, sent on every answer
     started: float
+    request_id: str | None = None  # recorded on the usage record (bytespike/request_ids.py)
 
 
-async def run(gw: Gateway, fmt: Format, request: Request) -> Response:
+async def run(gw: Gateway, fmt: Format, request: Request, *, model: str | None = None) -> Response:
     """A metered call in `fmt`, its refusals in `fmt`'s envelope; once the key has been
-    counted against its rate limit, every answer carries the rate-limit headers."""
+    counted against its rate limit, every answer carries the rate-limit headers. `model`:
+    the model the path names (Gemini's `models/{model}:method`), else the body's."""
     try:
-        return await _run(gw, fmt, request)
+        return await _run(gw, fmt, request, model)
     except BytespikeError as exc:
         await _count_refusal(gw, request, exc)
         return fmt.error(exc, request.scope.get("state", {}).get("rate_headers"))
@@ -132,16 +159,29 @@ async def run(gw: Gateway, fmt: Format, request: Request) -> Response:
         return fmt.error(failure, request.scope.get("state", {}).get("rate_headers"))
 
 
-async def _run(gw: Gateway, fmt: Format, request: Request) -> Response:
+async def _run(gw: Gateway, fmt: Format, request: Request, named: str | None) -> Response:
     started = time.perf_counter()
     key = await admit(gw, request)  # 401 → 429 → 403, before the body is read
     body = await read_body(gw, request)  # 413, 408, 400 (not a JSON object)
-    model = route(gw, key, body.get("model"))  # 400, 404, 403
+    model = route(gw, key, body.get("model") if named is None else named)  # 400, 404, 403
+    check_kind(fmt, model)  # 400: an embedding model on a chat route, or the reverse
     spec = fmt.parse(body)  # 400 naming the field at fault
+    if isinstance(fmt, Recalling):
+        spec = await fmt.recall(gw, key, spec)  # 404: no such stored conversation of theirs
+    if spec.referenced:
+        bound = spec.input_tokens + spec.referenced * model.context_tokens
+        spec = dataclasses.replace(spec, input_tokens=bound)
     provider = gw.providers.for_model(model)
     exchange = fmt.exchange(spec, model, provider, request)  # 400: translated before the hold
     headers = request.scope["state"]["rate_headers"]
-    call = Admitted(key=key, model=model, provider=provider, headers=headers, started=started)
+    call = Admitted(
+        key=key,
+        model=model,
+        provider=provider,
+        headers=headers,
+        started=started,
+        request_id=request.scope["state"].get("request_id"),
+    )
     ticket = await reserve(gw, call, spec)  # 402
     try:
         return await send(gw, fmt, call, ticket, spec, exchange)
@@ -189,6 +229,20 @@ def route(gw: Gateway, key: CachedKey, name: Any) -> Model:
         message = f"this key may not call {model.id!r}; its models: {', '.join(key.roster)}"
         raise PermissionDenied(message, code="model_not_allowed", param="model")
     return model
+
+
+def check_kind(fmt: Format, model: Model) -> None:
+    """400 unless the model is of the kind the format serves: a format's `kind` attribute,
+    "chat" where it has none (catalog.KINDS)."""
+    if model.kind != getattr(fmt, "kind", "chat"):
+        message = f"the model {model.id!r} is {_KINDS[model.kind]}"
+        raise InvalidRequest(message, param="model", code="model_not_supported")
+
+
+_KINDS = {
+    "chat": "a chat model: it does not embed",
+    "embedding": "an embedding model: call it on /v1/embeddings or Gemini's embedContent",
+}
 
 
 def checked_bound(body: JSONObject) -> int:
@@ -251,7 +305,7 @@ async def send(
         return await streaming.respond(
             exchange,
             exchange.events(ticket.max_tokens),
-            settle=lambda meter: _settle_stream(gw, call, ticket, spec, meter),
+            settle=lambda meter: _settle_stream(gw, call, ticket, spec, meter, exchange),
             refused=lambda failure: _refused(gw, fmt, call, ticket, failure),
             headers=call.headers,
         )
@@ -261,6 +315,7 @@ async def send(
         return await _refused(gw, fmt, call, ticket, failure, stream=False)
     usage = answer.usage or estimate.usage(None, spec.input_tokens, answer.output_bytes)
     await settle(gw, call, ticket, usage, status="ok", http_status=200, stream=False)
+    await _keep(gw, call, exchange)
     return JSON(answer.body, headers=call.headers)
 
 
@@ -280,16 +335,29 @@ async def _refused(
 
 
 async def _settle_stream(
-    gw: Gateway, call: Admitted, ticket: Ticket, spec: CallSpec, m: Meter
+    gw: Gateway, call: Admitted, ticket: Ticket, spec: CallSpec, m: Meter, exchange: Exchange
 ) -> int:
     """How a stream settles: reported usage; if the client left, or the upstream finished
     without reporting, an estimate from what was streamed."""
     usage = m.usage
     if m.status == "client_closed" or (m.status == "ok" and not m.final_usage):
         usage = estimate.usage(usage, spec.input_tokens, m.output_bytes)
-    return await settle(
+    charged = await settle(
         gw, call, ticket, usage, status=m.status, http_status=m.http_status, stream=True
     )
+    await _keep(gw, call, exchange)
+    return charged
+
+
+async def _keep(gw: Gateway, call: Admitted, exchange: Exchange) -> None:
+    """What the exchange stores, once its call has settled. A failure here loses the copy,
+    never the answer or the money: it is logged."""
+    if not isinstance(exchange, Keeping):
+        return
+    try:
+        await exchange.keep(gw, call.key)
+    except Exception:
+        log.warning("a settled call's result was not stored", exc_info=True)
 
 
 async def settle(
@@ -308,6 +376,7 @@ async def settle(
         stream=stream,
         latency_ms=int((time.perf_counter() - call.started) * 1000),
         provider=call.provider.name,
+        request_id=call.request_id,
     )
     now = gw.ctx.clock.now()
 

@@ -2,8 +2,10 @@
 
 Pure functions. Failure policy: input Anthropic cannot express (several choices, audio,
 unparsable tool arguments) raises InvalidRequest with the reason, before any upstream call.
-OpenAI-only knobs with no Messages equivalent (response_format, seed, logprobs, penalties,
-stream_options) are not sent.
+OpenAI-only knobs with no Messages equivalent (a json_object response_format, seed,
+logprobs, penalties, stream_options) are not sent. `reasoning_effort` becomes
+`output_config.effort` and a json_schema response_format `output_config.format`; thinking
+itself is not switched on (its signed blocks could not travel back through the OpenAI shape).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def openai_request_to_messages(body: JSONObject) -> JSONObject:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if isinstance(body.get("user"), str):
         out["metadata"] = {"user_id": body["user"]}
+    config = _output_config(body)
+    if config:
+        out["output_config"] = config
     if body.get("tools"):
         out["tools"] = [_tool(t) for t in body["tools"]]
         choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
@@ -211,3 +216,24 @@ def _tool_choice(choice: Any, parallel: Any) -> JSONObject | None:
     elif choice is None:
         return None  # Anthropic's default is auto already.
     return out
+
+
+# OpenAI's reasoning_effort as Anthropic's effort (Anthropic has no "none": its least is low).
+EFFORTS = {
+    "none": "low", "minimal": "low", "low": "low", "medium": "medium",
+    "high": "high", "xhigh": "xhigh", "max": "max",
+}  # fmt: skip
+
+
+def _output_config(body: JSONObject) -> JSONObject:
+    """Anthropic's `output_config`: the effort, and the JSON schema the answer must follow."""
+    config: JSONObject = {}
+    effort = body.get("reasoning_effort")
+    if effort in EFFORTS:
+        config["effort"] = EFFORTS[effort]
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        if isinstance(schema, dict):
+            config["format"] = {"type": "json_schema", "schema": schema}
+    return config

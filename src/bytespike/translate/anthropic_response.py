@@ -110,13 +110,33 @@ def message_id(completion_id: Any) -> str:
     return "msg_" + (raw.removeprefix("chatcmpl-") or "gateway")
 
 
-def openai_to_message(completion: JSONObject, model: str) -> JSONObject:
-    """The Anthropic Message for an OpenAI chat.completion; `model` is the client's name."""
+def reasoning_text(part: JSONObject) -> str | None:
+    """The reasoning an OpenAI-compatible message or delta carries, if any: vLLM, DeepSeek and
+    others send `reasoning_content`, OpenRouter and Ollama `reasoning` (OpenAI itself none)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = part.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def thinking_block(text: str) -> JSONObject:
+    """Reasoning as Anthropic's thinking block. No signature: only Anthropic can sign one,
+    and the translation drops thinking blocks a client sends back."""
+    return {"type": "thinking", "thinking": text, "signature": ""}
+
+
+def openai_to_message(completion: JSONObject, model: str, *, thinking: bool = False) -> JSONObject:
+    """The Anthropic Message for an OpenAI chat.completion; `model` is the client's name.
+    With `thinking` (the client asked to see it), the reasoning leads as a thinking block."""
     choices = completion.get("choices") if isinstance(completion, dict) else None
     if not choices or not isinstance(choices[0], dict):
         raise UpstreamMalformed("the upstream answered with a completion without choices")
     reply = choices[0].get("message") or {}
     content: list[JSONObject] = []
+    reasoning = reasoning_text(reply) if thinking else None
+    if reasoning:
+        content.append(thinking_block(reasoning))
     text = reply.get("content") or reply.get("refusal")
     if text:
         content.append({"type": "text", "text": text})

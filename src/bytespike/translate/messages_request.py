@@ -5,6 +5,10 @@ Pure functions. Failure policy: a malformed request or a block no OpenAI-shaped 
 take (documents, server tools) raises InvalidRequest naming the field, before any upstream
 call. Thinking blocks the client echoes back are dropped: they only mean something to the
 model that wrote them. `max_tokens` may be missing; the proxy fills `max_completion_tokens`.
+
+System items inside `messages` (Claude Code's) become system messages where they stand.
+`thinking` and `output_config.effort` become `reasoning_effort` (see `reasoning_effort`),
+which the Gemini provider turns into its thinkingConfig in turn.
 """
 
 from __future__ import annotations
@@ -13,10 +17,17 @@ import json
 from typing import Any
 
 from bytespike.errors import InvalidRequest
+from bytespike.translate import messages_system
 from bytespike.upstream.base import JSONObject
 
 # Blocks a client sends back from an earlier answer that carry nothing another model can use.
 IGNORED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+
+# Anthropic's effort levels as OpenAI's reasoning_effort ("max" has no OpenAI equal).
+EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "xhigh"}
+# A thinking budget (at least 1,024 tokens) as the effort spending about as much: below
+# these many tokens, the level named (Gemini's budgets per level: 1,024, 8,192, 24,576).
+BUDGET_EFFORTS = ((4_096, "low"), (16_384, "medium"))
 
 
 def messages_request_to_openai(body: JSONObject) -> JSONObject:
@@ -40,11 +51,42 @@ def messages_request_to_openai(body: JSONObject) -> JSONObject:
         out["tools"] = [_tool(t, f"tools.{i}") for i, t in enumerate(body["tools"])]
     if body.get("tool_choice"):
         out.update(_tool_choice(body["tool_choice"]))
+    effort = reasoning_effort(body)
+    if effort is not None:
+        out["reasoning_effort"] = effort
     if body.get("stream"):
         # Without it OpenAI-shaped upstreams never report usage on a stream.
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     return out
+
+
+def reasoning_effort(body: JSONObject) -> str | None:
+    """OpenAI's reasoning_effort for a Messages request: `output_config.effort` when given,
+    else the level of `thinking.budget_tokens` for thinking "enabled". Adaptive thinking
+    without an effort, and disabled thinking, send none: the model's own default (some
+    OpenAI models cannot reason less than they do by default, and refuse "none")."""
+    config = body.get("output_config")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    if effort in EFFORTS:
+        return EFFORTS[effort]
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int):
+        return "medium"
+    return next((level for below, level in BUDGET_EFFORTS if budget < below), "high")
+
+
+def shows_thinking(body: JSONObject) -> bool:
+    """Whether the client asked to see the model's thinking: thinking enabled or adaptive,
+    and not `display: "omitted"`. Only then does reasoning an upstream returns become
+    thinking blocks (Anthropic returns none otherwise either)."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict):
+        return False
+    return thinking.get("type") in ("enabled", "adaptive") and thinking.get("display") != "omitted"
 
 
 def _system(system: Any) -> list[JSONObject]:
@@ -65,8 +107,11 @@ def _message(message: Any, where: str) -> list[JSONObject]:
     if not isinstance(message, dict):
         raise InvalidRequest(f"{where}: must be an object")
     role, content = message.get("role"), message.get("content")
+    if role == "system":
+        texts = [b["text"] for b in messages_system.text_blocks(content, where)]
+        return [{"role": "system", "content": "\n\n".join(texts)}] if texts else []
     if role not in ("user", "assistant"):
-        raise InvalidRequest(f"{where}.role: must be 'user' or 'assistant', not {role!r}")
+        raise InvalidRequest(f"{where}.role: must be 'user', 'assistant' or 'system', not {role!r}")
     if isinstance(content, str):
         return [{"role": role, "content": content}]
     if not isinstance(content, list):

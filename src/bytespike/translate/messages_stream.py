@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import uuid
 
-from bytespike.translate.anthropic_response import anthropic_usage, stop_reason
+from bytespike.translate.anthropic_response import (
+    anthropic_usage,
+    reasoning_text,
+    stop_reason,
+    thinking_block,
+)
 from bytespike.upstream.base import JSONObject, Usage, usage_from_openai
 
 Event = tuple[str, JSONObject]
@@ -18,11 +23,15 @@ Event = tuple[str, JSONObject]
 
 class OpenAIStreamToMessages:
     """Feed OpenAI chunks; get (event name, data) pairs of Anthropic's stream back, in its
-    order: message_start, content blocks (start, deltas, stop), message_delta, message_stop."""
+    order: message_start, content blocks (start, deltas, stop), message_delta, message_stop.
+    With `thinking` (the client asked to see it), reasoning deltas become a thinking block."""
 
-    def __init__(self, model: str, message_id: str | None = None) -> None:
+    def __init__(
+        self, model: str, message_id: str | None = None, *, thinking: bool = False
+    ) -> None:
         self.model = model
         self.message_id = message_id or f"msg_{uuid.uuid4().hex}"
+        self.thinking = thinking
         self.usage: Usage | None = None
         self._started = False
         self._finish: str | None = None
@@ -52,6 +61,9 @@ class OpenAIStreamToMessages:
         self.usage = usage_from_openai(chunk.get("usage")) or self.usage
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
+            reasoning = reasoning_text(delta) if self.thinking else None
+            if reasoning:
+                events += self._reasoning(reasoning)
             text = delta.get("content") or delta.get("refusal")
             if text:
                 events += self._text(text)
@@ -77,6 +89,11 @@ class OpenAIStreamToMessages:
     def _text(self, text: str) -> list[Event]:
         events = [] if self._block_kind == "text" else self._open({"type": "text", "text": ""})
         delta = {"type": "text_delta", "text": text}
+        return [*events, _delta(self._index(), delta)]
+
+    def _reasoning(self, text: str) -> list[Event]:
+        events = [] if self._block_kind == "thinking" else self._open(thinking_block(""))
+        delta = {"type": "thinking_delta", "thinking": text}
         return [*events, _delta(self._index(), delta)]
 
     def _tool_call(self, call: JSONObject) -> list[Event]:

@@ -6,7 +6,8 @@ Failure policy: transport failures as in upstream/transport.py; a non-2xx is an
 or a stream event that is not JSON, is `UpstreamMalformed`. An `error` event mid-stream is
 an `UpstreamError` (502 to clients), and a stream that ends before message_stop is
 `UpstreamUnavailable`; every failure after message_start carries the usage seen so far,
-which is what Anthropic bills.
+which is what Anthropic bills. A token count that is not `{"input_tokens": N}` is
+`UpstreamMalformed`.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class AnthropicProvider:
         self.name = name
         self._session = session  # its creator (upstream/registry.py) closes it
         self._url = endpoint.base_url.rstrip("/") + "/v1/messages"
+        self._count_url = self._url + "/count_tokens"
         self._headers = {"anthropic-version": API_VERSION}
         if endpoint.api_key:
             self._headers["x-api-key"] = endpoint.api_key
@@ -119,16 +121,24 @@ class AnthropicProvider:
             raise
         raise UpstreamUnavailable("Anthropic's stream ended before message_stop", usage=usage)
 
+    async def count_message_tokens(self, body: JSONObject, *, beta: str | None = None) -> int:
+        async with self._post(body, beta, url=self._count_url) as response:
+            raw = await response.read()
+        count = transport.json_object(raw, "Anthropic's token count").get("input_tokens")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise UpstreamMalformed("Anthropic's token count has no input_tokens")
+        return count
+
     async def close(self) -> None:
         """Nothing to release: the session belongs to whoever passed it in."""
 
     def _post(
-        self, payload: JSONObject, beta: str | None = None
+        self, payload: JSONObject, beta: str | None = None, *, url: str | None = None
     ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         headers = self._headers if beta is None else {**self._headers, "anthropic-beta": beta}
         return transport.post(
             self._session,
-            self._url,
+            url or self._url,
             payload,
             headers=headers,
             limits=self._timeout,

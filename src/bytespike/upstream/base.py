@@ -163,6 +163,16 @@ class NativeMessages(Protocol):
         ...
 
 
+@runtime_checkable
+class CountsMessageTokens(Protocol):
+    """Optional capability: the provider counts an Anthropic Messages request's input tokens
+    itself (Anthropic's POST /v1/messages/count_tokens), without running the model."""
+
+    async def count_message_tokens(self, body: JSONObject, *, beta: str | None = None) -> int:
+        """The request's input tokens, as the provider would bill them."""
+        ...
+
+
 def arguments_object(arguments: Any) -> JSONObject | None:
     """An OpenAI tool call's `arguments` (JSON text) as the object Anthropic and Gemini
     take; None if it is not one. No arguments at all are `{}`."""

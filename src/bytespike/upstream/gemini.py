@@ -9,17 +9,22 @@ OpenAI-style type; a 2xx body that is not a GenerateContentResponse (or a stream
 events) is `UpstreamMalformed`. A stream that ends cleanly without usage ends normally
 (no usage chunk); one that ends before any finishReason is `UpstreamUnavailable`.
 Failures mid-stream carry the usage Gemini had reported so far.
+
+Besides the OpenAI shape every provider speaks, it speaks Gemini's own API to Gemini
+clients (the NativeGemini capability: their requests pass untranslated) and embeds
+through `batchEmbedContents` (the Embeddings capability, upstream/embeddings.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
 import aiohttp
 
-from bytespike.upstream import gemini_response, sse, transport
+from bytespike.upstream import gemini_embed, gemini_response, sse, transport
 from bytespike.upstream.base import (
     Endpoint,
     JSONObject,
@@ -27,11 +32,30 @@ from bytespike.upstream.base import (
     UpstreamFailure,
     UpstreamMalformed,
     UpstreamUnavailable,
+    Usage,
     prepared_or_refused,
 )
 from bytespike.upstream.gemini_request import generate_content_request
 
 LIMIT_AT = ("generationConfig", "maxOutputTokens")
+
+
+@runtime_checkable
+class NativeGemini(Protocol):
+    """Optional capability: the provider speaks Gemini's API itself, so a Gemini client's
+    request goes through untranslated. `Prepared.model` is the upstream's model name."""
+
+    async def generate(self, request: Prepared) -> JSONObject:
+        """generateContent; the GenerateContentResponse as Gemini sent it (checked)."""
+        ...
+
+    def generate_stream(self, request: Prepared) -> AsyncGenerator[JSONObject, None]:
+        """streamGenerateContent; each GenerateContentResponse as Gemini sent it."""
+        ...
+
+    async def call(self, model: str, method: str, payload: JSONObject) -> JSONObject:
+        """Any other method of a model (countTokens, embedContent, batchEmbedContents)."""
+        ...
 
 
 class GeminiProvider:
@@ -56,33 +80,59 @@ class GeminiProvider:
         return self.send_stream(prepared_or_refused(self, body))
 
     async def send(self, request: Prepared) -> JSONObject:
-        async with self._post(request.model, ":generateContent", request.payload) as response:
-            raw = await response.read()
-        return gemini_response.completion(gemini_response.parse(raw), model=request.model)
+        return gemini_response.completion(await self.generate(request), model=request.model)
 
     async def send_stream(self, request: Prepared) -> AsyncGenerator[JSONObject, None]:
-        model, payload = request.model, request.payload
-        translator = gemini_response.StreamTranslator(model=model)
-        events = 0
+        translator = gemini_response.StreamTranslator(model=request.model)
         try:
-            async with self._post(model, ":streamGenerateContent?alt=sse", payload) as response:
-                async for _, data in sse.events(response):
-                    events += 1
-                    for chunk in translator.chunks(gemini_response.parse(data)):
-                        yield chunk
+            async for event in self.generate_stream(request):
+                for chunk in translator.chunks(event):
+                    yield chunk
         except UpstreamFailure as exc:
-            # Every Gemini event repeats the usage so far; those tokens were spent.
             exc.usage = exc.usage or translator.usage()
             raise
-        if not events:
-            raise UpstreamMalformed("Gemini's answer is not an event stream")
-        if not translator.finished:
-            raise UpstreamUnavailable(
-                "Gemini's stream ended before the answer did", usage=translator.usage()
-            )
         last = translator.last()
         if last is not None:
             yield last
+
+    async def generate(self, request: Prepared) -> JSONObject:
+        async with self._post(request.model, ":generateContent", request.payload) as response:
+            return gemini_response.parse(await response.read())
+
+    async def generate_stream(self, request: Prepared) -> AsyncGenerator[JSONObject, None]:
+        usage: Usage | None = None
+        events, done = 0, False
+        method = ":streamGenerateContent?alt=sse"
+        try:
+            async with self._post(request.model, method, request.payload) as response:
+                async for _, data in sse.events(response):
+                    event = gemini_response.parse(data)
+                    events += 1
+                    # Every Gemini event repeats the usage so far; those tokens were spent.
+                    usage = gemini_response.usage_of(event.get("usageMetadata")) or usage
+                    done = done or finished(event)
+                    yield event
+        except UpstreamFailure as exc:
+            exc.usage = exc.usage or usage
+            raise
+        if not events:
+            raise UpstreamMalformed("Gemini's answer is not an event stream")
+        if not done:
+            raise UpstreamUnavailable("Gemini's stream ended before the answer did", usage=usage)
+
+    async def call(self, model: str, method: str, payload: JSONObject) -> JSONObject:
+        async with self._post(model, ":" + method, payload) as response:
+            return transport.json_object(await response.read(), "Gemini's answer")
+
+    def prepare_embeddings(self, body: JSONObject) -> Prepared:
+        model = str(body.get("model", ""))
+        return Prepared(model=model, payload=gemini_embed.batch_request(body), limit_at=())
+
+    async def embed(self, request: Prepared) -> JSONObject:
+        count = len(request.payload["requests"])
+        async with self._post(request.model, ":batchEmbedContents", request.payload) as response:
+            raw = await response.read()
+        return gemini_embed.openai_response(raw, model=request.model, count=count)
 
     async def close(self) -> None:
         """Nothing to release: the session belongs to whoever passed it in."""
@@ -100,3 +150,12 @@ class GeminiProvider:
             limits=self._timeout,
             error=gemini_response.error,
         )
+
+
+def finished(event: JSONObject) -> bool:
+    """The event ends the answer: a finishReason, or the prompt itself blocked."""
+    candidates = event.get("candidates") or []
+    if candidates:
+        return bool(candidates[0].get("finishReason"))
+    feedback = event.get("promptFeedback")
+    return isinstance(feedback, dict) and bool(feedback.get("blockReason"))

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bytespike.upstream import sse, transport
+from bytespike.upstream import embeddings, sse, transport
 from bytespike.upstream.base import (
     Endpoint,
     JSONObject,
@@ -123,6 +123,7 @@ class OpenAIProvider:
         self.name = name
         self._session = session  # its creator (upstream/registry.py) closes it
         self._url = endpoint.base_url.rstrip("/") + "/chat/completions"
+        self._embeddings_url = endpoint.base_url.rstrip("/") + "/embeddings"
         self._headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         self._timeout = transport.timeout(endpoint)
         self._max_tokens_field = max_tokens_field
@@ -167,13 +168,25 @@ class OpenAIProvider:
         if not finished:
             raise UpstreamUnavailable("the upstream's stream ended before the answer did")
 
+    def prepare_embeddings(self, body: JSONObject) -> Prepared:
+        """Embeddings (the Embeddings capability): the request goes as sent."""
+        return Prepared(model=str(body.get("model", "")), payload=dict(body), limit_at=())
+
+    async def embed(self, request: Prepared) -> JSONObject:
+        count = len(embeddings.inputs(request.payload))
+        async with self._post(request.payload, url=self._embeddings_url) as response:
+            raw = await response.read()
+        return embeddings.response(raw, count=count)
+
     async def close(self) -> None:
         """Nothing to release: the session belongs to whoever passed it in."""
 
-    def _post(self, payload: JSONObject) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    def _post(
+        self, payload: JSONObject, *, url: str | None = None
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         return transport.post(
             self._session,
-            self._url,
+            url or self._url,
             payload,
             headers=self._headers,
             limits=self._timeout,

@@ -22,6 +22,7 @@ from bytespike.upstream.base import Endpoint, Provider
 from bytespike.upstream.gemini import GeminiProvider
 from bytespike.upstream.mock import MockProvider
 from bytespike.upstream.openai import OpenAIProvider
+from bytespike.upstream.openai_responses import OpenAIResponsesProvider
 
 DEFAULTS = {
     "openai": ("OPENAI_BASE_URL", "https://api.openai.com/v1", "OPENAI_API_KEY"),
@@ -41,7 +42,7 @@ class Providers:
         self._settings = settings
         self._env = os.environ if env is None else env
         self._by_model: dict[str, Provider] = {}
-        self._shared: dict[tuple[str, str, str | None], Provider] = {}
+        self._shared: dict[tuple[str, str, str | None, bool], Provider] = {}
         self._sessions: list[aiohttp.ClientSession] = []
 
     def for_model(self, model: Model) -> Provider:
@@ -66,7 +67,7 @@ class Providers:
         if model.provider == "mock":
             return MockProvider()
         endpoint = self.endpoint(model)
-        shared_key = (model.provider, endpoint.base_url, endpoint.api_key)
+        shared_key = (model.provider, endpoint.base_url, endpoint.api_key, model.responses_api)
         if shared_key in self._shared:
             return self._shared[shared_key]
         session = self._session()
@@ -76,9 +77,10 @@ class Providers:
         elif model.provider == "gemini":
             provider = GeminiProvider(name="gemini", endpoint=endpoint, session=session)
         elif model.provider == "openai":
-            provider = OpenAIProvider(name="openai", endpoint=endpoint, session=session)
+            provider = OpenAIResponsesProvider(name="openai", endpoint=endpoint, session=session)
         else:
-            provider = OpenAIProvider(
+            compatible = OpenAIResponsesProvider if model.responses_api else OpenAIProvider
+            provider = compatible(
                 name="openai-compatible",
                 endpoint=endpoint,
                 session=session,

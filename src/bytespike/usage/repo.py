@@ -31,6 +31,7 @@ class Record:
     stream: bool
     latency_ms: int
     created_at: datetime
+    request_id: str | None
 
 
 _INSERT = hot(sa.insert(usage_records))  # built once: one per metered call
@@ -50,6 +51,7 @@ def row(
     stream: bool,
     latency_ms: int,
     now: datetime,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     """A usage record's columns (a call without reported usage records no tokens)."""
     return {
@@ -67,6 +69,7 @@ def row(
         "stream": stream,
         "latency_ms": latency_ms,
         "created_at": now,
+        "request_id": request_id,
     }
 
 
@@ -124,6 +127,7 @@ async def page(
         u.stream,
         u.latency_ms,
         u.created_at,
+        u.request_id,
     )
     query = _scope(query, wallet_id, key_ids, model, since, until)
     if before_id is not None:

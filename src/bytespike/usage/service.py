@@ -38,7 +38,7 @@ MAX_CSV_PAGE = 10_000  # an export: fewer round trips for the same calls
 FORMATS = ("json", "csv")
 CSV_FIELDS = (
     "id", "created_at", "key_id", "model", "provider", "status", "http_status", "stream",
-    "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "latency_ms",
+    "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "latency_ms", "request_id",
 )  # fmt: skip
 
 
@@ -236,4 +236,5 @@ def _record(record: Record) -> dict[str, Any]:
         "stream": record.stream,
         "latency_ms": record.latency_ms,
         "created_at": iso_z(record.created_at),
+        "request_id": record.request_id,
     }

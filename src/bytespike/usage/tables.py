@@ -27,6 +27,8 @@ usage_records = sa.Table(
     sa.Column("stream", sa.Boolean, nullable=False),
     sa.Column("latency_ms", sa.Integer, nullable=False),
     timestamp("created_at"),
+    # The HTTP request's id (bytespike/request_ids.py); none on calls from before 0008.
+    sa.Column("request_id", sa.String(64), nullable=True),
     sa.CheckConstraint("cost_micros >= 0", name="cost"),
     sa.CheckConstraint(
         "status IN ('ok', 'upstream_error', 'timeout', 'unavailable', 'malformed', "

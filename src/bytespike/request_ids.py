@@ -1,0 +1,71 @@
+"""Request ids: one per HTTP request, on its response, its log lines, its usage record and
+its audit entries, so a client's complaint finds everything the request did.
+
+A client's own `x-request-id` is kept when it looks like one (letters, digits and
+`._:-`, at most 64 characters); anything else is replaced, never echoed, since a header
+value goes into logs and the database. Every response carries it as `x-request-id`; those
+of Anthropic's routes (`/v1/messages...`, or any request with an `anthropic-version`
+header) also as `request-id`, where the anthropic SDKs read it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = "x-request-id"
+_SAFE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_current: ContextVar[str | None] = ContextVar("bytespike_request_id", default=None)
+
+
+def new() -> str:
+    return f"req_{uuid.uuid4().hex}"
+
+
+def accepted(given: str | None) -> str:
+    """The client's id if it looks safe, else a new one."""
+    return given if given is not None and _SAFE.fullmatch(given) else new()
+
+
+def current() -> str | None:
+    """The id of the request being served (None outside one: the CLI, background loops)."""
+    return _current.get()
+
+
+def _anthropic(scope: Scope, headers: Headers) -> bool:
+    path: str = scope["path"]
+    return path.startswith("/v1/messages") or "anthropic-version" in headers
+
+
+class RequestIds:
+    """ASGI middleware, outermost: names the request before anything else runs (the access
+    log line included) and puts the name on whatever answer leaves."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = accepted(headers.get(HEADER))
+        scope.setdefault("state", {})["request_id"] = request_id
+        raw = [(HEADER.encode(), request_id.encode())]
+        if _anthropic(scope, headers):
+            raw.append((b"request-id", request_id.encode()))
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *raw]
+            await send(message)
+
+        token = _current.set(request_id)
+        try:
+            await self.app(scope, receive, named)
+        finally:
+            _current.reset(token)

@@ -1,0 +1,22 @@
+"""stored_responses: the Responses API's stored responses (`store`), one row each."""
+
+import sqlalchemy as sa
+
+from bytespike.db.metadata import metadata, timestamp
+
+stored_responses = sa.Table(
+    "stored_responses",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # `resp_…`, minted by the gateway
+    # The owner: any key of this user may read, delete or continue it.
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("key_id", sa.Integer, sa.ForeignKey("api_keys.id"), nullable=False),
+    sa.Column("wallet_id", sa.Integer, sa.ForeignKey("wallets.id"), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    # JSON text: every input item the model read (replayed ones included), and the Response
+    # object as answered (its `output` holds the output items).
+    sa.Column("input_items", sa.Text, nullable=False),
+    sa.Column("response", sa.Text, nullable=False),
+    timestamp("created_at"),
+    sa.Index("ix_stored_responses_user_time", "user_id", "created_at"),
+)
