@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint install
+.PHONY: serve test lint install chromium screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +33,15 @@ CLIENTS := tests/clients
 $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package-lock.json
 	if command -v npm >/dev/null; then npm ci --prefix $(CLIENTS) --no-audit --no-fund --silent && touch $@; fi
 
-test: lint $(CLIENTS)/node_modules/.installed
+# Debian's Chromium for the console's browser tests (Playwright drives it; its own browser
+# download cannot work here). Installed when missing; without root or apt the tests skip.
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium not installed: the console's browser tests will skip"
+
+test: lint $(CLIENTS)/node_modules/.installed chromium
 	$(BIN)/pytest
+
+# Screenshots of every console page at 360 px and 1280 px, into docs/console/.
+screenshots: $(VENV)/.test chromium
+	$(BIN)/python scripts/screenshots.py

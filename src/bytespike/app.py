@@ -9,13 +9,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from starlette.responses import RedirectResponse
 
-from bytespike import __version__, logs
+from bytespike import __version__, logs, request_ids
 from bytespike.accounts.routes import router as account_router
 from bytespike.admin.routes import router as admin_router
 from bytespike.api import docs, errors, guard
 from bytespike.api.responses import JSON
 from bytespike.billing import sweeper
+from bytespike.console import app as console
 from bytespike.context import Context
 from bytespike.db import migrate
 from bytespike.db.batch import GroupCommit
@@ -42,6 +44,10 @@ def build_limiter(settings: Settings) -> RateLimiter:
         from bytespike.ratelimit.redis import RedisRateLimiter
 
         return RedisRateLimiter(settings.redis_url, prefix=f"{settings.redis_prefix}:rl")
+    if settings.rate_limit_file is not None:  # the workers of one `serve --workers N`
+        from bytespike.ratelimit.shared import SharedRateLimiter  # POSIX only (fcntl)
+
+        return SharedRateLimiter(settings.rate_limit_file)
     return MemoryRateLimiter()
 
 
@@ -112,6 +118,11 @@ def create_app(
     app.include_router(usage_router)
     # First in the table: the model APIs are the hot path, matched before everything else.
     app.router.routes[0:0] = proxy_routes
+    app.mount("/console", console.build(ctx))
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=302)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSON:
@@ -134,4 +145,5 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(guard.Guard)
     app.add_middleware(logs.AccessLog)
+    app.add_middleware(request_ids.RequestIds)  # outermost: the access line has the id too
     return app

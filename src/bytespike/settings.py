@@ -24,10 +24,15 @@ class Settings(BaseSettings):
     # Namespaces this deployment's keys, so two deployments can share one Redis database.
     redis_prefix: str = Field(default="bytespike", min_length=1)
     admin_token: str | None = None
+    # Where people reach this server: the base of the console's invite links.
+    public_url: str = "http://127.0.0.1:8080"
     catalog: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     default_rate_limit: int = Field(default=600, ge=1)
+    # Without Redis: a file whose counts every process opening it shares (ratelimit/shared.py).
+    # `serve --workers N` makes one of its own for its workers when this is unset.
+    rate_limit_file: Path | None = None
     hold_ttl_seconds: int = Field(default=600, ge=1)
     hold_sweep_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
@@ -52,7 +57,7 @@ class Settings(BaseSettings):
     # Keep-alive connections per upstream host.
     upstream_pool_size: int = Field(default=100, ge=1)
 
-    @field_validator("redis_url", "admin_token", "secret_key", mode="before")
+    @field_validator("redis_url", "admin_token", "secret_key", "rate_limit_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

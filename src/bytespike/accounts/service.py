@@ -17,6 +17,7 @@ from bytespike.audit import log as audit
 from bytespike.billing import payer as payers
 from bytespike.billing import quotas, wallets
 from bytespike.clock import as_utc, iso_z
+from bytespike.console import repo as console_repo
 from bytespike.context import Context
 from bytespike.errors import Conflict, InvalidRequest
 from bytespike.keys import repo as keys_repo
@@ -167,7 +168,8 @@ async def _payer_changed(conn: AsyncConnection, user_id: int, tier: str, *, now:
 
 async def set_suspended(ctx: Context, ref: str, *, suspended: bool) -> dict[str, Any]:
     """Suspend or unsuspend a user: their keys are refused (403) from the next request on,
-    on every server, as each key's version moves. Doing it twice changes nothing."""
+    on every server, as each key's version moves, and their console sessions end. Doing it
+    twice changes nothing."""
     now = ctx.clock.now()
     async with ctx.db.write() as conn:
         user = await repo.required(conn, ref)
@@ -176,6 +178,8 @@ async def set_suspended(ctx: Context, ref: str, *, suspended: bool) -> dict[str,
         assert updated is not None
         if changed:
             await keys_repo.bump_versions(conn, user_id=user.id, now=now)
+            if suspended:  # signed out of the console too
+                await console_repo.delete_sessions_of(conn, user.id)
             await audit.record(
                 conn,
                 "user.suspend" if suspended else "user.unsuspend",

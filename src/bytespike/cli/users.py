@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
@@ -130,5 +131,74 @@ def unsuspend(user: str = UserArgument, as_json: bool = JsonFlag) -> None:
             f"user {u['username']} was already active"
             if u["already_active"]
             else f"unsuspended user {u['username']}: their keys work again"
+        ),
+    )
+
+
+# --- the console's credentials (bytespike/console/credentials.py) --------------------------
+
+
+@app.command("set-password")
+def set_password(
+    user: str = UserArgument,
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input (one line)."
+    ),
+    as_json: bool = JsonFlag,
+) -> None:
+    """Set a user's console password (Argon2id); their console sessions end. Without
+    --password-stdin it is asked for twice, unechoed."""
+    from bytespike.console import credentials
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    run(
+        lambda ctx: credentials.set_password(ctx, user, password),
+        as_json=as_json,
+        describe=lambda u: (
+            f"password set for {u['username']}; {u['sessions_ended']} console session(s) ended"
+        ),
+    )
+
+
+@app.command("invite")
+def invite(user: str = UserArgument, as_json: bool = JsonFlag) -> None:
+    """Print a one-time console link, valid 7 days, where the user chooses a password
+    (its base is BYTESPIKE_PUBLIC_URL). A new invite replaces the user's unused ones."""
+    from bytespike.console import credentials
+
+    run(
+        lambda ctx: credentials.invite(ctx, user),
+        as_json=as_json,
+        describe=lambda i: f"{i['url']}\n(for {i['username']}; valid until {i['expires_at']})",
+    )
+
+
+@app.command("grant-operator")
+def grant_operator(user: str = UserArgument, as_json: bool = JsonFlag) -> None:
+    """Let a user into the console's admin area."""
+    from bytespike.console import credentials
+
+    run(
+        lambda ctx: credentials.set_operator(ctx, user, operator=True),
+        as_json=as_json,
+        describe=lambda u: (
+            f"{u['username']} is an operator" + ("" if u["changed"] else " (already)")
+        ),
+    )
+
+
+@app.command("revoke-operator")
+def revoke_operator(user: str = UserArgument, as_json: bool = JsonFlag) -> None:
+    """Take a user out of the console's admin area."""
+    from bytespike.console import credentials
+
+    run(
+        lambda ctx: credentials.set_operator(ctx, user, operator=False),
+        as_json=as_json,
+        describe=lambda u: (
+            f"{u['username']} is not an operator" + ("" if u["changed"] else " (already)")
         ),
     )

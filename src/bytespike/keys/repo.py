@@ -77,34 +77,35 @@ async def insert(
     return int(key_id)
 
 
+def _record_query(previous: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    k = api_keys.c
+    return sa.select(
+        k.id,
+        k.user_id,
+        k.org_id,
+        k.rate_limit,
+        k.quota_reset,
+        k.all_models,
+        k.revoked_at.is_not(None),
+        sa.func.coalesce(orgs.c.paused, sa.false()),
+        k.version,
+        users.c.suspended_at.is_not(None),
+        k.expires_at,
+        k.budget_micros.is_not(None),
+        k.budget_reset,
+        previous,
+        k.previous_valid_until,
+    ).select_from(
+        api_keys.join(users, users.c.id == k.user_id).outerjoin(orgs, orgs.c.id == k.org_id)
+    )
+
+
 async def by_hash(conn: AsyncConnection, key_hash: str) -> KeyRecord | None:
     """The key presented as `key_hash`: its current secret, or its previous one while a roll's
     grace lasts (then `expires_at` is when that grace ends, if sooner than the key's own)."""
     k = api_keys.c
     previous = k.previous_key_hash == key_hash
-    query = (
-        sa.select(
-            k.id,
-            k.user_id,
-            k.org_id,
-            k.rate_limit,
-            k.quota_reset,
-            k.all_models,
-            k.revoked_at.is_not(None),
-            sa.func.coalesce(orgs.c.paused, sa.false()),
-            k.version,
-            users.c.suspended_at.is_not(None),
-            k.expires_at,
-            k.budget_micros.is_not(None),
-            k.budget_reset,
-            previous,
-            k.previous_valid_until,
-        )
-        .select_from(
-            api_keys.join(users, users.c.id == k.user_id).outerjoin(orgs, orgs.c.id == k.org_id)
-        )
-        .where(sa.or_(k.key_hash == key_hash, previous))
-    )
+    query = _record_query(previous).where(sa.or_(k.key_hash == key_hash, previous))
     row = (await conn.execute(query)).first()
     if row is None:
         return None
@@ -114,6 +115,13 @@ async def by_hash(conn: AsyncConnection, key_hash: str) -> KeyRecord | None:
         ends = [t for t in (record.expires_at, grace_end) if t is not None]
         record = dataclasses.replace(record, expires_at=min(ends) if ends else None, previous=True)
     return record
+
+
+async def by_id(conn: AsyncConnection, key_id: int) -> KeyRecord | None:
+    """The key as its current secret would present it (the console's key selector)."""
+    query = _record_query(sa.false()).where(api_keys.c.id == key_id)
+    row = (await conn.execute(query)).first()
+    return None if row is None else KeyRecord(*row[:-2])
 
 
 async def revoke(conn: AsyncConnection, key_id: int, now: datetime) -> bool:
@@ -261,6 +269,20 @@ async def spend_by_model(conn: AsyncConnection, key_id: int, since: date | None)
     if since is not None:
         query = query.where(d.day >= since)
     return {m: int(t) for m, t in await conn.execute(query.group_by(d.model))}
+
+
+async def spend_by_key_and_model(
+    conn: AsyncConnection, key_ids: list[int], since: date | None
+) -> dict[int, dict[str, int]]:
+    """`spend_by_model` of several keys at once: per key, per model, from the rollups."""
+    d = usage_daily.c
+    query = sa.select(d.key_id, d.model, sa.func.sum(d.cost_micros)).where(d.key_id.in_(key_ids))
+    if since is not None:
+        query = query.where(d.day >= since)
+    found: dict[int, dict[str, int]] = {}
+    for key_id, model, total in await conn.execute(query.group_by(d.key_id, d.model)):
+        found.setdefault(int(key_id), {})[model] = int(total)
+    return found
 
 
 async def usage_totals(

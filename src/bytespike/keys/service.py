@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bytespike import pages
@@ -148,6 +148,15 @@ async def resolve_digest(ctx: Context, key_hash: str) -> KeyRecord:
     return record
 
 
+async def record(ctx: Context, key_id: int) -> KeyRecord:
+    """A key's record by id (what its secret would resolve to), or 404."""
+    async with ctx.db.read() as conn:
+        found = await repo.by_id(conn, key_id)
+    if found is None:
+        raise NotFound(f"no key {key_id}")
+    return found
+
+
 async def roster(ctx: Context, conn: Any, key: KeyRecord) -> list[tuple[str, int | None]]:
     """The models a key may call with their caps (micros, None: uncapped), in catalog order.
 
@@ -186,14 +195,22 @@ async def _views(ctx: Context, conn: Any, rows: list[repo.KeyRow]) -> list[dict[
     ids = [row.id for row in rows]
     explicit = await repo.rosters(conn, ids) if ids else {}
     totals = await repo.usage_totals(conn, ids) if ids else {}
+    # One query per distinct quota period (at most four), not one per key: a page of keys
+    # costs the same few queries however many keys it holds.
+    periods: dict[date | None, list[int]] = {}
+    for row in rows:
+        period = quotas.period_start(row.quota_reset, now)
+        periods.setdefault(None if period is None else period.date(), []).append(row.id)
+    spends: dict[int, dict[str, int]] = {}
+    for since, key_ids in periods.items():
+        spends |= await repo.spend_by_key_and_model(conn, key_ids, since)
     shown = []
     for row in rows:
         caps = dict(explicit.get(row.id, []))
         roster: list[tuple[str, int | None]] = [
             (m, caps.get(m)) for m in ctx.catalog.ids if row.all_models or m in caps
         ]
-        period = quotas.period_start(row.quota_reset, now)
-        spend = await repo.spend_by_model(conn, row.id, None if period is None else period.date())
+        spend = spends.get(row.id, {})
         lifetime, last_used = totals.get(row.id, (0, None))
         shown.append(
             views.key(
@@ -201,6 +218,27 @@ async def _views(ctx: Context, conn: Any, rows: list[repo.KeyRow]) -> list[dict[
             )
         )
     return shown
+
+
+async def brief(ctx: Context, user_id: int) -> list[dict[str, Any]]:
+    """A user's live keys, newest first, for choosing one: id, name, prefix, status and last
+    use only (no roster or spend, so it costs two queries however many keys there are)."""
+    now = ctx.clock.now()
+    async with ctx.db.read() as conn:
+        rows = await repo.rows(
+            conn, user_id=user_id, org_id=None, revoked=False, after_id=None, limit=1000
+        )
+        totals = await repo.usage_totals(conn, [row.id for row in rows]) if rows else {}
+    return [
+        {
+            "id": row.id,
+            "name": row.name,
+            "prefix": row.prefix,
+            "status": views.status(row, now),
+            "last_used_at": views.time(totals.get(row.id, (0, None))[1]),
+        }
+        for row in reversed(rows)
+    ]
 
 
 async def show(ctx: Context, key_id: int) -> dict[str, Any]:

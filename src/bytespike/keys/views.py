@@ -23,7 +23,7 @@ def status(row: KeyRow, now: datetime) -> str:
     return "active"
 
 
-def _time(value: datetime | None) -> str | None:
+def time(value: datetime | None) -> str | None:
     return None if value is None else iso_z(as_utc(value))
 
 
@@ -47,16 +47,16 @@ def key(
         "org_id": row.org_id,
         "org": row.org_name,
         "status": status(row, now),
-        "created_at": _time(row.created_at),
-        "updated_at": _time(row.updated_at),
-        "revoked_at": _time(row.revoked_at),
-        "expires_at": _time(row.expires_at),
-        "previous_secret_valid_until": _time(
+        "created_at": time(row.created_at),
+        "updated_at": time(row.updated_at),
+        "revoked_at": time(row.revoked_at),
+        "expires_at": time(row.expires_at),
+        "previous_secret_valid_until": time(
             row.previous_valid_until
             if row.previous_valid_until and as_utc(row.previous_valid_until) > now
             else None
         ),
-        "last_used_at": _time(last_used),
+        "last_used_at": time(last_used),
         "rate_limit_per_minute": row.rate_limit,
         "quota_reset": row.quota_reset,
         "models": [
@@ -80,7 +80,7 @@ def budget(row: KeyRow, now: datetime) -> dict[str, Any] | None:
     return {
         "budget_usd": to_usd_number(row.budget_micros),
         "reset": row.budget_reset,
-        "period_start": _time(period),
+        "period_start": time(period),
         "spent_usd": to_usd_number(spent),
         "held_usd": to_usd_number(row.budget_held_micros),
         "remaining_usd": to_usd_number(max(0, row.budget_micros - spent - row.budget_held_micros)),
