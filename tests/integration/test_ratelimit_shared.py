@@ -58,8 +58,11 @@ async def test_processes_sharing_the_file_share_one_exact_count(tmp_path):
     if time.time() % 60 > 50:
         await asyncio.sleep(60 - time.time() % 60)  # all the hits in one real minute
     allowed = await asyncio.gather(*(hammer(path, hits, limit) for _ in range(processes)))
-    assert sum(allowed) == limit  # of 9,000 hits, exactly the limit got through
-    assert all(allowed), "every process should have been allowed some"
+    # Of 9,000 hits, exactly the limit got through: each process alone would have let all
+    # its 3,000 through (9,000 in all), so the sum proves one count shared. Which process got
+    # how many depends on when each started, so no share is asserted (one starting late may
+    # get none: that was a flaky assertion).
+    assert sum(allowed) == limit
     limiter = SharedRateLimiter(path)
     try:
         after = await limiter.hit("key:1", 100_000)
