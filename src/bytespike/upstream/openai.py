@@ -122,8 +122,9 @@ class OpenAIProvider:
     ) -> None:
         self.name = name
         self._session = session  # its creator (upstream/registry.py) closes it
-        self._url = endpoint.base_url.rstrip("/") + "/chat/completions"
-        self._embeddings_url = endpoint.base_url.rstrip("/") + "/embeddings"
+        self._base_url = endpoint.base_url.rstrip("/")
+        self._url = self._base_url + "/chat/completions"
+        self._embeddings_url = self._base_url + "/embeddings"
         self._headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         self._timeout = transport.timeout(endpoint)
         self._max_tokens_field = max_tokens_field

@@ -12,14 +12,10 @@ the usage was reported carry it.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
-
-import aiohttp
 
 from bytespike.upstream import sse, transport
 from bytespike.upstream.base import (
-    Endpoint,
     JSONObject,
     UpstreamError,
     UpstreamFailure,
@@ -84,21 +80,12 @@ class OpenAIResponsesProvider(OpenAIProvider):
     """An OpenAI upstream (`endpoint.base_url` ends in /v1) speaking Chat Completions and the
     Responses API."""
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        endpoint: Endpoint,
-        session: aiohttp.ClientSession,
-        max_tokens_field: str = "max_completion_tokens",
-    ) -> None:
-        super().__init__(
-            name=name, endpoint=endpoint, session=session, max_tokens_field=max_tokens_field
-        )
-        self._responses_url = endpoint.base_url.rstrip("/") + "/responses"
+    @property
+    def _responses_url(self) -> str:
+        return self._base_url + "/responses"
 
     async def responses(self, body: JSONObject) -> JSONObject:
-        async with self._post_responses({**body, "stream": False}) as response:
+        async with self._post({**body, "stream": False}, url=self._responses_url) as response:
             raw = await response.read()
         return response_object(raw)
 
@@ -106,7 +93,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
         usage: Usage | None = None
         events = 0
         try:
-            async with self._post_responses({**body, "stream": True}) as response:
+            async with self._post({**body, "stream": True}, url=self._responses_url) as response:
                 async for _, data in sse.events(response):
                     event = stream_event(data, usage)
                     events += 1
@@ -121,15 +108,3 @@ class OpenAIResponsesProvider(OpenAIProvider):
         if not events:
             raise UpstreamMalformed(f"{ANSWER} is not an event stream")
         raise UpstreamUnavailable("the upstream's stream ended before the response did")
-
-    def _post_responses(
-        self, payload: JSONObject
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return transport.post(
-            self._session,
-            self._responses_url,
-            payload,
-            headers=self._headers,
-            limits=self._timeout,
-            error=transport.error_body,
-        )
