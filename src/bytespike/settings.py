@@ -12,6 +12,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The schemes `db.engine.async_url` maps to a driver we ship (asyncpg, aiosqlite).
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
 _SQLITE_SCHEMES = ("sqlite:///", "sqlite+aiosqlite:///")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Settings(BaseSettings):
@@ -69,6 +70,15 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (any case), not {value!r}")
         return level
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        # Checked here, not when the first worker connects: there it was a traceback. The
+        # URL is not echoed back: it may carry a password.
+        if value is None or value.startswith(_REDIS_SCHEMES):
+            return value
+        raise ValueError(f"must start with {', '.join(_REDIS_SCHEMES)}")
 
     @field_validator("database_url")
     @classmethod

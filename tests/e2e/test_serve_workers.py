@@ -214,22 +214,25 @@ async def test_a_storm_through_two_workers_keeps_the_books_exact(ctx, db_url, tm
     assert len(receiver.received) == 1 and receiver.received[0].verified
 
 
-def test_a_worker_that_cannot_start_stops_the_server_with_its_reason(tmp_path):
-    """Not uvicorn's answer to a dead worker, starting another (forever, when each dies the
-    same way): the server stops, exit code 1, the workers' error in the log above."""
-    env = clean_env(BYTESPIKE_REDIS_URL="http://not-redis.invalid")  # refused by the client
+@pytest.mark.parametrize("workers", [1, WORKERS])
+def test_a_redis_url_that_is_not_one_is_one_error_line(workers, tmp_path):
+    """Refused before any worker starts (it was a traceback from the first worker, and with
+    several, uvicorn's restarts of each): exit code 1, one line naming the setting."""
+    env = clean_env(BYTESPIKE_REDIS_URL="http://not-redis.invalid")
     done = subprocess.run(
-        [BYTESPIKE, "serve", "--port", str(free_port()), "--workers", str(WORKERS)],
+        [BYTESPIKE, "serve", "--port", str(free_port()), "--workers", str(workers)],
         env=env,
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert done.returncode == 1, done.stderr
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: "), done.stderr
-    assert "Redis URL must specify" in done.stderr or "BYTESPIKE_REDIS_URL" in last
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: invalid configuration: BYTESPIKE_REDIS_URL: must start with redis://, "
+        "rediss://, unix://"
+    ]
 
 
 async def test_two_workers_start_from_nothing_on_the_embedded_default(tmp_path):
