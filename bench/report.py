@@ -200,8 +200,9 @@ def write(
     path.write_text(text + _kept_sections(path), encoding="utf-8")
 
 
-# Sections other benchmarks write into the same file (bench/reports.py), kept as they are.
-KEPT_SECTIONS = ("## Usage reports over 2 million calls",)
+# Sections other benchmarks write into the same file (bench/reports.py, bench/console.py),
+# kept as they are.
+KEPT_SECTIONS = ("## Usage reports over 2 million calls", "## Console pages")
 
 
 def _kept_sections(path: Path) -> str:

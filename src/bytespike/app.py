@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from starlette.responses import RedirectResponse
 
-from bytespike import __version__, logs, request_ids
+from bytespike import __version__, logs, request_ids, traces
 from bytespike.accounts.routes import router as account_router
 from bytespike.admin.routes import router as admin_router
 from bytespike.api import docs, errors, guard
@@ -21,8 +22,11 @@ from bytespike.console import app as console
 from bytespike.context import Context
 from bytespike.db import migrate
 from bytespike.db.batch import GroupCommit
+from bytespike.idempotency import sweeper as idempotency_sweeper
 from bytespike.keys.cache import KeyCache
 from bytespike.keys.routes import router as key_router
+from bytespike.metrics import exposition
+from bytespike.metrics.families import Metrics
 from bytespike.notifications.routes import router as notifications_router
 from bytespike.proxy import openapi as proxy_openapi
 from bytespike.proxy.pipeline import Gateway
@@ -36,6 +40,10 @@ from bytespike.webhooks import signing
 from bytespike.webhooks.dispatcher import Dispatcher
 from bytespike.webhooks.routes import router as webhooks_router
 from bytespike.webhooks.transport import HttpTransport
+
+log = logging.getLogger(__name__)
+# At a stop, what calls cut at the end of the grace period get to settle in.
+SETTLE_SECONDS = 10
 
 
 def build_limiter(settings: Settings) -> RateLimiter:
@@ -61,37 +69,54 @@ def create_app(
 ) -> FastAPI:
     ctx = ctx or Context.build(settings)
     limiter = limiter or build_limiter(settings)
-    providers = providers or Providers(ctx.catalog, settings)
+    providers = providers or Providers(ctx.catalog, settings, clock=ctx.clock)
+    tracing = traces.build(settings)  # None unless an OTLP endpoint is configured
+    metrics = Metrics.build(tracing)
+    # Each worker's breakers set its gauge as they change: a scrape reads any one worker.
+    providers.health.listen(metrics.deployment_state)
     gateway = Gateway(
         ctx=ctx,
         limiter=limiter,
         keys=KeyCache(ctx),
         providers=providers,
-        writes=GroupCommit(ctx.db),
+        writes=GroupCommit(ctx.db, batches=metrics.batched),
+        metrics=metrics,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await migrate.require_current(ctx.db)  # refuse a database not at head
         signing.SecretBox.from_settings(settings)  # fail at start-up on a missing key
-        tasks = []
         transport = HttpTransport.from_settings(settings) if background else None
-        if transport is not None:
-            tasks.append(asyncio.create_task(sweeper.run(ctx, settings.hold_sweep_seconds)))
-            dispatcher = Dispatcher(ctx, transport)
-            tasks.append(asyncio.create_task(dispatcher.run(settings.webhook_poll_seconds)))
+        dispatcher = Dispatcher(ctx, transport, metrics=metrics) if transport else None
+        sweeping = None
+        if dispatcher is not None:
+            # Expired holds and expired idempotency keys: one task, cancelled as one.
+            sweeping = asyncio.gather(
+                sweeper.run(ctx, settings.hold_sweep_seconds), idempotency_sweeper.run(ctx)
+            )
+            dispatcher.start(settings.webhook_poll_seconds)
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if transport is not None:
-                await transport.close()
-            await providers.close()
+            # The graceful stop: uvicorn has stopped accepting and given the calls in flight
+            # the grace period, cutting what was left. Each settles, the writes commit, the
+            # outbox drains, and only then do the connections close.
+            if left := await gateway.calls.settled(SETTLE_SECONDS):
+                log.warning("calls not settled at stop; their holds expire", extra={"count": left})
             await gateway.writes.close()
+            if sweeping is not None:
+                sweeping.cancel()
+                await asyncio.gather(sweeping, return_exceptions=True)
+            if dispatcher is not None:
+                await dispatcher.stop(within=settings.grace_seconds)
+                await dispatcher.transport.close()
+            await providers.close()
             await limiter.close()
             await ctx.db.close()
+            metrics.close()
+            if tracing is not None:
+                await tracing.close()  # exports the spans still queued
 
     app = FastAPI(
         title="bytespike",
@@ -102,12 +127,13 @@ def create_app(
         docs_url=None,  # served by api/docs.py from vendored assets, not a CDN
         redoc_url=None,
         # FastAPI's built-in OpenTelemetry hooks check the global providers on every
-        # request; bytespike logs its own access lines and exports no traces.
+        # request; bytespike logs its own access lines and makes its own spans (traces/).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ctx = ctx
     app.state.limiter = limiter
     app.state.gateway = gateway
+    app.state.metrics = metrics
     errors.install(app)
     docs.install(app)
     app.include_router(account_router)
@@ -123,6 +149,8 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
         return RedirectResponse("/console/", status_code=302)
+
+    app.add_route("/metrics", exposition.endpoint, methods=["GET"], include_in_schema=False)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSON:
@@ -145,5 +173,7 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(guard.Guard)
     app.add_middleware(logs.AccessLog)
+    if tracing is not None:
+        tracing.install(app)  # a span per request, around its access line
     app.add_middleware(request_ids.RequestIds)  # outermost: the access line has the id too
     return app

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bytespike import request_ids
+from bytespike import request_ids, traces
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -37,6 +37,9 @@ class JsonFormatter(logging.Formatter):
         request_id = request_ids.current()
         if request_id is not None:  # every line a request logs carries its id
             entry["request_id"] = request_id
+        trace_id = traces.current_id()
+        if trace_id is not None:  # and its trace's, when tracing is on
+            entry["trace_id"] = trace_id
         # uvicorn adds an ANSI-coloured copy of its message; it is noise in a JSON line.
         entry.update(
             (k, v)

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     rate_limit_file: Path | None = None
     hold_ttl_seconds: int = Field(default=600, ge=1)
     hold_sweep_seconds: float = Field(default=5.0, gt=0)
+    # On SIGTERM: how long calls in flight may run on (streams past it are cut and settled
+    # as client_closed), and then how long the webhook outbox may drain (`serve --grace`).
+    grace_seconds: int = Field(default=30, ge=0)
     log_level: str = "INFO"
     # Encrypts webhook signing secrets at rest; comma-separated to rotate (first one seals).
     secret_key: str | None = None
@@ -58,7 +61,26 @@ class Settings(BaseSettings):
     # Keep-alive connections per upstream host.
     upstream_pool_size: int = Field(default=100, ge=1)
 
-    @field_validator("redis_url", "admin_token", "secret_key", "rate_limit_file", mode="before")
+    # GET /metrics requires `Authorization: Bearer <this>` when set; open otherwise.
+    metrics_token: str | None = None
+    # Traces to this OTLP/HTTP collector (a base URL: /v1/traces is added); OpenTelemetry's
+    # OTEL_EXPORTER_OTLP_ENDPOINT turns them on as well (bytespike/traces).
+    otlp_endpoint: str | None = None
+    # Tries of a model's deployments per call, the first included (proxy/fallback.py); a
+    # deployment failing this many times in a row is skipped for the cool-down, per process.
+    upstream_attempts: int = Field(default=3, ge=1, le=20)
+    upstream_breaker_failures: int = Field(default=3, ge=1)
+    upstream_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator(
+        "redis_url",
+        "admin_token",
+        "secret_key",
+        "rate_limit_file",
+        "metrics_token",
+        "otlp_endpoint",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -3,11 +3,14 @@ A test module that needs them otherwise (a script, a limiter) defines its own.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from bytespike.context import Context
+from bytespike.logs import JsonFormatter
 from tests.e2e.gateway_support import Upstreams, gateway, upstreams
 from tests.factories import make_key, make_user, top_up, wallet_of
 
@@ -31,3 +34,20 @@ async def account(ctx: Context) -> tuple[str, int]:
     await top_up(ctx, "10", user="ada")
     key = await make_key(ctx, "ada")
     return key["key"], await wallet_of(ctx, user="ada")
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """What the server logs, formatted as it is in production (as it is emitted)."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield out
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

@@ -1,11 +1,12 @@
 """Hypothesis strategies for the fuzz test (test_fuzz.py): what a client may send.
 
 Arbitrary JSON rarely gets past a route's first check, so most bodies start valid (Chat
-Completions as OpenAI documents it, Anthropic Messages with every kind of block, the API's
-own bodies) and then have one to three places anywhere inside replaced by a hostile value
-(wrong type, huge or negative number, deep nesting, non-ASCII, empty container, null),
-removed, or joined by an unknown field. The rest is arbitrary JSON and bytes that are not
-JSON at all.
+Completions, Responses and embeddings as OpenAI documents them, Anthropic Messages with
+every kind of block, Gemini's generateContent, countTokens and embedContent bodies in
+camelCase or snake_case, the API's own bodies) and then have one to three places anywhere
+inside replaced by a hostile value (wrong type, huge or negative number, deep nesting,
+non-ASCII, empty container, null), removed, or joined by an unknown field. The rest is
+arbitrary JSON and bytes that are not JSON at all.
 
 `encode` writes a body as the client sends it. Nesting deeper than Python's own JSON
 encoder goes (`Deep`) is written out by hand.
@@ -706,4 +707,297 @@ response_ids = st.one_of(
     st.just("resp_" + "0" * 48),
     st.text(string.hexdigits.lower()[:16], min_size=48, max_size=48).map(lambda h: "resp_" + h),
     path_ids,
+)
+
+# Embeddings (OpenAI) ------------------------------------------------------------------------
+
+EMBEDDING_MODELS = ("text-embedding-3-small", "gemini-embedding-001")
+token_arrays = st.lists(st.integers(0, 100_000), min_size=1, max_size=8)
+
+
+def embedding_inputs(model: str) -> st.SearchStrategy[Any]:
+    """A string, strings, or (where the model's provider takes them: OpenAI) token arrays."""
+    texts = words | st.lists(words, min_size=1, max_size=4)
+    if model.startswith("gemini"):
+        return texts
+    return texts | token_arrays | st.lists(token_arrays, min_size=1, max_size=3)
+
+
+EMBEDDINGS_OPTIONAL = {
+    "encoding_format": st.sampled_from(("float", "base64")),
+    "dimensions": st.integers(1, 3072),
+    "user": words,
+}
+
+
+@st.composite
+def embeddings_requests(draw: st.DrawFn, model: str, stream: bool) -> dict[str, Any]:
+    """A valid embeddings request (per the OpenAI reference); nothing streams here."""
+    body: dict[str, Any] = {"model": model, "input": draw(embedding_inputs(model))}
+    return body | draw(st.fixed_dictionaries({}, optional=EMBEDDINGS_OPTIONAL))
+
+
+# Token counts (Anthropic) -------------------------------------------------------------------
+
+
+@st.composite
+def count_tokens_requests(draw: st.DrawFn, model: str, stream: bool) -> dict[str, Any]:
+    """A Messages request as /v1/messages/count_tokens takes it (generation settings left
+    out, as Anthropic's SDK leaves them; the gateway drops them anyway)."""
+    body = draw(messages_requests(model, stream))
+    if draw(st.booleans()):
+        for name in ("max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences"):
+            body.pop(name, None)
+    return body
+
+
+# Gemini (generateContent, countTokens, embedContent) -----------------------------------------
+
+GEMINI_SCHEMA = {
+    "type": "OBJECT",
+    "properties": {
+        "city": {"type": "STRING", "description": "City name"},
+        "unit": {"type": "STRING", "enum": ["c", "f"], "nullable": True},
+        "days": {"type": "INTEGER", "minimum": 1, "maximum": 7},
+    },
+    "required": ["city"],
+}
+gemini_text = st.builds(lambda t: {"text": t}, words)
+gemini_images = st.sampled_from(
+    (
+        {"inlineData": {"mimeType": "image/png", "data": PNG}},
+        {"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/cat.png"}},
+    )
+)
+gemini_media = st.sampled_from(
+    (
+        {"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}},
+        {"inlineData": {"mimeType": "application/pdf", "data": PNG}},
+    )
+)
+gemini_native_media = st.sampled_from(
+    (
+        {"inlineData": {"mimeType": "text/plain", "data": "aGk="}},
+        {"fileData": {"mimeType": "video/mp4", "fileUri": "https://example.com/v.mp4"}},
+        {"fileData": {"fileUri": "https://generativelanguage.googleapis.com/v1beta/files/a"}},
+    )
+)
+
+
+def gemini_user_parts(model: str) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """A user turn's parts; what only Gemini reads only for Gemini, audio and PDFs not for
+    Claude (as on Chat Completions)."""
+    parts = gemini_text | gemini_text | gemini_images
+    if not model.startswith("claude"):
+        parts |= gemini_media
+    if model.startswith("gemini"):
+        parts |= gemini_native_media
+    return st.lists(parts, min_size=1, max_size=3)
+
+
+@st.composite
+def gemini_tool_round(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A model turn calling a function (maybe with a thought and text), and its response."""
+    name = draw(names)
+    call: dict[str, Any] = {"name": name, "args": {"city": draw(words)}}
+    answer: dict[str, Any] = {"name": name, "response": {"result": draw(words)}}
+    if draw(st.booleans()):
+        call["id"] = answer["id"] = "call_" + draw(
+            st.text(string.ascii_letters + string.digits, min_size=1, max_size=8)
+        )
+    said = draw(st.lists(gemini_text, max_size=1))
+    thought = {"text": "hmm", "thought": True, "thoughtSignature": "c2ln"}
+    thinking = draw(st.lists(st.just(thought), max_size=1))
+    return [
+        {"role": "model", "parts": [*thinking, *said, {"functionCall": call}]},
+        {"role": "user", "parts": [{"functionResponse": answer}]},
+    ]
+
+
+@st.composite
+def gemini_contents(draw: st.DrawFn, model: str) -> list[dict[str, Any]]:
+    def user(parts: list[dict[str, Any]], named: bool) -> dict[str, Any]:
+        return {"role": "user", "parts": parts} if named else {"parts": parts}
+
+    contents = [user(draw(gemini_user_parts(model)), draw(st.booleans()))]
+    for _ in range(draw(st.integers(0, 2))):
+        if draw(st.booleans()):
+            contents.extend(draw(gemini_tool_round()))
+        else:
+            contents.append({"role": "model", "parts": [draw(gemini_text)]})
+            contents.append(user(draw(gemini_user_parts(model)), True))
+    return contents
+
+
+def _declaration(name: str, description: str, schema: Any, as_json: bool) -> dict[str, Any]:
+    key = "parametersJsonSchema" if as_json else "parameters"
+    return {"name": name, "description": description, key: schema}
+
+
+gemini_declarations = st.lists(
+    st.builds(
+        lambda name, description, json_schema: _declaration(
+            name, description, WEATHER_SCHEMA if json_schema else GEMINI_SCHEMA, json_schema
+        ),
+        names,
+        words,
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=2,
+    unique_by=lambda declaration: str(declaration["name"]),
+)
+thinking_configs = st.one_of(
+    st.fixed_dictionaries(
+        {"thinkingBudget": st.sampled_from((-1, 0, 512, 1024, 8192, 24576))},
+        optional={"includeThoughts": st.booleans()},
+    ),
+    st.builds(lambda level: {"thinkingLevel": level}, st.sampled_from(("LOW", "MEDIUM", "HIGH"))),
+)
+GENERATION_OPTIONAL = {
+    "temperature": st.floats(0, 2),
+    "topP": st.floats(0, 1),
+    "topK": st.integers(1, 100),
+    "maxOutputTokens": st.integers(1, 4096),
+    "stopSequences": st.lists(words, min_size=1, max_size=5),
+    "candidateCount": st.just(1),
+    "seed": st.integers(-(2**31), 2**31 - 1),
+    "presencePenalty": st.floats(-2, 2),
+    "frequencyPenalty": st.floats(-2, 2),
+    "thinkingConfig": thinking_configs,
+    "responseMimeType": st.sampled_from(("text/plain", "application/json")),
+}
+structured = st.sampled_from(
+    (
+        {"responseMimeType": "application/json", "responseSchema": GEMINI_SCHEMA},
+        {"responseMimeType": "application/json", "responseJsonSchema": WEATHER_SCHEMA},
+    )
+)
+safety_settings = st.lists(
+    st.builds(
+        lambda category, threshold: {"category": category, "threshold": threshold},
+        st.sampled_from(("HARM_CATEGORY_HARASSMENT", "HARM_CATEGORY_DANGEROUS_CONTENT")),
+        st.sampled_from(("BLOCK_NONE", "BLOCK_ONLY_HIGH")),
+    ),
+    min_size=1,
+    max_size=2,
+)
+
+
+@st.composite
+def generate_requests(draw: st.DrawFn, model: str, stream: bool) -> dict[str, Any]:
+    """A valid GenerateContentRequest (per Google's reference); the path names the model
+    (and the method whether it streams); what only Gemini reads only for Gemini. In
+    camelCase or, as Google's REST examples write it, snake_case."""
+    native = model.startswith("gemini")
+    body: dict[str, Any] = {"contents": draw(gemini_contents(model))}
+    if draw(st.booleans()):
+        body["systemInstruction"] = {"parts": draw(st.lists(gemini_text, min_size=1, max_size=2))}
+    config = draw(st.fixed_dictionaries({}, optional=GENERATION_OPTIONAL))
+    if draw(st.integers(0, 4)) == 0:
+        config |= draw(structured)
+    if config or draw(st.booleans()):
+        body["generationConfig"] = config
+    if draw(st.booleans()):
+        body["tools"] = [{"functionDeclarations": draw(gemini_declarations)}]
+        if native and draw(st.booleans()):
+            body["tools"].append({"googleSearch": {}})
+        if draw(st.booleans()):
+            first = body["tools"][0]["functionDeclarations"][0]["name"]
+            calling: dict[str, Any] = {"mode": draw(st.sampled_from(("AUTO", "ANY", "NONE")))}
+            if calling["mode"] == "ANY" and draw(st.booleans()):
+                calling["allowedFunctionNames"] = [first]
+            body["toolConfig"] = {"functionCallingConfig": calling}
+    if draw(st.booleans()):
+        body["safetySettings"] = draw(safety_settings)
+    if native and draw(st.integers(0, 5)) == 0:
+        body["cachedContent"] = "cachedContents/abc123"
+    if draw(st.integers(0, 5)) == 0:
+        body["model"] = f"models/{model}"
+    return snake_case(body) if draw(st.integers(0, 3)) == 0 else body
+
+
+@st.composite
+def count_requests(draw: st.DrawFn, model: str, stream: bool) -> dict[str, Any]:
+    """A valid CountTokensRequest: contents, or a whole generateContentRequest naming its
+    model."""
+    inner = draw(generate_requests(model, stream))
+    contents = inner.get("contents") or [{"parts": [{"text": "hi"}]}]
+    if draw(st.booleans()):
+        return {"contents": contents}
+    return {"generateContentRequest": {**inner, "model": f"models/{model}"}}
+
+
+TASK_TYPES = ("RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT", "SEMANTIC_SIMILARITY", "CLASSIFICATION")
+
+
+def embed_content(model: str, dimensions: int | None, named: bool) -> Any:
+    """One EmbedContentRequest: text parts (all that every embedding model reads)."""
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "taskType": st.sampled_from(TASK_TYPES),
+        "title": words,
+    }
+    required: dict[str, st.SearchStrategy[Any]] = {
+        "content": st.builds(
+            lambda parts: {"parts": parts}, st.lists(gemini_text, min_size=1, max_size=3)
+        )
+    }
+    if named:
+        required["model"] = st.just(f"models/{model}")
+    if dimensions is not None:
+        required["outputDimensionality"] = st.just(dimensions)
+    return st.fixed_dictionaries(required, optional=optional)
+
+
+gemini_dimensions = st.none() | st.integers(1, 3072)
+
+
+@st.composite
+def embed_requests(draw: st.DrawFn, model: str, stream: bool) -> dict[str, Any]:
+    """A valid EmbedContentRequest (the model named by the path, maybe by the body too)."""
+    body = draw(embed_content(model, draw(gemini_dimensions), draw(st.booleans())))
+    return snake_case(body) if draw(st.integers(0, 3)) == 0 else body
+
+
+@st.composite
+def batch_embed_requests(draw: st.DrawFn, model: str, stream: bool) -> dict[str, Any]:
+    """A valid BatchEmbedContentsRequest: each request names the path's model; one
+    outputDimensionality for all (an OpenAI model takes one per call)."""
+    dimensions = draw(gemini_dimensions)
+    requests = draw(st.lists(embed_content(model, dimensions, True), min_size=1, max_size=4))
+    return {"requests": requests}
+
+
+# Gemini reads protobuf's JSON names in either case; the client's own keys stay as written.
+_OPAQUE = frozenset(
+    {"args", "response", "parametersJsonSchema", "responseJsonSchema", "partMetadata"}
+)
+
+
+def snake_case(value: Any, *, names: bool = True) -> Any:
+    """`value` with Gemini's camelCase field names written in snake_case."""
+    if isinstance(value, list):
+        return [snake_case(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        name = "".join(f"_{c.lower()}" if c.isupper() else c for c in key) if names else key
+        if key in _OPAQUE:
+            out[name] = item
+        else:
+            out[name] = snake_case(item, names=key != "properties")
+    return out
+
+
+page_queries = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("pageSize"), st.sampled_from(("1", "2", "50", "1000", "1001")) | path_ids
+        ),
+        st.tuples(st.just("pageToken"), st.sampled_from(("1", "2", "6")) | path_ids),
+        # Not `key`: a key in the query is a credential (test_fuzz.py sends it so).
+        st.tuples(st.text(max_size=6).filter(lambda name: name != "key"), st.text(max_size=12)),
+    ),
+    max_size=3,
 )

@@ -99,9 +99,17 @@ def micros(usd: Any) -> int:
     return parse_usd(usd)
 
 
-def expected_cost(ctx: Context, model: str, input_tokens: int, output_tokens: int) -> int:
-    """What the spec says a call costs: tokens times prices per million, rounded up to a micro."""
+def expected_cost(
+    ctx: Context, model: str, input_tokens: int, output_tokens: int, *, cached: int = 0
+) -> int:
+    """What the spec says a call costs: tokens times prices per million (`cached` of the input
+    tokens at the cache-read price), in the prices in force now, rounded up to a micro."""
     entry = ctx.catalog.get(model)
     assert entry is not None
-    exact = input_tokens * entry.input_usd_per_mtok + output_tokens * entry.output_usd_per_mtok
+    rates = entry.prices.at(ctx.clock.now()).tier(input_tokens).rates
+    exact = (
+        (input_tokens - cached) * rates.input
+        + cached * rates.cache_read
+        + output_tokens * rates.output
+    )
     return int(exact.to_integral_value(rounding="ROUND_CEILING"))

@@ -22,6 +22,7 @@ from bytespike.keys import service as keys
 from bytespike.money import parse_usd
 from bytespike.orgs import service as orgs
 from bytespike.ratelimit.memory import MemoryRateLimiter
+from bytespike.usage import repo as usage_repo
 from tests.conftest import FakeClock
 from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
 
@@ -44,7 +45,8 @@ def bearer(key: dict[str, Any] | str) -> dict[str, str]:
 async def spend(
     ctx: Context, wallet_id: int, key_id: int | None, model: str | None, usd: str
 ) -> None:
-    """Hold then settle exactly `usd`, as a metered request does, at the clock's time."""
+    """Hold then settle exactly `usd`, as a metered request does, at the clock's time: with
+    a key and model, its usage record (and so its daily rollup) in the same transaction."""
     cost = parse_usd(usd)
     now = ctx.clock.now()
     async with ctx.db.write() as conn:
@@ -52,6 +54,22 @@ async def spend(
             conn, wallet_id, cost, now=now, ttl=ctx.hold_ttl, key_id=key_id, model=model
         )
         await holds.settle(conn, hold_id, cost, now=now)
+        if key_id is not None and model is not None:
+            record = usage_repo.row(
+                wallet_id=wallet_id,
+                key_id=key_id,
+                hold_id=hold_id,
+                model=model,
+                provider="test",
+                usage=None,
+                cost=cost,
+                status="ok",
+                http_status=200,
+                stream=False,
+                latency_ms=1,
+                now=now,
+            )
+            await usage_repo.insert(conn, record)
 
 
 async def hold(ctx: Context, wallet_id: int, usd: str) -> int:

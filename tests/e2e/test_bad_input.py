@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from bytespike.billing import pricing
 from bytespike.billing.tables import holds, ledger_entries
-from bytespike.catalog import Model
+from bytespike.catalog import Deployment, Model
 from bytespike.context import Context
 from bytespike.orgs import service as orgs
 from bytespike.ratelimit.memory import MemoryRateLimiter
@@ -228,8 +228,10 @@ class _Broken(MockProvider):
 
 
 class _BrokenProviders(Providers):
-    def for_model(self, model: Model) -> Any:
-        return _Broken() if model.id == "mock" else super().for_model(model)
+    def for_deployment(self, model: Model, deployment: Deployment) -> Any:
+        if model.id == "mock":
+            return _Broken()
+        return super().for_deployment(model, deployment)
 
 
 @pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages"])
@@ -296,3 +298,16 @@ async def test_a_model_id_with_a_newline_is_openais_404(
         answer = await http.get("/v1/models/a%0Ab")
     assert_valid("ErrorResponse", answer.json())
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "model_not_found"
+
+
+@pytest.mark.parametrize("path", ["/v1beta/models/a%0Ab", "/v1/models/a%0Ab"])
+async def test_a_gemini_model_id_with_a_newline_is_geminis_404(
+    base_url: str, account: tuple[str, int], path: str
+) -> None:
+    """Found by the fuzz test: /v1beta/'s fell through to the API's generic 404 envelope."""
+    key, _ = account
+    async with httpx.AsyncClient(base_url=base_url, headers={"x-goog-api-key": key}) as http:
+        answer = await http.get(path)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["status"] == "NOT_FOUND"
+    assert answer.json()["error"]["message"] == "models/a\nb is not found"

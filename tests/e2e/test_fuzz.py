@@ -19,11 +19,15 @@ the failures apart and shrinks each to a minimal example.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import copy
 import json
 import logging
 import os
 import re
+import struct
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +40,7 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
+from google.genai import types as genai_types
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
@@ -44,6 +49,7 @@ from bytespike.billing import ledger
 from bytespike.billing.tables import holds
 from bytespike.context import Context
 from bytespike.keys.service import MAX_RATE_LIMIT
+from bytespike.proxy import gemini_errors
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e import fuzz_bodies as b
 from tests.e2e.gateway_support import Upstreams, gateway
@@ -67,7 +73,7 @@ class Call:
     path: str  # as sent, params and query filled in
     body: Any = NO_BODY  # a JSON value (with `Deep`s), or `Raw` bytes
     model: str | None = None  # the catalog model the valid body was made for
-    auth: str = "key"  # key | x-api-key | admin | none | wrong
+    auth: str = "key"  # key | x-api-key | x-goog-api-key | query (?key=) | admin | none | wrong
     content_type: str | None = "application/json"
     beta: str | None = None  # an anthropic-beta header
 
@@ -78,12 +84,23 @@ class Call:
     @property
     def family(self) -> str:
         """Whose error envelope the route answers in."""
-        if self.route.endswith("/v1/messages"):
+        if self.gemini:
+            return "gemini"
+        if self.route.endswith(("/v1/messages", "/v1/messages/count_tokens")):
             return "anthropic"
         return "api" if " /api/" in self.route else "openai"
 
+    @property
+    def gemini(self) -> bool:
+        """A Gemini route, or a path OpenAI's share asked with a key as Google's SDKs send it."""
+        if " /v1beta/" in self.route:
+            return True
+        return self.route.startswith("GET /v1/models") and self.auth in GOOGLE_AUTHS
+
 
 KEY_AUTHS = st.sampled_from(("key",) * 7 + ("x-api-key", "none", "wrong"))
+GOOGLE_AUTHS = ("x-goog-api-key", "query")
+GEMINI_AUTHS = st.sampled_from(("key",) * 3 + GOOGLE_AUTHS * 3 + ("x-api-key", "none", "wrong"))
 ADMIN_AUTHS = st.sampled_from(("admin",) * 7 + ("key", "none", "wrong"))
 CONTENT_TYPES = st.sampled_from(("application/json",) * 8 + ("text/plain", None))
 
@@ -92,27 +109,61 @@ def param(text: str) -> str:
     return quote(text, safe="")
 
 
-def _model_call(route: str, valid: Callable[[str, bool], st.SearchStrategy[Any]]) -> Any:
+def _model_call(
+    route: str,
+    valid: Callable[[str, bool], st.SearchStrategy[Any]],
+    models: tuple[str, ...] = b.MODELS,
+) -> Any:
+    """Calls of a model route, each with a body made valid for one of `models` (streaming or
+    not) and then perhaps mutated; a Gemini route's path names the model (or another)."""
+    gemini = " /v1beta/" in route
+
     def calls(model: str, stream: bool) -> st.SearchStrategy[Call]:
         return st.builds(
             Call,
             route=st.just(route),
-            path=st.just(route.split()[1]),
+            path=_gemini_path(route, model) if gemini else st.just(route.split()[1]),
             body=b.bodies(valid(model, stream)),
             model=st.just(model),
-            auth=KEY_AUTHS,
+            auth=GEMINI_AUTHS if gemini else KEY_AUTHS,
             content_type=CONTENT_TYPES,
             beta=st.none() | st.sampled_from(("prompt-caching-2024-07-31", "x" * 300, "é")),
         )
 
-    return st.tuples(st.sampled_from(b.MODELS), st.booleans()).flatmap(lambda ms: calls(*ms))
+    return st.tuples(st.sampled_from(models), st.booleans()).flatmap(lambda ms: calls(*ms))
 
 
+def _gemini_path(route: str, model: str) -> Any:
+    """The route's path under /v1beta/ or /v1/, naming `model` mostly, else any catalog
+    model (of the other kind too) or an id that names none."""
+    ids = st.one_of(st.just(model), st.just(model), st.just(model), st.sampled_from(ALL_MODELS))
+    ids |= b.path_ids
+    template = route.split()[1]
+    return st.builds(
+        lambda version, name: template.replace("/v1beta/", version, 1).replace(
+            "{model}", param(name)
+        ),
+        st.sampled_from(("/v1beta/", "/v1/")),
+        ids,
+    )
+
+
+ALL_MODELS = b.MODELS + b.EMBEDDING_MODELS
+GEMINI = "/v1beta/models/{model}"
 model_calls = st.one_of(
     _model_call("POST /v1/chat/completions", b.chat_requests),
     _model_call("POST /v1/messages", b.messages_requests),
     _model_call("POST /v1/responses", b.responses_requests),
+    _model_call("POST /v1/embeddings", b.embeddings_requests, b.EMBEDDING_MODELS),
+    _model_call("POST /v1/messages/count_tokens", b.count_tokens_requests),
+    _model_call(f"POST {GEMINI}:generateContent", b.generate_requests),
+    _model_call(f"POST {GEMINI}:streamGenerateContent", b.generate_requests),
+    _model_call(f"POST {GEMINI}:streamGenerateContent?alt=sse", b.generate_requests),
+    _model_call(f"POST {GEMINI}:countTokens", b.count_requests, ALL_MODELS),
+    _model_call(f"POST {GEMINI}:embedContent", b.embed_requests, b.EMBEDDING_MODELS),
+    _model_call(f"POST {GEMINI}:batchEmbedContents", b.batch_embed_requests, b.EMBEDDING_MODELS),
 )
+FREE = ("POST /v1/messages/count_tokens", f"POST {GEMINI}:countTokens")  # never billed
 
 
 def _call(route: str, path: Any, body: Any = None, auths: Any = KEY_AUTHS) -> Any:
@@ -133,10 +184,13 @@ def _with_query(path: str, query: st.SearchStrategy[list[tuple[str, str]]]) -> A
     return query.map(lambda pairs: f"{path}?{urlencode(pairs)}" if pairs else path)
 
 
-model_ids = st.sampled_from(b.MODELS) | b.path_ids
+model_ids = st.sampled_from(ALL_MODELS) | b.path_ids
+gemini_ids = model_ids | st.sampled_from(ALL_MODELS).map(lambda name: f"models/{name}")
 key_calls = st.one_of(
-    _call("GET /v1/models", "/v1/models"),
-    _call("GET /v1/models/{id}", _under("/v1/models", model_ids)),
+    _call("GET /v1/models", _with_query("/v1/models", b.page_queries), auths=GEMINI_AUTHS),
+    _call("GET /v1/models/{id}", _under("/v1/models", gemini_ids), auths=GEMINI_AUTHS),
+    _call("GET /v1beta/models", _with_query("/v1beta/models", b.page_queries), auths=GEMINI_AUTHS),
+    _call("GET /v1beta/models/{model}", _under("/v1beta/models", gemini_ids), auths=GEMINI_AUTHS),
     _call("GET /v1/responses/{id}", _under("/v1/responses", b.response_ids)),
     _call("DELETE /v1/responses/{id}", _under("/v1/responses", b.response_ids)),
     _call("GET /api/v1/me/account", _with_query("/api/v1/me/account", b.usage_queries)),
@@ -222,6 +276,8 @@ def envelope_problems(family: str, body: Any) -> list[str]:
     error = body.get("error")
     if not isinstance(error, dict):
         return ["the error answer has no 'error' object"]
+    if family == "gemini":
+        return gemini_envelope_problems(body)
     problems = [f"error.{k} is not a string" for k in ("type", "message") if not _is_str(error, k)]
     if family == "openai":
         if set(error) != {"message", "type", "param", "code"}:
@@ -241,6 +297,29 @@ def envelope_problems(family: str, body: Any) -> list[str]:
             problems.append(f"keys {sorted(body)} / {sorted(error)}, not error: type/message")
         if "code" in error and not isinstance(error["code"], str):
             problems.append("error.code is not a string")
+    return problems
+
+
+GOOGLE_STATUSES = frozenset(gemini_errors.STATUSES.values()) | {"UNKNOWN"}
+
+
+def gemini_envelope_problems(body: dict[str, Any]) -> list[str]:
+    """Google's `{"error": {"code", "message", "status", "details"?}}` (google.rpc.Status)."""
+    error = body["error"]
+    problems = []
+    if set(body) != {"error"} or not {"code", "message", "status"} <= set(error) <= {
+        "code",
+        "message",
+        "status",
+        "details",
+    }:
+        problems.append(f"keys {sorted(body)} / {sorted(error)}, not error: code/message/status")
+    if not isinstance(error.get("code"), int) or not _is_str(error, "message"):
+        problems.append("error.code is not an integer or error.message not a string")
+    if error.get("status") not in GOOGLE_STATUSES:
+        problems.append(f"error.status {error.get('status')!r} is not a canonical code")
+    if not isinstance(error.get("details", []), list):
+        problems.append("error.details is not a list")
     return problems
 
 
@@ -338,8 +417,100 @@ def message_problems(message: Any, *, streamed: bool = False) -> list[str]:
     return problems
 
 
+def generate_problems(body: Any, *, final: bool = True) -> list[str]:
+    """How `body` departs from a GenerateContentResponse as Google's SDK reads it (every
+    field one it knows); a whole answer (`final`) has candidates and usageMetadata."""
+    if not isinstance(body, dict):
+        return [f"not a GenerateContentResponse: {body!r:.100}"]
+    try:
+        genai_types.GenerateContentResponse.model_validate(body)
+    except ValidationError as exc:
+        return [f"not a GenerateContentResponse: {exc.errors()[0]}"[:300]]
+    candidates = body.get("candidates")
+    if final and (not candidates or not isinstance(body.get("usageMetadata"), dict)):
+        return ["a GenerateContentResponse without candidates or usageMetadata"]
+    return []
+
+
+def gemini_stream_problems(call: Call, answer: Answer) -> list[str]:
+    """A stream's events (SSE `data:` lines with alt=sse, else one JSON array), each a
+    GenerateContentResponse, the last an error in Gemini's envelope if the stream broke."""
+    if call.route.endswith("?alt=sse"):
+        if not answer.content_type.startswith("text/event-stream"):
+            return [f"an alt=sse stream answered as {answer.content_type!r}"]
+        events = [loads(data) for _, data in sse(answer.raw)]
+    else:
+        events = answer.json()
+        if not isinstance(events, list):
+            return [f"a stream without alt=sse is not a JSON array: {events!r:.100}"]
+    if not events:
+        return ["the stream carries no events"]
+    last = events[-1]
+    if isinstance(last, dict) and "error" in last:  # the upstream broke mid-answer
+        events = events[:-1]
+        problems = gemini_envelope_problems(last)
+    else:
+        problems = generate_problems(last, final=False)
+        if not isinstance(last, dict) or not isinstance(last.get("usageMetadata"), dict):
+            problems.append("the stream's last event has no usageMetadata")
+    for event in events:
+        problems += generate_problems(event, final=False)
+    return problems
+
+
+def vectors_problems(embeddings: Any) -> list[str]:
+    if not isinstance(embeddings, list) or not embeddings:
+        return ["no embeddings"]
+    for embedding in embeddings:
+        values = embedding.get("values") if isinstance(embedding, dict) else None
+        if not isinstance(values, list) or not all(isinstance(v, int | float) for v in values):
+            return [f"an embedding without a list of numbers as values: {embedding!r:.100}"]
+    return []
+
+
+def gemini_problems(call: Call, answer: Answer) -> list[str]:
+    """A Gemini route's success shapes."""
+    method = call.route.split(":")[-1]
+    if method.startswith("streamGenerateContent"):
+        return gemini_stream_problems(call, answer)
+    body = answer.json()
+    if not isinstance(body, dict):
+        return [f"the answer is not a JSON object: {body!r:.200}"]
+    if method == "generateContent":
+        return generate_problems(body)
+    if method == "countTokens":
+        total = body.get("totalTokens")
+        return [] if isinstance(total, int) and total >= 0 else ["no integer totalTokens"]
+    if method == "embedContent":
+        return vectors_problems([body.get("embedding")])
+    if method == "batchEmbedContents":
+        problems = vectors_problems(body.get("embeddings"))
+        sent = loads(b.encode(call.body))
+        asked = sent.get("requests") if isinstance(sent, dict) else None
+        if not problems and isinstance(asked, list) and len(asked) != len(body["embeddings"]):
+            problems.append(f"{len(body['embeddings'])} embeddings for {len(asked)} requests")
+        return problems
+    if call.route.endswith("/models"):
+        models = body.get("models")
+        if not isinstance(models, list):
+            return ["a model list without models"]
+        return [p for model in models for p in gemini_model_problems(model)]
+    return gemini_model_problems(body)
+
+
+def gemini_model_problems(model: Any) -> list[str]:
+    if not isinstance(model, dict) or not str(model.get("name", "")).startswith("models/"):
+        return [f"not a Gemini Model: {model!r:.100}"]
+    methods = model.get("supportedGenerationMethods")
+    if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+        return ["supportedGenerationMethods is not a list of names"]
+    return []
+
+
 def success_problems(call: Call, answer: Answer) -> list[str]:
     """How a 2xx answer departs from the route's success shape."""
+    if call.gemini:
+        return gemini_problems(call, answer)
     streamed = answer.content_type.startswith("text/event-stream")
     if call.route == "POST /v1/chat/completions":
         if streamed:
@@ -363,8 +534,41 @@ def success_problems(call: Call, answer: Answer) -> list[str]:
         return schema_errors("ListModelsResponse", answer.json())
     if call.route == "GET /v1/models/{id}":
         return schema_errors("Model", answer.json())
+    if call.route == "POST /v1/embeddings":
+        return embeddings_problems(call, answer.json())
+    if call.route == "POST /v1/messages/count_tokens":
+        body = answer.json()
+        if not isinstance(body, dict) or set(body) != {"input_tokens"}:
+            return [f"not {{'input_tokens': N}}: {body!r:.100}"]
+        tokens = body["input_tokens"]
+        return [] if isinstance(tokens, int) and tokens >= 0 else ["input_tokens is no count"]
     body = answer.json()
     return [] if isinstance(body, dict) else [f"the answer is not a JSON object: {body!r:.200}"]
+
+
+def embeddings_problems(call: Call, body: Any) -> list[str]:
+    """A CreateEmbeddingResponse for the model asked; base64 vectors (which the reference's
+    schema leaves out) as float32 arrays."""
+    sent = loads(b.encode(call.body))
+    sent = sent if isinstance(sent, dict) else {}
+    if sent.get("encoding_format") == "base64" and isinstance(body, dict):
+        body = copy.deepcopy(body)
+        for item in body.get("data") if isinstance(body.get("data"), list) else ():
+            if isinstance(item, dict) and isinstance(item.get("embedding"), str):
+                item["embedding"] = float32s(item["embedding"])
+    problems = schema_errors("CreateEmbeddingResponse", body)
+    if isinstance(body, dict) and body.get("model") != sent.get("model"):
+        problems.append(f"answered for model {body.get('model')!r}, asked {sent.get('model')!r}")
+    return problems
+
+
+def float32s(text: str) -> Any:
+    """Little-endian float32s in base64, as a list; the text itself if it is not that."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return text
+    return list(struct.unpack(f"<{len(data) // 4}f", data)) if len(data) % 4 == 0 else text
 
 
 # Crashes the gateway logs ---------------------------------------------------------------------
@@ -509,6 +713,8 @@ class Fuzz:
         credential = {
             "key": [(b"authorization", f"Bearer {self.key}")],
             "x-api-key": [(b"x-api-key", self.key)],
+            "x-goog-api-key": [(b"x-goog-api-key", self.key)],
+            "query": [],  # the key is in the path (`sent_path`)
             "admin": [(b"authorization", f"Bearer {ADMIN_TOKEN}")],
             "none": [],
             "wrong": [(b"authorization", "Bearer bsk-not-a-key")],
@@ -540,10 +746,15 @@ class Fuzz:
             pending = await conn.execute(sa.select(holds.c.id).where(holds.c.status == "pending"))
             return Books(balances.available, set(pending.scalars()), problems)
 
+    def sent_path(self, call: Call) -> str:
+        if call.auth != "query":
+            return call.path
+        return f"{call.path}{'&' if '?' in call.path else '?'}{urlencode({'key': self.key})}"
+
     async def send(self, call: Call) -> Answer:
         content = b.encode(call.body)
         request = self.http.build_request(
-            call.method, call.path, content=content or None, headers=self.headers(call)
+            call.method, self.sent_path(call), content=content or None, headers=self.headers(call)
         )
         try:
             response = await self.http.send(request, stream=True)
@@ -586,6 +797,9 @@ class Fuzz:
         if not 200 <= answer.status < 300 and after.available != before.available:
             moved = after.available - before.available
             problems.append(Problem("available moved on a refusal", f"by {moved} micros"))
+        elif call.route in FREE and after.available != before.available:
+            moved = after.available - before.available
+            problems.append(Problem("available moved on a free call", f"by {moved} micros"))
         return problems
 
     def fail(self, call: Call, answer: Answer, problems: list[Problem]) -> None:
@@ -664,14 +878,16 @@ def fuzzing(examples: int) -> Callable[[Any], Any]:
 @fuzzing(EXAMPLES)
 @given(call=model_calls)
 async def test_model_routes(fuzz: Fuzz, call: Call) -> None:
-    """/v1/chat/completions and /v1/messages, every catalog model, streaming or not."""
+    """Chat Completions, Messages (and its token count), Responses, embeddings and Gemini's
+    methods, every catalog model of the route's kind, streaming or not."""
     await fuzz.check(call)
 
 
 @fuzzing(EXAMPLES // 2)
 @given(call=key_calls)
 async def test_key_routes(fuzz: Fuzz, call: Call) -> None:
-    """/v1/models and the key holder's /api/v1/me/* routes."""
+    """/v1/models, /v1beta/models (keys as every SDK sends them) and the key holder's
+    /api/v1/me/* routes."""
     await fuzz.check(call)
 
 

@@ -9,13 +9,13 @@ import dataclasses
 import math
 import struct
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from bytespike.billing import pricebook
 from bytespike.catalog import Catalog, Model
 from bytespike.context import Context
 from tests.e2e.gateway_support import Upstreams, books_balance, expected_cost, gateway
@@ -219,8 +219,7 @@ async def compatible(ctx: Context, fakes: Upstreams) -> AsyncIterator[tuple[Cont
         id="local-embed",
         provider="openai-compatible",
         upstream_model="nomic-embed-text",
-        input_usd_per_mtok=Decimal("0.05"),
-        output_usd_per_mtok=Decimal("0"),
+        prices=pricebook.flat("0.05", "0"),
         context_tokens=8192,
         max_output_tokens=1,
         base_url=fakes.openai.url,

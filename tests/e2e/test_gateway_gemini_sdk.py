@@ -508,7 +508,7 @@ def thinking_routes(fake: FakeUpstream) -> list[web.RouteDef]:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_thoughts_are_billed_as_output_and_cached_tokens_as_input(
+async def test_thoughts_are_billed_as_output_and_cached_tokens_at_the_cache_price(
     ctx: Context, fakes: Upstreams, account: tuple[str, int], stream: bool
 ) -> None:
     key, wallet = account
@@ -525,4 +525,4 @@ async def test_thoughts_are_billed_as_output_and_cached_tokens_as_input(
                 usage = reply.usage_metadata
     assert usage is not None and usage.thoughts_token_count == 300
     balances = await books_balance(ctx, wallet)
-    assert balances.spent == expected_cost(ctx, "gemini-3-1-pro", 1000, 500)
+    assert balances.spent == expected_cost(ctx, "gemini-3-1-pro", 1000, 500, cached=400)

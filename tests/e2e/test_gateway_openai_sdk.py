@@ -76,7 +76,8 @@ async def test_the_account_endpoint_shows_the_debit_at_once(
     import httpx
 
     key, _ = account
-    fakes.openai.script.input_tokens, fakes.openai.script.output_tokens = 1_000_000, 0
+    # 200,000 prompt tokens: below GPT-5.4's long-context tier, $0.50.
+    fakes.openai.script.input_tokens, fakes.openai.script.output_tokens = 200_000, 0
     async with sdk(base_url, key) as client:
         await client.chat.completions.create(
             model="gpt-5-4", messages=[{"role": "user", "content": "Hi"}]
@@ -86,7 +87,7 @@ async def test_the_account_endpoint_shows_the_debit_at_once(
             await http.get("/api/v1/me/account", headers={"Authorization": f"Bearer {key}"})
         ).json()
     balance = account_view["balance"]
-    assert Decimal(str(balance["available_usd"])) == Decimal("7.5")
-    assert Decimal(str(balance["lifetime_spent_usd"])) == Decimal("2.5")
+    assert Decimal(str(balance["available_usd"])) == Decimal("9.5")
+    assert Decimal(str(balance["lifetime_spent_usd"])) == Decimal("0.5")
     gpt = next(m for m in account_view["allowed_models"] if m["id"] == "gpt-5-4")
-    assert gpt["quota_used_usd"] == 2.5
+    assert gpt["quota_used_usd"] == 0.5

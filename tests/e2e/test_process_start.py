@@ -147,6 +147,32 @@ def test_an_unmigrated_postgresql_database_says_to_run_db_upgrade(
     assert after.returncode == 0, after.stderr  # the advice works
 
 
+def test_a_database_a_newer_version_migrated_says_to_run_that_version(
+    unmigrated_postgres, tmp_path
+):
+    """An old replica restarted in the middle of a rolling upgrade (docs/deploy.md): not
+    `db upgrade`, which cannot go back, but the version that migrated it."""
+    env = clean_env(
+        BYTESPIKE_DATABASE_URL=unmigrated_postgres, BYTESPIKE_SECRET_KEY="test-secret-key"
+    )
+    upgraded = subprocess.run(
+        [BYTESPIKE, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    asyncio.run(_execute(unmigrated_postgres, "UPDATE alembic_version SET version_num = '9999'"))
+
+    refused = run_bytespike("serve", env, tmp_path)
+
+    assert_one_line_error(refused, "at 9999", "a newer version migrated it; run that one")
+
+
+async def _execute(url: str, statement: str) -> None:
+    engine = create_async_engine(async_url(url))
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(statement))
+    await engine.dispose()
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_an_unreachable_database_is_one_error_line(command, tmp_path):
     port = free_port()  # nothing listens there
@@ -158,3 +184,27 @@ def test_an_unreachable_database_is_one_error_line(command, tmp_path):
     done = run_bytespike(command, env, tmp_path)
 
     assert_one_line_error(done, "cannot reach the database", "BYTESPIKE_DATABASE_URL")
+
+
+def test_processes_started_together_on_nothing_migrate_it_once(tmp_path):
+    """Each process migrates the embedded default it finds behind (the deployment guide
+    starts `serve` and `worker` at once): several at once take turns, none fails half-way
+    through a migration another is running."""
+    env = clean_env()
+    workers = [
+        subprocess.Popen(
+            [BYTESPIKE, "worker", "--once"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
+    try:
+        with serving(env, tmp_path) as (url,):
+            assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+    finally:
+        outputs = [worker.communicate(timeout=60)[0].decode() for worker in workers]
+    for worker, output in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, output

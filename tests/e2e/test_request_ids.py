@@ -5,33 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from bytespike.context import Context
-from bytespike.logs import JsonFormatter
 from tests.conftest import ADMIN_TOKEN
 from tests.factories import make_key, make_user
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """What the server logs, formatted as it is in production (as it is emitted)."""
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield out
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 @pytest.mark.parametrize(

@@ -187,8 +187,16 @@ async def test_the_model_list_shows_only_the_keys_models_with_catalog_prices(
         entry = ctx.catalog.get(model["id"])
         assert entry is not None
         pricing = model["pricing"]
-        assert Decimal(str(pricing["input_usd_per_mtok"])) == entry.input_usd_per_mtok
-        assert Decimal(str(pricing["output_usd_per_mtok"])) == entry.output_usd_per_mtok
+        period = entry.prices.at(ctx.clock.now())
+        for name in ("input", "cache_read", "cache_write", "cache_write_1h", "output"):
+            assert Decimal(str(pricing[f"{name}_usd_per_mtok"])) == period.base.of(name)
+        tiers = [(t["above_prompt_tokens"], t["input_usd_per_mtok"]) for t in pricing["tiers"]]
+        assert tiers == [(t.above, float(t.rates.input)) for t in period.tiers[1:]]
+    gpt = listing["data"][0]["pricing"]
+    assert (gpt["web_search_usd_per_call"], gpt["tiers"][0]["above_prompt_tokens"]) == (
+        0.01,
+        272000,
+    )
     assert one.status_code == 200 and one.json() == listing["data"][0]
     assert_valid("Model", one.json())
     for missing in (off_roster, unknown):

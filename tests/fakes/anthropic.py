@@ -110,8 +110,10 @@ def refusal(problem: Unreadable) -> web.Response:
     return web.json_response({"type": "error", "error": error}, status=400)
 
 
-def _usage(fake: FakeUpstream, output_tokens: int) -> dict[str, int]:
+def _usage(fake: FakeUpstream, output_tokens: int) -> dict[str, Any]:
     script = fake.script
+    if script.usage is not None:
+        return {**script.usage, "output_tokens": output_tokens}
     return {
         "input_tokens": script.input_tokens - script.cached_tokens,
         "cache_creation_input_tokens": 0,
@@ -190,6 +192,10 @@ async def _stream(
     }
     if not script.omit_usage:
         message_delta["usage"] = {"output_tokens": script.output_tokens}
+        if script.usage is not None:
+            # As Anthropic does: every count restated, the cache writes' split left out.
+            restated = {k: v for k, v in script.usage.items() if k != "cache_creation"}
+            message_delta["usage"] = restated
     await send("message_delta", message_delta)
     await send("message_stop", {"type": "message_stop"})
     await response.write_eof()

@@ -55,8 +55,17 @@ class Script:
     # Streaming: after this many content chunks, stop sending and hang (client disconnects,
     # interrupted streams).
     stall_after_chunks: int | None = None
+    # With stall_after_chunks (OpenAI's fake): once this is set, send the rest of the
+    # stream instead of hanging on (a slow upstream, a stream in flight at a stop).
+    resume: asyncio.Event | None = None
     # Streaming: leave out the final usage (a stream cut off by the upstream).
     omit_usage: bool = False
+    # A recorded usage object in the provider's own shape, reported as is instead of the
+    # counts above (Gemini's usageMetadata; the Responses API's usage for /v1/responses).
+    usage: dict[str, Any] | None = None
+    # Server-side web searches the answer reports outside usage: the Responses API's
+    # web_search_call items, Gemini's groundingMetadata.webSearchQueries.
+    searches: int = 0
     # How many pieces a streamed text is split into.
     chunks: int = 3
 

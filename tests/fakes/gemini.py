@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.base import FakeUpstream, Unreadable, serve
-from tests.fakes.openai import EMBEDDING_SIZE, stall, vector
+from tests.fakes.openai import EMBEDDING_SIZE, MAX_DIMENSIONS, stall, vector
 
 STATUSES = {
     400: "INVALID_ARGUMENT",
@@ -83,6 +83,9 @@ def error_body(fake: FakeUpstream) -> dict[str, Any]:
 
 def usage_metadata(fake: FakeUpstream, *, final: bool) -> dict[str, Any]:
     s = fake.script
+    if s.usage is not None:
+        prompt = s.usage["promptTokenCount"]
+        return s.usage if final else {"promptTokenCount": prompt, "totalTokenCount": prompt}
     if not final:  # what Gemini reports while it is still answering
         return {"promptTokenCount": s.input_tokens, "totalTokenCount": s.input_tokens}
     out = {
@@ -102,6 +105,9 @@ def response(
     candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
     if final:
         candidate["finishReason"] = "STOP"
+        if fake.script.searches:
+            queries = [f"query {n}" for n in range(fake.script.searches)]
+            candidate["groundingMetadata"] = {"webSearchQueries": queries}
     out: dict[str, Any] = {"candidates": [candidate], "modelVersion": model}
     out["responseId"] = "fakeResponse0001"
     if not fake.script.omit_usage:
@@ -179,6 +185,8 @@ def _embedding(request: dict[str, Any]) -> dict[str, Any]:
         raise Unreadable("* EmbedContentRequest.content: content is not specified")
     text = "".join(str(p.get("text", "")) for p in content["parts"] if isinstance(p, dict))
     size = request.get("outputDimensionality") or EMBEDDING_SIZE
+    if not isinstance(size, int) or not 1 <= size <= MAX_DIMENSIONS:
+        raise Unreadable(f"* EmbedContentRequest.output_dimensionality: 1 to {MAX_DIMENSIONS}")
     return {"values": vector(text, size)}
 
 

@@ -93,6 +93,8 @@ def error_body(fake: FakeUpstream) -> dict[str, Any]:
 
 def usage(fake: FakeUpstream) -> dict[str, Any]:
     s = fake.script
+    if s.usage is not None:
+        return s.usage
     return {
         "prompt_tokens": s.input_tokens,
         "completion_tokens": s.output_tokens,
@@ -148,9 +150,13 @@ async def _stream(
         pieces = [{"content": piece} for piece in fake.split()]
     for delta in pieces[: script.stall_after_chunks]:
         await send(delta)
-    if script.stall_after_chunks is not None:
+    if script.stall_after_chunks is not None and script.resume is None:
         await stall(request, fake)
         return response
+    if script.resume is not None:
+        await script.resume.wait()
+        for delta in pieces[script.stall_after_chunks :]:
+            await send(delta)
     await send({}, finish)
     if include_usage and not script.omit_usage:
         last = {**header, "choices": [], "usage": usage(fake)}
@@ -229,6 +235,8 @@ def check_response_request(body: dict[str, Any]) -> None:
 
 def response_usage(fake: FakeUpstream, body: dict[str, Any]) -> dict[str, Any]:
     s = fake.script
+    if s.usage is not None:
+        return s.usage
     reasoning = min(REASONING_TOKENS, s.output_tokens) if body.get("reasoning") else 0
     return {
         "input_tokens": s.input_tokens,
@@ -284,6 +292,10 @@ def _output(fake: FakeUpstream, body: dict[str, Any]) -> list[dict[str, Any]]:
     items = []
     if body.get("reasoning"):
         items.append(_reasoning_item(body))
+    for n in range(fake.script.searches):  # each a web search, billed per call
+        action = {"type": "search", "query": f"query {n}"}
+        items.append({"id": f"ws_fake{n:04d}", "type": "web_search_call", "status": "completed",
+                      "action": action})  # fmt: skip
     if fake.script.tool_call:
         name, arguments = fake.script.tool_call
         items.append(_call_item(name, orjson.dumps(arguments).decode(), "completed"))
@@ -340,7 +352,7 @@ async def _response_stream(
     await send("response.in_progress", response=started)
     output = _output(fake, body)
     for index, item in enumerate(output):
-        if item["type"] == "reasoning":
+        if item["type"] in ("reasoning", "web_search_call"):
             await send("response.output_item.added", output_index=index, item=item)
             await send("response.output_item.done", output_index=index, item=item)
         elif item["type"] == "function_call":
@@ -383,6 +395,7 @@ async def _response_stream(
 # asks, a pure function of its input, and exact in float32 (so base64 loses nothing).
 
 EMBEDDING_SIZE = 8
+MAX_DIMENSIONS = 3072  # text-embedding-3-large's size, the most any OpenAI model gives
 
 
 def embeddings_routes(fake: FakeUpstream) -> list[web.RouteDef]:
@@ -413,6 +426,8 @@ def embedding_inputs(body: dict[str, Any]) -> list[Any]:
     if not isinstance(body.get("model"), str):
         raise Unreadable("you must provide a model parameter", "model")
     _typed(body, "dimensions", int, "an integer")
+    if isinstance(body.get("dimensions"), int) and not 1 <= body["dimensions"] <= MAX_DIMENSIONS:
+        raise Unreadable(f"dimensions must be 1 to {MAX_DIMENSIONS}", "dimensions")
     value = body.get("input")
     if isinstance(value, str) and value:
         return [value]

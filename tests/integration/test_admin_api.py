@@ -503,3 +503,24 @@ async def test_duplicate_username_or_org_name_gets_409(admin: Admin) -> None:
     # The refused writes left nothing behind: the next user and org get the next ids.
     nxt = await admin.ok("post", "/users", {"username": "cy", "email": "cy@dosia.ai"}, 201)
     assert nxt["username"] == "cy"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("put", "/notifications", {"org": "\x00", "threshold_usd": 0}),  # found by the fuzz
+        ("post", "/orgs", {"name": "Dosia\x00AI"}),
+        ("post", "/credits/topup", {"user": "ada", "usd": "5", "reference": "inv\x00-1"}),
+        ("post", "/orgs/Dosia%00AI/pause", None),
+        ("get", "/wallets?org=Dosia%00AI", None),
+    ],
+)
+async def test_a_nul_character_anywhere_is_400_on_both_databases(
+    admin: Admin, method: str, path: str, body: Any
+) -> None:
+    """PostgreSQL's text cannot hold a NUL: it was a 500 there (and stored on SQLite)."""
+    await seed(admin)
+
+    response = await admin.client.request(method, ADMIN + path, json=body, headers=admin.headers)
+
+    assert "NUL" in assert_error(response, 400, "invalid_request_error")

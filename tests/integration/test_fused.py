@@ -32,7 +32,15 @@ from tests.usage_support import assert_rollups_match
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
-USAGE = Usage(input_tokens=1_200, output_tokens=345, cached_tokens=100)
+# Every class a receipt keeps, so the fused settle is seen to record each as the general one.
+USAGE = Usage(
+    input_tokens=1_200,
+    output_tokens=345,
+    cached_tokens=100,
+    cache_write_tokens=50,
+    cache_write_1h_tokens=20,
+    reasoning_tokens=40,
+)
 OUTCOME = Outcome(status="ok", http_status=200, stream=False, latency_ms=42, provider="openai")
 
 
@@ -107,6 +115,9 @@ async def books(ctx: Context, wallet_id: int) -> dict[str, Sequence[Any]]:
             sa.text(
                 "SELECT model, provider, input_tokens, output_tokens, cached_tokens,"
                 " cost_micros, status, http_status, stream, latency_ms, created_at,"
+                " cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,"
+                " tool_prompt_tokens, web_search_requests, price_period, price_tier,"
+                " unit_prices,"
                 " hold_id IS NOT NULL FROM usage_records WHERE wallet_id = :w ORDER BY id"
             ),
             {"w": wallet_id},

@@ -298,7 +298,7 @@ def test_message_to_openai_with_tool_use_and_cache() -> None:
         "prompt_tokens": 125,
         "completion_tokens": 33,
         "total_tokens": 158,
-        "prompt_tokens_details": {"cached_tokens": 100},
+        "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 5},
     }
     assert completion["model"] == "claude-sonnet-4-5-20250929"
     assert completion["created"] == 1_700_000_000
@@ -479,7 +479,9 @@ def test_fold_stream_usage() -> None:
             "output_tokens": 120,
         },
     }
-    assert fold_stream_usage("message_delta", restated, usage) == Usage(1510, 120, 1000)
+    assert fold_stream_usage("message_delta", restated, usage) == Usage(
+        1510, 120, 1000, cache_write_tokens=10
+    )
     assert fold_stream_usage("ping", {"type": "ping"}, usage) is usage
     no_usage = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}
     assert fold_stream_usage("message_delta", no_usage, usage) is usage

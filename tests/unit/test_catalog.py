@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bytespike import catalog
+from bytespike.billing import pricebook
 from bytespike.catalog import CatalogError, Model
 from bytespike.settings import Settings
 
@@ -31,9 +32,8 @@ def test_the_shipped_catalog_has_the_three_models_mock_and_two_embedders_with_ex
         "text-embedding-3-small",
         "gemini-embedding-001",
     ]
-    prices = {
-        m.id: (m.provider, m.input_usd_per_mtok, m.output_usd_per_mtok) for m in shipped.models
-    }
+    base = {m.id: m.prices.periods[0].base for m in shipped.models}
+    prices = {m.id: (m.provider, base[m.id].input, base[m.id].output) for m in shipped.models}
     assert prices == {
         "claude-sonnet-4-6": ("anthropic", Decimal("3.00"), Decimal("15.00")),
         "gpt-5-4": ("openai", Decimal("2.50"), Decimal("15.00")),
@@ -47,7 +47,7 @@ def test_the_shipped_catalog_has_the_three_models_mock_and_two_embedders_with_ex
         "text-embedding-3-small",
         "gemini-embedding-001",
     ]
-    assert all(isinstance(m.input_usd_per_mtok, Decimal) for m in shipped.models)
+    assert all(isinstance(rates.input, Decimal) for rates in base.values())
     assert "gpt-5-4" in shipped and "gpt-4" not in shipped
     assert shipped.get("gpt-5-4").upstream_model == "gpt-5.4"  # type: ignore[union-attr]
 
@@ -62,8 +62,9 @@ def test_bytespike_catalog_overrides_the_shipped_file(tmp_path, monkeypatch):
             id="local-llama",
             provider="openai",
             upstream_model="llama-3.3-70b",
-            input_usd_per_mtok=Decimal("0.10"),
-            output_usd_per_mtok=Decimal("0.40"),
+            prices=pricebook.parse(
+                {"input_usd_per_mtok": "0.10", "output_usd_per_mtok": "0.40"}, "local-llama"
+            ),
             context_tokens=128_000,
             max_output_tokens=8_192,
         )
@@ -73,7 +74,7 @@ def test_bytespike_catalog_overrides_the_shipped_file(tmp_path, monkeypatch):
 def test_a_float_price_keeps_its_decimal_text(tmp_path):
     path = tmp_path / "catalog.toml"
     path.write_text(ONE_MODEL.replace('"0.10"', "0.1"))
-    assert catalog.load(path).models[0].input_usd_per_mtok == Decimal("0.1")
+    assert catalog.load(path).models[0].prices.periods[0].base.input == Decimal("0.1")
 
 
 @pytest.mark.parametrize(

@@ -341,7 +341,9 @@ def test_text_answer_with_thinking_billed_as_output() -> None:
     assert out["usage"]["completion_tokens"] == 25
     assert out["usage"]["prompt_tokens_details"] == {"cached_tokens": 8}
     assert out["usage"]["completion_tokens_details"] == {"reasoning_tokens": 20}
-    assert gemini_response.usage_of(TEXT_ANSWER["usageMetadata"]) == Usage(20, 25, 8)
+    assert gemini_response.usage_of(TEXT_ANSWER["usageMetadata"]) == Usage(
+        20, 25, 8, reasoning_tokens=20
+    )
 
 
 def test_function_call_answer() -> None:

@@ -106,3 +106,26 @@ async def ledger_entries(
 async def verify_ledger(ctx: Context = Admin) -> JSON:
     """Every invariant of the books; 200 either way, `ok` says whether they hold."""
     return JSON(await billing.verify(ctx))
+
+
+class RepriceRequest(BaseModel):
+    model: str
+    since: str  # first UTC day, YYYY-MM-DD
+    until: str  # last UTC day, YYYY-MM-DD
+    dry_run: bool = False
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/ledger/reprice")
+async def reprice(body: RepriceRequest, ctx: Context = Admin) -> JSON:
+    """Price a model's calls of [since, until] again with the current price book and post
+    each wallet's difference as one balanced correction (`bytespike ledger reprice`)."""
+    result = await billing.reprice(
+        ctx,
+        model=body.model,
+        since=body.since,
+        until=body.until,
+        dry_run=body.dry_run,
+        reason=body.reason,
+    )
+    return JSON(result)

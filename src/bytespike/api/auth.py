@@ -87,11 +87,16 @@ def require_admin_token(request: Request, expected: str | None) -> None:
     """401 unless the request carries `Authorization: Bearer <admin token>`."""
     if not expected:
         raise AuthenticationError("the admin API is disabled: set BYTESPIKE_ADMIN_TOKEN")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode("utf-8", "replace"), expected.encode()
-    ):
+    if not bearer_matches(request, expected):
         raise AuthenticationError("invalid admin token")
+
+
+def bearer_matches(request: Request, expected: str) -> bool:
+    """The request carries `Authorization: Bearer <expected>` (compared in constant time)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode("utf-8", "replace"), expected.encode()
+    )
 
 
 async def current_caller(request: Request) -> Caller:

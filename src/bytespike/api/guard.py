@@ -6,11 +6,17 @@ sends. This middleware checks what each area of the API requires before a byte o
 is read, then reads the body within the limits of api/bodies.py and hands it on. The model
 routes (/v1/...) do the same themselves, in proxy/pipeline.py, in their own envelopes.
 
+A NUL character anywhere in the path, query or body is refused here (400): PostgreSQL's
+text cannot hold one, so a name or reference with one would otherwise be a 500 there (and
+stored on SQLite); refused alike on both.
+
 Failure policy: a refusal here is answered here, in the API's envelope; nothing behind it
 runs.
 """
 
 from __future__ import annotations
+
+import re
 
 from starlette.requests import Request
 from starlette.routing import Match
@@ -19,10 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bytespike.api import auth, bodies
 from bytespike.api.responses import JSON
 from bytespike.context import Context
-from bytespike.errors import BytespikeError
+from bytespike.errors import BytespikeError, InvalidRequest
 
 ADMIN_AREA = "/api/v1/admin/"
 KEY_AREA = "/api/v1/me/"
+# A JSON `\u0000` escape whose backslash is not itself escaped (an even run before it).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class Guard:
@@ -55,12 +63,25 @@ class Guard:
             caller = await auth.gate(request, ctx, request.app.state.limiter)
             request.scope.setdefault("state", {})["caller"] = caller
         settings = ctx.settings
-        return await bodies.read_all(
+        body = await bodies.read_all(
             request.receive,
             request.headers,
             limit=settings.api_body_limit_bytes,
             within=settings.body_timeout_seconds,
         )
+        _refuse_nul(request, body)
+        return body
+
+
+def _refuse_nul(request: Request, body: bytes) -> None:
+    query = request.query_params.multi_items()
+    if (
+        "\x00" in request.url.path
+        or any("\x00" in name + value for name, value in query)
+        or b"\x00" in body
+        or _NUL_ESCAPE.search(body)
+    ):
+        raise InvalidRequest("text cannot contain the NUL character (\\u0000)")
 
 
 def _routed(scope: Scope) -> bool:

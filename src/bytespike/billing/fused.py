@@ -107,10 +107,15 @@ WITH pending AS (
 ), record AS (
     INSERT INTO usage_records (wallet_id, key_id, hold_id, model, provider, input_tokens,
                                output_tokens, cached_tokens, cost_micros, status, http_status,
-                               stream, latency_ms, created_at, request_id)
+                               stream, latency_ms, created_at, request_id, attempts,
+                               cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,
+                               tool_prompt_tokens, web_search_requests, price_period,
+                               price_tier, unit_prices)
     SELECT w.id, h.key_id, :hold, h.model, :provider, :input_tokens, :output_tokens,
            :cached_tokens, :cost, :status, :http_status, :stream, :latency_ms, :now,
-           :request_id
+           :request_id, :attempts, :cache_write_tokens, :cache_write_1h_tokens,
+           :reasoning_tokens, :tool_prompt_tokens, :web_search_requests, :price_period,
+           :price_tier, :unit_prices
     FROM w, h
 ), daily AS (
     INSERT INTO usage_daily (day, wallet_id, key_id, model, requests, input_tokens,
@@ -139,6 +144,15 @@ SELECT (SELECT w.id FROM w)
         sa.bindparam("stream", type_=sa.Boolean),
         sa.bindparam("latency_ms", type_=sa.Integer),
         sa.bindparam("request_id", type_=sa.String),
+        sa.bindparam("attempts", type_=sa.Text),
+        sa.bindparam("cache_write_tokens", type_=sa.Integer),
+        sa.bindparam("cache_write_1h_tokens", type_=sa.Integer),
+        sa.bindparam("reasoning_tokens", type_=sa.Integer),
+        sa.bindparam("tool_prompt_tokens", type_=sa.Integer),
+        sa.bindparam("web_search_requests", type_=sa.Integer),
+        sa.bindparam("price_period", type_=sa.String),
+        sa.bindparam("price_tier", type_=sa.Integer),
+        sa.bindparam("unit_prices", type_=sa.Text),
         sa.bindparam("now", type_=sa.DateTime(timezone=True)),
         sa.bindparam("day", type_=sa.Date),
     )
@@ -171,7 +185,9 @@ def reserve_params(
 # The usage record's columns SETTLE takes as they are; the rest come from the hold.
 _RECORDED = (
     "provider", "input_tokens", "output_tokens", "cached_tokens", "status", "http_status",
-    "stream", "latency_ms", "request_id",
+    "stream", "latency_ms", "request_id", "attempts", "cache_write_tokens",
+    "cache_write_1h_tokens", "reasoning_tokens", "tool_prompt_tokens", "web_search_requests",
+    "price_period", "price_tier", "unit_prices",
 )  # fmt: skip
 
 

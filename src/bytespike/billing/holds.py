@@ -214,3 +214,11 @@ async def expire_due(conn: AsyncConnection, *, now: datetime, limit: int = 500) 
     for hold_id, _wallet_id in sorted(due, key=lambda row: (row.wallet_id, row.id)):
         expired += await release(conn, hold_id, now=now, kind="expire")
     return expired
+
+
+async def pending_totals(conn: AsyncConnection) -> tuple[int, int]:
+    """(how many holds are pending, the micro-dollars they hold): the calls in flight, read
+    through the pending holds' partial index, so its cost follows them, not history."""
+    query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_h.amount_micros), 0))
+    count, held = (await conn.execute(query.where(PENDING))).one()
+    return int(count), int(held)

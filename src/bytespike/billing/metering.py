@@ -37,6 +37,7 @@ from bytespike.keys.tables import api_keys
 from bytespike.money import to_usd_text
 from bytespike.orgs.tables import orgs
 from bytespike.upstream.base import Usage
+from bytespike.upstream.deployments import Attempt
 from bytespike.usage import repo as usage_repo
 from bytespike.webhooks import events
 
@@ -67,6 +68,7 @@ class Ticket:
     capped: bool  # counted against the key's cap on this model
     budgeted: bool = False  # counted against the key's total budget
     budget_reset: str | None = None
+    started: datetime | None = None  # when the hold was placed: what prices the call
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class HoldRequest:
     version: int = 0
     budgeted: bool = False
     budget_reset: str | None = None
+    reach: pricing.Reach = pricing.NOTHING  # what it may be billed for beyond its tokens
 
     def ticket(
         self, hold_id: int, amount: int, output: int, *, capped: bool, budgeted: bool = False
@@ -101,6 +104,7 @@ class HoldRequest:
             capped=capped,
             budgeted=budgeted,
             budget_reset=self.budget_reset,
+            started=self.now,
         )
 
 
@@ -132,6 +136,7 @@ class Outcome:
     latency_ms: int
     provider: str
     request_id: str | None = None  # the HTTP request's (bytespike/request_ids.py)
+    attempts: tuple[Attempt, ...] = ()  # each deployment tried (proxy/fallback.py)
 
 
 async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
@@ -165,11 +170,11 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
             room = min(room, limit.room)
     if max_tokens is None:
         # No limit from the client: as much as the model allows and the money covers.
-        output = min(model.max_output_tokens, pricing.affordable_output(model, room, input_tokens))
-        output = max(output, 1)
+        fit = pricing.affordable_output(model, room, input_tokens, now, reach=req.reach)
+        output = max(min(model.max_output_tokens, fit), 1)
     else:
         output = min(max_tokens, model.max_output_tokens)
-    amount = pricing.hold_amount(model, input_tokens, output)
+    amount = pricing.hold_amount(model, input_tokens, output, now, reach=req.reach)
     if cap is not None and amount > cap.room:
         return await _refuse(conn, req, cap, period, amount)
     if budget is not None and amount > budget.room:
@@ -210,7 +215,7 @@ def fused_reserve(req: HoldRequest) -> Fused[Reservation] | None:
         return None
     model = req.model
     output = min(req.max_tokens or model.max_output_tokens, model.max_output_tokens)
-    amount = pricing.hold_amount(model, req.input_tokens, output)
+    amount = pricing.hold_amount(model, req.input_tokens, output, req.now, reach=req.reach)
     params = fused.reserve_params(
         key_id=req.key_id,
         wallet_id=req.wallet_id,
@@ -320,13 +325,14 @@ async def settle(
     Without reported usage nothing is charged and the whole hold goes back."""
     model = ticket.model
     charged = 0
-    if usage is None:
+    receipt = None if usage is None else pricing.receipt(model, usage, ticket.started)
+    if receipt is None:
         await holds.release(
             conn, ticket.hold_id, now=now, capped=ticket.capped, budgeted=ticket.budgeted
         )
     else:
         period = quotas.period_start(ticket.quota_reset, now) if ticket.capped else None
-        cost = pricing.charge(model, usage)
+        cost = receipt.cost
         room = None
         budget_period = None
         if ticket.capped or ticket.budgeted:
@@ -359,14 +365,19 @@ async def settle(
             await _tell_cap_reached(
                 conn, ticket.wallet_id, ticket.key_id, model.id, after, period, now
             )
-    await usage_repo.insert(conn, _record(ticket, usage, outcome, charged, now))
+    await usage_repo.insert(conn, _record(ticket, usage, receipt, outcome, charged, now))
     return charged
 
 
 def _record(
-    ticket: Ticket, usage: Usage | None, outcome: Outcome, cost: int, now: datetime
+    ticket: Ticket,
+    usage: Usage | None,
+    receipt: pricing.Receipt | None,
+    outcome: Outcome,
+    cost: int,
+    now: datetime,
 ) -> dict[str, Any]:
-    """The call's usage record."""
+    """The call's usage record, with its receipt."""
     return usage_repo.row(
         wallet_id=ticket.wallet_id,
         key_id=ticket.key_id,
@@ -374,6 +385,7 @@ def _record(
         model=ticket.model.id,
         provider=outcome.provider,
         usage=usage,
+        receipt=receipt,
         cost=cost,
         status=outcome.status,
         http_status=outcome.http_status,
@@ -381,6 +393,7 @@ def _record(
         latency_ms=outcome.latency_ms,
         now=now,
         request_id=outcome.request_id,
+        attempts=outcome.attempts,
     )
 
 
@@ -391,8 +404,9 @@ def fused_settle(
     uncapped key without a budget, and a cost within the hold."""
     if usage is None or ticket.capped or ticket.budgeted:
         return None
-    cost = pricing.charge(ticket.model, usage)
+    receipt = pricing.receipt(ticket.model, usage, ticket.started)
+    cost = receipt.cost  # computed here, once, as the general path does: SQL only moves it
     if cost > ticket.amount:
         return None
-    params = fused.settle_params(_record(ticket, usage, outcome, cost, now))
+    params = fused.settle_params(_record(ticket, usage, receipt, outcome, cost, now))
     return Fused(fused.SETTLE, params, lambda _wallet_id: cost)

@@ -7,16 +7,17 @@ users pay from their own wallet, enterprise users from that org's wallet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.accounts import repo as users_repo
 from bytespike.accounts.repo import User
-from bytespike.billing import wallets
+from bytespike.billing.tables import wallets
 from bytespike.errors import PermissionDenied
 from bytespike.keys.tables import api_keys
-from bytespike.orgs import repo as orgs_repo
+from bytespike.orgs.tables import memberships
 
 MANAGING_ROLES = ("owner", "admin")
 
@@ -39,20 +40,38 @@ class Payer:
 
 
 async def resolve(conn: AsyncConnection, *, user_id: int, key_org_id: int | None) -> Payer:
-    """The payer of a key held by `user_id`, or 403 for an enterprise user with no org."""
+    """The payer of a key held by `user_id`, or 403 for an enterprise user with no org.
+
+    Two queries, since it runs for every /me request, every console page about a wallet
+    and every key the gateway loads: the user, then the org, the paying wallet and the
+    user's role there, in one row."""
     user = await users_repo.by_id(conn, user_id)
     assert user is not None  # a key's user is a foreign key
-    org_id = key_org_id or await orgs_repo.oldest_membership(conn, user.id)
-    if user.tier == "enterprise":
-        wallet_id = None if org_id is None else await wallets.id_for(conn, org_id=org_id)
-    else:
-        wallet_id = await wallets.id_for(conn, user_id=user.id)
+    org_id, wallet_id, role = (await conn.execute(_standing(user, key_org_id))).one()
     if wallet_id is None:
         raise PermissionDenied("enterprise user belongs to no org to bill")
-    role = None
-    if org_id is not None:
-        role = await orgs_repo.role_of(conn, org_id=org_id, user_id=user.id)
     return Payer(user=user, wallet_id=wallet_id, org_id=org_id, role=role)
+
+
+def _standing(user: User, key_org_id: int | None) -> sa.Select[Any]:
+    """(org id, wallet id, role): the key's org, else the user's oldest (their default
+    org); its wallet for an enterprise user, else their own; their role in that org."""
+    m, w = memberships.c, wallets.c
+    # An alias: inside the role's subquery, SQLAlchemy would correlate a plain `memberships`.
+    oldest = memberships.alias("oldest")
+    org: sa.ColumnElement[Any] = (
+        sa.literal(key_org_id, sa.Integer)
+        if key_org_id
+        else sa.select(oldest.c.org_id)
+        .where(oldest.c.user_id == user.id)
+        .order_by(oldest.c.created_at, oldest.c.org_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    owner = w.org_id == org if user.tier == "enterprise" else w.user_id == user.id
+    wallet = sa.select(w.id).where(owner).scalar_subquery()
+    role = sa.select(m.role).where(m.org_id == org, m.user_id == user.id).scalar_subquery()
+    return sa.select(org, wallet, role)
 
 
 async def of_key(conn: AsyncConnection, key_id: int) -> Payer | None:

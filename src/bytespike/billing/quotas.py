@@ -1,8 +1,11 @@
 """Per-key, per-model spend: quota periods, how much of a cap has been used, and the
 counters that enforce caps.
 
-Usage is read from the ledger itself (settlements carry key and model), so what the
-account endpoint shows can never drift from what was charged.
+What a key has used comes from the daily rollups (usage_daily, as the keys' listing reads
+it): each settlement adds the micros its ledger entry charged to them in the same
+transaction, so the account endpoint shows what was charged, summing a row per day and
+model rather than the ledger's two entries per call (the console's dashboard, its first
+paint, must not slow as a key ages).
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bytespike.billing.tables import ledger_entries
 from bytespike.clock import as_utc
+from bytespike.keys import repo as keys_repo
 from bytespike.keys.tables import api_key_models
 
 
@@ -36,17 +39,10 @@ def period_start(reset: str | None, now: datetime) -> datetime | None:
 async def used_by_model(
     conn: AsyncConnection, key_id: int, since: datetime | None
 ) -> dict[str, int]:
-    """Micros this key has spent on each model since `since` (or ever)."""
-    e = ledger_entries.c
-    query = (
-        sa.select(e.model, sa.func.sum(e.d_spent))
-        .where(e.key_id == key_id, e.d_spent != 0)
-        .group_by(e.model)
-    )
-    if since is not None:
-        query = query.where(e.created_at >= since)
-    rows = await conn.execute(query)
-    return {model: int(total) for model, total in rows if model is not None}
+    """Micros this key has spent on each model since `since` (a period's start, a UTC
+    midnight, as `period_start` gives) or ever: what the keys' own listing shows."""
+    day = None if since is None else as_utc(since).date()
+    return await keys_repo.spend_by_model(conn, key_id, day)
 
 
 # Per-model spend caps, enforced with counters kept on the key's roster row: the hold that

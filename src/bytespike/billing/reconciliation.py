@@ -4,7 +4,8 @@ It checks that every entry balances and is tied to a hold exactly when its kind 
 that each wallet's running balances are the sums of its entries, none negative (but
 `adjusted`, which debits lower), and `held` the sum of its pending holds; that each hold has
 the entries its state calls for and they move exactly its amount; and that each metered
-call's usage record carries what its settlement charged.
+call's usage record carries what its settlement charged; and that each price correction
+(`ledger reprice`) moves what its calls' corrections add up to.
 
 It streams: wallets are taken in chunks by id, and each check is a statement per chunk that
 aggregates in SQL (per wallet, per hold) and sends back a row per wallet, or only the rows
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.billing.ledger import Balances
-from bytespike.billing.tables import PENDING, holds, ledger_entries, wallets
+from bytespike.billing.tables import PENDING, holds, ledger_entries, price_corrections, wallets
 from bytespike.money import to_usd_text
 from bytespike.usage.tables import usage_records
 
@@ -49,7 +50,7 @@ ACCOUNTS = ("available", "held", "spent", "topped_up", "adjusted")
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    check: str  # what disagreed: balances (a wallet and its entries), holds, usage
+    check: str  # what disagreed: balances (a wallet and its entries), holds, usage, corrections
     target_type: str  # wallet, hold, usage_record
     target_id: int
     message: str
@@ -84,6 +85,7 @@ async def run(conn: AsyncConnection, *, chunk: int = CHUNK) -> Report:
         await _check_wallets(conn, report, first, last)
         await _check_holds(conn, report, first, last)
         await _check_usage(conn, report, first, last)
+        await _check_corrections(conn, report, first, last)
         after = last
     await _check_holds_without_entries(conn, report)
     return report
@@ -368,6 +370,43 @@ async def _check_usage(conn: AsyncConnection, report: Report, first: int, last: 
         else:
             message = f"recorded for wallet {row.wallet_id}, its hold is for {row.hold_wallet}"
         report.add("usage", "usage_record", int(row.id), message)
+
+
+# --- price corrections: each entry moves what its calls' corrections add up to ------------
+
+
+async def _check_corrections(conn: AsyncConnection, report: Report, first: int, last: int) -> None:
+    """A price correction's entry (`ledger reprice`) is in its calls' wallet and spends what
+    their corrections add up to. Rows come back only for those that do not."""
+    c, e = price_corrections.c, ledger_entries.c
+    per_entry = (
+        sa.select(
+            c.entry_id,
+            sa.func.sum(c.delta_micros).label("delta"),
+            sa.func.min(c.wallet_id).label("wallet_id"),
+            sa.func.max(c.wallet_id).label("other_wallet"),
+        )
+        .where(c.wallet_id.between(first, last))
+        .group_by(c.entry_id)
+        .subquery()
+    )
+    query = (
+        sa.select(per_entry, e.d_spent, e.wallet_id.label("entry_wallet"))
+        .select_from(per_entry.join(ledger_entries, e.id == per_entry.c.entry_id))
+        .where(
+            sa.or_(
+                e.d_spent != per_entry.c.delta,
+                e.wallet_id != per_entry.c.wallet_id,
+                per_entry.c.wallet_id != per_entry.c.other_wallet,
+            )
+        )
+    )
+    for row in await conn.execute(query):
+        message = (
+            f"spends {_usd(row.d_spent)} USD for price corrections of its calls adding up to "
+            f"{_usd(row.delta)} USD, of wallet {row.wallet_id}"
+        )
+        report.add("corrections", "ledger_entry", int(row.entry_id), message)
 
 
 async def _check_holds_without_entries(conn: AsyncConnection, report: Report) -> None:

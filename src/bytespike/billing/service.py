@@ -5,7 +5,7 @@ audited in its own transaction."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,7 +14,7 @@ from bytespike import pages
 from bytespike.accounts import repo as users_repo
 from bytespike.accounts import views
 from bytespike.audit import log as audit
-from bytespike.billing import ledger, reconciliation, wallets
+from bytespike.billing import ledger, reconciliation, repricing, wallets
 from bytespike.billing.ledger import Balances
 from bytespike.clock import as_utc, iso_z
 from bytespike.context import Context
@@ -250,3 +250,61 @@ async def verify(ctx: Context) -> dict[str, Any]:
         "problem_count": report.problem_count,
         "problems": [dataclasses.asdict(problem) for problem in report.problems],
     }
+
+
+async def reprice(
+    ctx: Context,
+    *,
+    model: str,
+    since: str,
+    until: str,
+    dry_run: bool = False,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Price a model's calls settled from `since` to `until` (UTC days, both included)
+    again with the catalog's price book as it is now, and post the difference to each
+    wallet as one balanced correction (billing/repricing.py); with `dry_run`, only say what
+    would be posted. Each correction is audited; running it again corrects nothing twice."""
+    found = ctx.catalog.get(model)
+    if found is None:
+        raise NotFound(f"the model {model!r} is not in the catalog")
+    start, end = _day(since, "since"), _day(until, "until") + timedelta(days=1)
+    if start >= end:
+        raise InvalidRequest(f"since ({since}) is after until ({until})")
+    reason = _checked_reason(
+        reason or f"price correction: {model} calls of {since} to {until} priced again"
+    )
+    async with ctx.db.read() as conn:
+        pending = repricing.by_wallet(await repricing.calls(conn, found, start, end))
+    corrections = []
+    for wallet_id, calls in pending.items():
+        async with ctx.db.write() as conn:
+            now = ctx.clock.now()
+            before = await ledger.balances(conn, wallet_id, lock=True)
+            fix = await repricing.correct(
+                conn, wallet_id, calls, model=model, reason=reason, now=now, dry_run=dry_run
+            )
+            if fix.status == "applied":
+                # As credits.adjust has it: what the wallet was credited (a debit negative).
+                change: dict[str, Any] = {"entry_id": fix.entry_id, "reason": reason}
+                change |= {"model": model, "amount_usd": to_usd_number(-fix.amount)}
+                change |= {"reference": fix.reference}
+                await _audit_money(conn, "ledger.reprice", wallet_id, before, change, now)
+        corrections.append(fix)
+    moved = ("applied", "would_apply")
+    return {
+        "model": model,
+        "since": since,
+        "until": until,
+        "dry_run": dry_run,
+        "calls": sum(len(calls) for calls in pending.values()),
+        "wallets": [repricing.as_json(fix) for fix in corrections],
+        "total_usd": to_usd_number(sum(f.amount for f in corrections if f.status in moved)),
+    }
+
+
+def _day(value: str, name: str) -> datetime:
+    try:
+        return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a date like 2026-03-10, not {value!r}") from None

@@ -99,3 +99,19 @@ ledger_entries = sa.Table(
         postgresql_where=sa.text("reference IS NOT NULL"),
     ),
 )
+
+# A metered call's charge corrected after the fact (`bytespike ledger reprice`, billing/
+# repricing.py): one row per call and correction entry, with the difference it made (a
+# debit positive, a credit negative). A call's charge is its usage record's cost plus its
+# corrections; the entry (an 'adjust' moving `available` and `spent`) moves their sum.
+price_corrections = sa.Table(
+    "price_corrections",
+    metadata,
+    sa.Column("usage_id", BigId, sa.ForeignKey("usage_records.id"), primary_key=True),
+    sa.Column("entry_id", BigId, sa.ForeignKey("ledger_entries.id"), primary_key=True),
+    sa.Column("wallet_id", sa.Integer, sa.ForeignKey("wallets.id"), nullable=False),
+    sa.Column("delta_micros", Micros, nullable=False),
+    timestamp("created_at"),
+    sa.CheckConstraint("delta_micros <> 0", name="delta"),
+    sa.Index("ix_price_corrections_entry", "entry_id"),
+)

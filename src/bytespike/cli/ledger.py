@@ -12,7 +12,7 @@ from bytespike.cli.runner import JsonFlag, one_owner, run, usd_text
 from bytespike.cli.tables import Column, listing, table
 from bytespike.context import Context
 
-app = typer.Typer(help="Read and verify the ledger.", no_args_is_help=True)
+app = typer.Typer(help="Read, verify and correct the ledger.", no_args_is_help=True)
 
 
 def _delta(name: str) -> Callable[[dict[str, Any]], str | None]:
@@ -74,6 +74,52 @@ def verify(as_json: bool = JsonFlag) -> None:
     if not found["ok"]:
         typer.echo(f"error: the books drifted: {_problems(found['problem_count'])}", err=True)
         raise typer.Exit(1)
+
+
+@app.command("reprice")
+def reprice(
+    model: str = typer.Option(..., "--model", help="The catalog id of the model to reprice."),
+    since: str = typer.Option(..., "--since", help="First UTC day of calls, YYYY-MM-DD."),
+    until: str = typer.Option(..., "--until", help="Last UTC day of calls, YYYY-MM-DD."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would move; move nothing."),
+    reason: str | None = typer.Option(None, "--reason", help="The corrections' memo."),
+    as_json: bool = JsonFlag,
+) -> None:
+    """Price a model's calls again with the catalog's price book as it is now (fix the
+    catalog first), and post the difference to each wallet as one balanced correction: a
+    debit where calls were undercharged, a credit where overcharged. Running it again
+    corrects nothing twice. Reported per wallet; `ledger verify` stays clean."""
+    run(
+        lambda ctx: service.reprice(
+            ctx, model=model, since=since, until=until, dry_run=dry_run, reason=reason
+        ),
+        as_json=as_json,
+        describe=_repriced,
+    )
+
+
+_CORRECTION_COLUMNS: list[Column] = [
+    ("WALLET", "wallet_id"),
+    ("CALLS", "calls"),
+    (
+        "AMOUNT",
+        lambda c: None if c["kind"] is None else f"{c['kind']} {usd_text(abs(c['amount_usd']))}",
+    ),
+    ("STATUS", "status"),
+    ("ENTRY", "ledger_entry_id"),
+    ("REFERENCE", "reference"),
+]
+
+
+def _repriced(found: dict[str, Any]) -> str:
+    what = "would correct" if found["dry_run"] else "corrected"
+    head = (
+        f"{found['model']}: {found['calls']} calls of {found['since']} to {found['until']} "
+        f"priced again; {what} {len(found['wallets'])} wallets"
+    )
+    if not found["wallets"]:
+        return head
+    return head + "\n" + table(found["wallets"], _CORRECTION_COLUMNS)
 
 
 def _report(found: dict[str, Any]) -> str:

@@ -63,7 +63,7 @@ def start_process() -> Settings:
     """Shared start of the long-running commands (serve, worker): logs, the secret key, the
     catalog and the schema (migrated here on the embedded default); a configuration error
     exits with its reason before anything listens."""
-    from bytespike import logs
+    from bytespike import logs, traces
     from bytespike.webhooks.signing import SecretBox, SecretKeyMissing
 
     settings = load_settings()
@@ -73,7 +73,8 @@ def start_process() -> Settings:
         # from inside the app factory; first, as it has no side effect (the key may be made).
         catalog.load(settings.catalog)
         SecretBox.from_settings(settings)
-    except (CatalogError, SecretKeyMissing) as exc:
+        traces.check(settings)  # configured, but without OpenTelemetry's SDK installed
+    except (CatalogError, SecretKeyMissing, traces.TracingUnavailable) as exc:
         fail(str(exc))
     if settings.is_sqlite:
         migrate.ensure_current_sqlite(settings.database_url)

@@ -34,11 +34,11 @@ Post = Callable[[Request, Viewer, Form], Awaitable[Response]]
 
 async def viewer_of(request: Request) -> Viewer | None:
     ctx = ctx_of(request)
-    found = await sessions.resolve(ctx, request.cookies.get(sessions.SESSION_COOKIE))
-    if found is None:
+    async with ctx.db.read() as conn:  # one read for the session and the viewer's orgs
+        found = await sessions.lookup(conn, request.cookies.get(sessions.SESSION_COOKIE))
+        orgs = [] if found is None else await orgs_repo.of_user(conn, found.user_id)
+    if found is None or not await sessions.keep(ctx, found):
         return None
-    async with ctx.db.read() as conn:
-        orgs = await orgs_repo.of_user(conn, found.user_id)
     return Viewer(found, [Membership(int(o.id), str(o.name), str(o.role)) for o in orgs])
 
 

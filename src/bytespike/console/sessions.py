@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from bytespike.clock import as_utc
 from bytespike.console import passwords, repo, tokens
 from bytespike.console.repo import Session
@@ -95,25 +97,26 @@ async def start(ctx: Context, user_id: int) -> NewSession:
     return NewSession(token=token, user_id=user_id, expires_at=now + LIFETIME)
 
 
-async def resolve(ctx: Context, token: str | None) -> Session | None:
-    """The live session `token` names, or None (ended ones are deleted on the way)."""
+async def lookup(conn: AsyncConnection, token: str | None) -> Session | None:
+    """The session `token` names, live or not, read in the caller's transaction (the
+    console reads the viewer's orgs in the same one): `keep` says whether it still is."""
     if not token or len(token) > 100:
         return None
-    session_id = tokens.digest(token)
-    async with ctx.db.read() as conn:
-        found = await repo.session(conn, session_id)
-    if found is None:
-        return None
+    return await repo.session(conn, tokens.digest(token))
+
+
+async def keep(ctx: Context, found: Session) -> bool:
+    """Whether a session `lookup` found is live; an ended one is deleted on the way."""
     now = ctx.clock.now()
     last_seen = as_utc(found.last_seen_at)
     if found.suspended or now >= as_utc(found.expires_at) or now - last_seen >= IDLE:
         async with ctx.db.write() as conn:
-            await repo.delete_session(conn, session_id)
-        return None
+            await repo.delete_session(conn, found.id)
+        return False
     if now - last_seen >= TOUCH_EVERY:
         async with ctx.db.write() as conn:
-            await repo.touch_session(conn, session_id, now)
-    return found
+            await repo.touch_session(conn, found.id, now)
+    return True
 
 
 async def sign_out(ctx: Context, session_id: str) -> None:

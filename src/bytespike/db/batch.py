@@ -262,8 +262,9 @@ class _Queued:
 
 
 class GroupCommit:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, batches: Callable[[int], None] | None = None) -> None:
         self._db = db
+        self._batches = batches  # told each committed batch's size (metrics)
         self._queue: list[_Queued] = []
         self._flusher: asyncio.Task[None] | None = None
         self._kicked = False
@@ -301,7 +302,7 @@ class GroupCommit:
                     if outcomes is None:  # another process writes: wait for it off the loop
                         self._queue[0:0] = batch
                         break
-                    _answer(batch, outcomes)
+                    self._committed(batch, outcomes)
             except Exception:  # the flusher retries these operations one by one
                 self._queue[0:0] = batch
         if self._queue:
@@ -339,9 +340,20 @@ class GroupCommit:
                 if not item.future.done():
                     item.future.set_exception(reported)
             return
+        self._committed(batch, outcomes)
+
+    def _committed(self, batch: list[_Queued], outcomes: list[Outcome]) -> None:
         _answer(batch, outcomes)
+        if self._batches is not None:
+            # Never raises into the callers: a batch that failed after its commit would be
+            # run again (`_kick` re-queues what raised).
+            with contextlib.suppress(Exception):
+                self._batches(len(batch))
 
     async def close(self) -> None:
+        """Commit what is still queued (a stopping server's last settlements), then let go."""
+        if self._queue and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush_all())
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         if self._writer is not None:

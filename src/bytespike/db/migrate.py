@@ -2,12 +2,22 @@
 
 Alembic is imported only where a migration really runs: it costs a quarter of a second,
 which every CLI command would otherwise pay.
+
+On SQLite every process migrates a file it finds behind (serve, worker, the CLI), so two
+started together on a new or older file would both run the same migration, and the second
+fail half-way. They take turns: an exclusive `flock` on the database's directory (not on
+a file: a lock file would be left behind, and a second descriptor on the database itself
+would drop SQLite's own locks when closed), after which the second finds nothing to do.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +48,23 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     ensure_sqlite_dir(url)
-    command.upgrade(alembic_config(url), revision)
+    with _alone(url):
+        command.upgrade(alembic_config(url), revision)
+
+
+@contextlib.contextmanager
+def _alone(url: str) -> Iterator[None]:
+    """On a SQLite file, no other process migrating it meanwhile (the module's docstring)."""
+    database = make_url(url).database
+    if make_url(url).get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        yield
+        return
+    directory = os.open(Path(database).resolve().parent, os.O_RDONLY)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(directory)  # which lets the lock go
 
 
 def head(url: str) -> str | None:
@@ -67,11 +93,19 @@ async def require_current(db: Database) -> None:
             current = (await conn.execute(query)).scalar_one_or_none()
     except sa.exc.DBAPIError:  # no alembic_version table: never migrated
         current = None
-    if current != head_revision:
+    if current == head_revision:
+        return
+    if current is not None and current not in _scripted_revisions()[0]:
+        # Migrated by a newer release (an old replica restarted mid-upgrade): upgrading
+        # is not the way, and running this one would be.
         raise SchemaOutOfDate(
-            f"the database schema is at {current or 'nothing (never migrated)'}, "
-            f"this version needs {head_revision}: run `bytespike db upgrade`"
+            f"the database schema is at {current}, which this version of bytespike does not "
+            f"know (it needs {head_revision}): a newer version migrated it; run that one"
         )
+    raise SchemaOutOfDate(
+        f"the database schema is at {current or 'nothing (never migrated)'}, "
+        f"this version needs {head_revision}: run `bytespike db upgrade`"
+    )
 
 
 def ensure_current_sqlite(url: str) -> None:
@@ -84,14 +118,20 @@ def ensure_current_sqlite(url: str) -> None:
 
 def _scripted_head() -> str | None:
     """The single head of the migration scripts, read from their text; None if unsure."""
+    revisions, parents = _scripted_revisions()
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _scripted_revisions() -> tuple[set[str], set[str]]:
+    """The migration scripts' revisions, and those that are some script's parent."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
         for name, value in _REVISION_LINE.findall(script.read_text(encoding="utf-8")):
             ids = _QUOTED.findall(value)
             (parents if name == "down_revision" else revisions).update(ids)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
+    return revisions, parents
 
 
 def _sqlite_revision(url: str) -> str | None:

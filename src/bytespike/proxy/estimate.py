@@ -4,6 +4,7 @@ four bytes of output sent. Both are the gateway's guess, so it errs towards the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -21,7 +22,8 @@ def output_bytes(part: dict[str, Any]) -> int:
 
 
 def usage(reported: Usage | None, input_bound: int, output_bytes: int) -> Usage:
-    input_tokens = reported.input_tokens if reported else math.ceil(input_bound / 4)
-    cached = reported.cached_tokens if reported else 0
-    output = max(reported.output_tokens if reported else 0, math.ceil(output_bytes / 4))
-    return Usage(input_tokens=input_tokens, output_tokens=output, cached_tokens=cached)
+    """Reported usage keeps every class it reported; only its output may grow."""
+    output = math.ceil(output_bytes / 4)
+    if reported is None:
+        return Usage(input_tokens=math.ceil(input_bound / 4), output_tokens=output)
+    return dataclasses.replace(reported, output_tokens=max(reported.output_tokens, output))

@@ -11,7 +11,8 @@ Errors come in Gemini's envelope (proxy/gemini_errors.py), a stream's too.
 The hold bounds every byte of the body (pricing.input_bound), plus a message's overhead per
 content and an image's worth per inline media part; a file by URI or a `cachedContent` is
 input the body does not carry, bounded by the model's context window (CallSpec.referenced).
-Usage is Gemini's `usageMetadata`: thoughts are billed as output, cached tokens as input.
+Usage is Gemini's `usageMetadata` (upstream/gemini_response.py maps its classes), and its
+grounding's search queries.
 """
 
 from __future__ import annotations
@@ -146,10 +147,12 @@ class _Native:
     provider: NativeGemini
     request: Prepared
     frames_: Frames
+    searches: int = 0  # grounding's Google Search queries, as the stream reported them
 
     async def complete(self, max_tokens: int) -> Answer:
         answer = await self.provider.generate(self.request.limit(max_tokens))
-        usage = gemini_response.usage_of(answer.get("usageMetadata"))
+        searches = gemini_response.web_searches(answer)
+        usage = gemini_response.usage_of(answer.get("usageMetadata"), searches)
         return Answer(answer, usage, output_bytes(answer))
 
     def events(self, max_tokens: int) -> AsyncGenerator[JSONObject, None]:
@@ -157,7 +160,8 @@ class _Native:
 
     def frames(self, event: JSONObject, meter: Meter) -> Iterable[bytes]:
         meter.output_bytes += output_bytes(event)
-        usage = gemini_response.usage_of(event.get("usageMetadata"))
+        self.searches = max(self.searches, gemini_response.web_searches(event))
+        usage = gemini_response.usage_of(event.get("usageMetadata"), self.searches)
         if usage is not None:  # every event repeats the usage so far; the last, the totals
             meter.usage = usage
             meter.final_usage = meter.final_usage or finished(event)

@@ -20,6 +20,7 @@ STATUSES = {
     408: "DEADLINE_EXCEEDED",
     409: "ABORTED",
     413: "INVALID_ARGUMENT",
+    422: "INVALID_ARGUMENT",  # an Idempotency-Key used for another request
     429: "RESOURCE_EXHAUSTED",
     499: "CANCELLED",
     500: "INTERNAL",

@@ -12,8 +12,8 @@ from __future__ import annotations
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from bytespike.api.routing import Route
 from bytespike.errors import NotFound
 from bytespike.proxy import (
     gemini,
@@ -83,5 +83,5 @@ routes = [
     Route("/v1beta/models/{call:gemini_call}", call_model, methods=["POST"]),
     Route("/v1/models/{call:gemini_call}", call_model, methods=["POST"]),
     Route("/v1beta/models", list_models, methods=["GET"]),
-    Route("/v1beta/models/{model:path}", get_model, methods=["GET"]),
+    Route("/v1beta/models/{model:anypath}", get_model, methods=["GET"]),
 ]

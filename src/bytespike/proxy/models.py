@@ -3,6 +3,7 @@ Anthropic's shape for requests with an `anthropic-version` header (anthropic_mod
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -10,7 +11,16 @@ from starlette.responses import Response
 
 from bytespike.api import auth
 from bytespike.api.responses import JSON
+from bytespike.billing.pricebook import (
+    TOKEN_CLASSES,
+    Period,
+    PriceBook,
+    Rates,
+    fee_field,
+    field,
+)
 from bytespike.catalog import Model
+from bytespike.clock import iso_z
 from bytespike.errors import ModelNotFound
 from bytespike.keys import service as keys
 from bytespike.proxy import anthropic_models
@@ -20,19 +30,42 @@ from bytespike.proxy.pipeline import Gateway
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
 
 
-def entry(model: Model) -> dict[str, Any]:
+def entry(model: Model, now: datetime) -> dict[str, Any]:
     return {
         "id": model.id,
         "object": "model",
         "created": CREATED,
         "owned_by": model.provider,
-        "pricing": {
-            "input_usd_per_mtok": float(model.input_usd_per_mtok),
-            "output_usd_per_mtok": float(model.output_usd_per_mtok),
-        },
+        "pricing": pricing(model.prices, now),
         "context_window": model.context_tokens,
         "max_output_tokens": model.max_output_tokens,
     }
+
+
+def pricing(book: PriceBook, now: datetime) -> dict[str, Any]:
+    """The prices in force now, every class and tier (docs/pricing.md), and the periods
+    scheduled to follow."""
+    return {
+        **_period(book.at(now)),
+        "scheduled": [_period(period) for period in book.upcoming(now)],
+    }
+
+
+def _period(period: Period) -> dict[str, Any]:
+    starts = period.starts
+    return {
+        "period": period.id,
+        "effective_from": None if starts is None else iso_z(starts),
+        **_rates(period.base),
+        **{fee_field(name): float(price) for name, price in period.fees},
+        "tiers": [
+            {"above_prompt_tokens": tier.above, **_rates(tier.rates)} for tier in period.tiers[1:]
+        ],
+    }
+
+
+def _rates(rates: Rates) -> dict[str, float]:
+    return {field(name): float(rates.of(name)) for name in TOKEN_CLASSES}
 
 
 async def _allowed(gw: Gateway, request: Request) -> tuple[list[Model], dict[str, str]]:
@@ -48,7 +81,8 @@ async def list_models(gw: Gateway, request: Request) -> Response:
     if anthropic_models.wanted(request):
         listing = anthropic_models.page(models, request.query_params, CREATED)
         return JSON(listing, headers=headers)
-    return JSON({"object": "list", "data": [entry(m) for m in models]}, headers=headers)
+    now = gw.ctx.clock.now()
+    return JSON({"object": "list", "data": [entry(m, now) for m in models]}, headers=headers)
 
 
 async def get_model(gw: Gateway, request: Request, model_id: str) -> Response:
@@ -56,6 +90,7 @@ async def get_model(gw: Gateway, request: Request, model_id: str) -> Response:
     for model in models:
         if model.id == model_id:
             wanted = anthropic_models.wanted(request)
-            shown = anthropic_models.entry(model, CREATED) if wanted else entry(model)
+            now = gw.ctx.clock.now()
+            shown = anthropic_models.entry(model, CREATED) if wanted else entry(model, now)
             return JSON(shown, headers=headers)
     raise ModelNotFound(f"the model {model_id!r} does not exist")

@@ -3,16 +3,19 @@ validate the body → route → translate → hold → send → settle (or relea
 
 Each client API is a `Format` (proxy/chat.py for OpenAI Chat Completions, proxy/messages.py
 for Anthropic Messages, proxy/responses.py for OpenAI Responses...): it parses and checks
-the body into a `CallSpec`, translates it into an `Exchange` for the chosen provider, and
-renders errors in its own envelope. A format that continues stored conversations
-(`Recalling`) adds them to the spec before the hold; an exchange that stores its result
-(`Keeping`) does so once the call has settled.
+the body into a `CallSpec`, translates it into an `Exchange` for each deployment the call
+may try (proxy/fallback.py), and renders errors in its own envelope. A format that
+continues stored conversations (`Recalling`) adds them to the spec before the hold; an
+exchange that stores its result (`Keeping`) does so once the call has settled. A request
+with an `Idempotency-Key` claims it just before the hold (idempotency/claims.py): a retry
+of an answered one gets that answer again instead, billed once. Each call's `Watch`
+(metrics/watch.py) is told where it is in those steps, for its metrics and spans.
 
 Failure policy: any refusal before the hold costs nothing, and every way a body can be
 wrong is found before it: the body is parsed, checked and translated first. After the
 hold only the upstream call can fail, and every way out (answer, upstream failure, client
-gone, a bug) settles or releases the hold on the spot; a crash leaves it to expire back
-into `available`.
+gone, a bug, a stopping server's cut) settles or releases the hold on the spot; a crash
+leaves it to expire back into `available`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from starlette.requests import Request
@@ -43,11 +46,16 @@ from bytespike.errors import (
     PermissionDenied,
     RateLimited,
 )
+from bytespike.idempotency import claims
 from bytespike.keys.cache import CachedKey, KeyCache
-from bytespike.proxy import estimate, streaming
+from bytespike.metrics.families import Metrics
+from bytespike.metrics.watch import HOLD, SETTLE, UPSTREAM, VALIDATE, Watch
+from bytespike.proxy import estimate, fallback, streaming
+from bytespike.proxy.inflight import InFlight
 from bytespike.proxy.streaming import Meter
 from bytespike.ratelimit.base import RateLimiter
 from bytespike.upstream.base import JSONObject, Provider, UpstreamFailure, Usage
+from bytespike.upstream.deployments import Attempts
 from bytespike.upstream.registry import Providers
 from bytespike.usage import refusals
 
@@ -65,6 +73,9 @@ class Gateway:
     keys: KeyCache
     providers: Providers
     writes: GroupCommit
+    # Calls not yet settled, streams included: a stopping server waits for them (app.py).
+    calls: InFlight = field(default_factory=InFlight)
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,32 +149,45 @@ class Keeping(Protocol):
 class Admitted:
     key: CachedKey
     model: Model
-    provider: Provider
+    attempts: Attempts  # the deployments tried so far (proxy/fallback.py)
     headers: dict[str, str]  # rate-limit headers, sent on every answer
     started: float
+    watch: Watch  # its timeline, for its metrics and spans
     request_id: str | None = None  # recorded on the usage record (bytespike/request_ids.py)
+    claim: claims.Claim = claims.NONE  # its Idempotency-Key's, told how it settled
 
 
 async def run(gw: Gateway, fmt: Format, request: Request, *, model: str | None = None) -> Response:
     """A metered call in `fmt`, its refusals in `fmt`'s envelope; once the key has been
     counted against its rate limit, every answer carries the rate-limit headers. `model`:
     the model the path names (Gemini's `models/{model}:method`), else the body's."""
-    try:
-        return await _run(gw, fmt, request, model)
-    except BytespikeError as exc:
-        await _count_refusal(gw, request, exc)
-        return fmt.error(exc, request.scope.get("state", {}).get("rate_headers"))
-    except Exception:
-        log.exception("metered call failed", extra={"path": request.url.path})
-        failure = InternalError("internal error; it has been logged")
-        return fmt.error(failure, request.scope.get("state", {}).get("rate_headers"))
+    watch = gw.metrics.watch(request)  # the call's metrics, and its spans when tracing is on
+    with gw.calls:
+        try:
+            response = await _run(gw, fmt, request, model, watch)
+        except BytespikeError as exc:
+            watch.reason = _reason(exc)
+            await _count_refusal(gw, request, exc)
+            response = fmt.error(exc, request.scope.get("state", {}).get("rate_headers"))
+        except Exception:
+            log.exception("metered call failed", extra={"path": request.url.path})
+            watch.reason = "internal_error"
+            failure = InternalError("internal error; it has been logged")
+            response = fmt.error(failure, request.scope.get("state", {}).get("rate_headers"))
+        watch.answered(response)
+        return response
 
 
-async def _run(gw: Gateway, fmt: Format, request: Request, named: str | None) -> Response:
+async def _run(
+    gw: Gateway, fmt: Format, request: Request, named: str | None, watch: Watch
+) -> Response:
     started = time.perf_counter()
     key = await admit(gw, request)  # 401 → 429 → 403, before the body is read
-    body = await read_body(gw, request)  # 413, 408, 400 (not a JSON object)
+    watch.step(VALIDATE)
+    raw = await read_raw(gw, request)  # 413, 408
+    body = bodies.json_object(raw)  # 400: not a JSON object
     model = route(gw, key, body.get("model") if named is None else named)  # 400, 404, 403
+    watch.model = model.id
     check_kind(fmt, model)  # 400: an embedding model on a chat route, or the reverse
     spec = fmt.parse(body)  # 400 naming the field at fault
     if isinstance(fmt, Recalling):
@@ -171,23 +195,31 @@ async def _run(gw: Gateway, fmt: Format, request: Request, named: str | None) ->
     if spec.referenced:
         bound = spec.input_tokens + spec.referenced * model.context_tokens
         spec = dataclasses.replace(spec, input_tokens=bound)
-    provider = gw.providers.for_model(model)
-    exchange = fmt.exchange(spec, model, provider, request)  # 400: translated before the hold
+    plan = gw.providers.plan(model)  # its deployments, in the order this call tries them
+    exchange = fallback.exchange(fmt, spec, plan, request)  # 400: translated before the hold
+    claim = await claims.claim(gw.ctx, gw.writes, key, request, raw)  # 400, 409, 422
+    if claim.replay is not None:
+        return claim.replay  # the first answer to this Idempotency-Key, not billed again
     headers = request.scope["state"]["rate_headers"]
     call = Admitted(
         key=key,
         model=model,
-        provider=provider,
+        attempts=exchange.attempts,
         headers=headers,
         started=started,
+        watch=watch,
         request_id=request.scope["state"].get("request_id"),
+        claim=claim,
     )
-    ticket = await reserve(gw, call, spec)  # 402
-    try:
-        return await send(gw, fmt, call, ticket, spec, exchange)
-    except BaseException:
-        await _release_quietly(gw, ticket)
-        raise
+    async with claim:  # kept with its answer once billed, else given back
+        watch.step(HOLD)
+        ticket = await reserve(gw, call, spec)  # 402
+        watch.step(UPSTREAM)
+        try:
+            return await claim.recorded(await send(gw, fmt, call, ticket, spec, exchange))
+        except BaseException:
+            await _release_quietly(gw, ticket)
+            raise
 
 
 async def admit(gw: Gateway, request: Request) -> CachedKey:
@@ -212,11 +244,14 @@ async def admit(gw: Gateway, request: Request) -> CachedKey:
 
 
 async def read_body(gw: Gateway, request: Request) -> JSONObject:
+    return bodies.json_object(await read_raw(gw, request))
+
+
+async def read_raw(gw: Gateway, request: Request) -> bytes:
     settings = gw.ctx.settings
-    raw = await bodies.read(
+    return await bodies.read(
         request, limit=settings.model_body_limit_bytes, within=settings.body_timeout_seconds
     )
-    return bodies.json_object(raw)
 
 
 def route(gw: Gateway, key: CachedKey, name: Any) -> Model:
@@ -287,6 +322,7 @@ async def _place(gw: Gateway, call: Admitted, spec: CallSpec) -> Ticket:
         version=record.version,
         budgeted=record.budgeted,
         budget_reset=record.budget_reset,
+        reach=pricing.reach(spec.body),  # web searches, 1-hour cache writes: the hold covers them
     )
 
     async def place(conn: Any) -> metering.Reservation:
@@ -308,6 +344,7 @@ async def send(
             settle=lambda meter: _settle_stream(gw, call, ticket, spec, meter, exchange),
             refused=lambda failure: _refused(gw, fmt, call, ticket, failure),
             headers=call.headers,
+            calls=gw.calls,
         )
     try:
         answer = await exchange.complete(ticket.max_tokens)
@@ -370,12 +407,14 @@ async def settle(
     http_status: int,
     stream: bool,
 ) -> int:
+    call.watch.step(SETTLE)
     outcome = Outcome(
         status=status,
         http_status=http_status,
         stream=stream,
         latency_ms=int((time.perf_counter() - call.started) * 1000),
-        provider=call.provider.name,
+        provider=call.attempts.provider,
+        attempts=tuple(call.attempts.made),
         request_id=call.request_id,
     )
     now = gw.ctx.clock.now()
@@ -384,11 +423,18 @@ async def settle(
         return await metering.settle(conn, ticket, usage, outcome, now=now)
 
     fused = metering.fused_settle(ticket, usage, outcome, now=now)
-    return await gw.writes.run(write, order=ticket.wallet_id, fused=fused)
+    charged = await gw.writes.run(write, order=ticket.wallet_id, fused=fused)
+    await call.claim.settled(billed=usage is not None)  # what its Idempotency-Key keeps
+    call.watch.settled(status, usage, charged, stream=stream, attempts=call.attempts.made)
+    return charged
 
 
 # A refusal's reason in the reports is its error code; these have none of their own.
 _REASONS = {429: "rate_limited"}
+
+
+def _reason(refusal: BytespikeError) -> str:
+    return refusal.code or _REASONS.get(refusal.status, refusal.type)
 
 
 async def _count_refusal(gw: Gateway, request: Request, refusal: BytespikeError) -> None:
@@ -397,7 +443,7 @@ async def _count_refusal(gw: Gateway, request: Request, refusal: BytespikeError)
     key = request.scope.get("state", {}).get("metered_key")
     if not isinstance(key, CachedKey) or refusal.status == 401:
         return
-    reason = refusal.code or _REASONS.get(refusal.status, refusal.type)
+    reason = _reason(refusal)
     now = gw.ctx.clock.now()
 
     async def count(conn: Any) -> None:

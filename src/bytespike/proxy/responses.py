@@ -234,7 +234,7 @@ class _Native:
         self._own(response)
         if self.storing is not None:
             self.storing.final = response
-        usage = usage_from_responses(response.get("usage"))
+        usage = usage_from_responses(response.get("usage"), response.get("output"))
         return Answer(response, usage, answer.output_bytes(response))
 
     def events(self, max_tokens: int) -> AsyncGenerator[JSONObject, None]:
@@ -251,7 +251,7 @@ class _Native:
         if kind in _OUTPUT_DELTAS and isinstance(delta, str):
             meter.output_bytes += len(delta.encode())
         if kind in TERMINAL and isinstance(response, dict):
-            usage = usage_from_responses(response.get("usage"))
+            usage = usage_from_responses(response.get("usage"), response.get("output"))
             if usage is not None:
                 meter.usage, meter.final_usage = usage, True
             if self.storing is not None:

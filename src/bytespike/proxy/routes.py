@@ -14,11 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from bytespike.api.routing import Route
 from bytespike.errors import BytespikeError
 from bytespike.proxy import (
     anthropic_models,
@@ -116,21 +115,6 @@ async def get_model(request: Request) -> Response:
         _models_errors(request),
     )
 
-
-class _AnyPath(Convertor[str]):
-    """Starlette's `path` stops at a newline; a model id with one must still reach the
-    route (and get OpenAI's 404), not fall through to the API's generic one."""
-
-    regex = "[\\s\\S]*"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("anypath", _AnyPath())
 
 routes = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),

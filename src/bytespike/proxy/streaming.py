@@ -4,22 +4,27 @@
 the upstream's first event is awaited before answering (so a refusal keeps its HTTP
 status); then each event becomes the client's frames. Whether the stream runs to its end,
 the upstream breaks, or the client goes away (Starlette cancels the generator), the
-`finally` closes the upstream call and settles inside a shielded cancel scope, so tokens
-already streamed are billed and the upstream stops generating.
+response's `finally` closes the upstream call and settles inside a shielded cancel scope,
+so tokens already streamed are billed and the upstream stops generating. A stopping server
+that cuts a stream past its grace period cancels it like a client leaving: it settles as
+`client_closed`. Until it has settled, a stream counts as in flight (proxy/inflight.py),
+so the server waits for the settlement before it lets go of the database.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import anyio
 import orjson
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from bytespike.proxy import estimate
+from bytespike.proxy.inflight import InFlight
 from bytespike.translate.anthropic import fold_stream_usage
 from bytespike.upstream.base import (
     JSONObject,
@@ -110,11 +115,13 @@ async def respond(
     settle: Callable[[Meter], Awaitable[object]],
     refused: Callable[[UpstreamFailure], Awaitable[Response]],
     headers: dict[str, str],
+    calls: InFlight,
 ) -> Response:
     """Stream `source` to the client: `framer.frames` turns each upstream event into the
     client's bytes (and feeds the meter), `closing` ends a complete stream, `broken` is the
     error frame of a stream the upstream breaks; `refused` answers (and settles) when the
-    upstream refuses at once; `settle` settles whatever the stream carried."""
+    upstream refuses at once; `settle` settles whatever the stream carried. The stream
+    counts in `calls` until it has settled."""
     try:
         head = await _first(source)
     except UpstreamFailure as failure:
@@ -135,26 +142,59 @@ async def respond(
         for frame in framer.closing():
             yield frame
 
-    return _metered(events(), meter, settle, headers)
+    return _Metered(events(), meter, settle, headers, calls)
 
 
-def _metered(
-    events: AsyncGenerator[bytes, None],
-    meter: Meter,
-    settle: Callable[[Meter], Awaitable[object]],
-    headers: dict[str, str],
-) -> StreamingResponse:
-    async def body() -> AsyncIterator[bytes]:
+class _Metered(StreamingResponse):
+    """A metered stream's response: however it ends (run to its end, the upstream broken,
+    the client gone, or cut by a stopping server, even before its first byte was sent),
+    the upstream call is closed and the stream settled before the response lets go.
+
+    A stream that runs to its end settles inside its body, before the body's end reaches
+    the client, so a client that has read the whole stream finds its call settled (its
+    balance, a replay of its Idempotency-Key); the response's own `finally` settles the
+    rest, once."""
+
+    def __init__(
+        self,
+        events: AsyncGenerator[bytes, None],
+        meter: Meter,
+        settle: Callable[[Meter], Awaitable[object]],
+        headers: dict[str, str],
+        calls: InFlight,
+    ) -> None:
+        super().__init__(
+            self._body(events), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+        )
+        self._events = events
+        self._meter = meter
+        self._settle = settle
+        self._calls = calls
+        self._settled = False
+        calls.enter()  # from its making: a cut before the body starts still settles it
+
+    async def _body(self, events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
         try:
             async for piece in events:
                 yield piece
         finally:
-            # Shielded: on a client disconnect this scope is cancelled, and the settlement
-            # must still happen (and the upstream call be closed) before we let go.
-            with anyio.CancelScope(shield=True):
-                await events.aclose()
-                await settle(meter)
+            await self._finish()
 
-    return StreamingResponse(
-        body(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
-    )
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        """Close the upstream call and settle, once. Shielded: on a client disconnect or a
+        cut the caller's scope is cancelled, and the settlement must still happen."""
+        if self._settled:
+            return
+        self._settled = True
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._events.aclose()
+                await self._settle(self._meter)
+            finally:
+                self._calls.leave()

@@ -51,13 +51,22 @@ def stop_reason(finish: Any) -> str:
 
 
 def anthropic_usage(usage: Usage) -> JSONObject:
-    """Anthropic's usage object: its input_tokens leave out the tokens read from cache."""
-    return {
-        "input_tokens": usage.input_tokens - usage.cached_tokens,
+    """Anthropic's usage object: its input_tokens leave out the tokens read from and written
+    to a cache; the writes' split by lifetime and server tool calls when there are any."""
+    out: JSONObject = {
+        "input_tokens": usage.uncached_tokens,
         "output_tokens": usage.output_tokens,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
     }
+    if usage.cache_write_tokens:
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": usage.cache_write_tokens - usage.cache_write_1h_tokens,
+            "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens,
+        }
+    if usage.web_search_requests:
+        out["server_tool_use"] = {"web_search_requests": usage.web_search_requests}
+    return out
 
 
 def is_message(body: Any) -> bool:

@@ -10,40 +10,24 @@ from __future__ import annotations
 
 import time
 
-from bytespike.translate.anthropic_response import finish_reason
+from bytespike.translate.anthropic_response import anthropic_usage, finish_reason
 from bytespike.upstream.base import JSONObject, Usage, openai_usage, usage_from_anthropic
 
 
 def fold_stream_usage(event: str, data: JSONObject, usage: Usage | None) -> Usage | None:
     """Usage after one more event: message_start states input and cache tokens;
-    message_delta restates cumulative counts (output always, input ones when they changed)."""
+    message_delta restates cumulative counts (output always, the others when they changed,
+    as server tools add input), each replacing the count it restates."""
     if event == "message_start":
         message = data.get("message")
         return usage_from_anthropic(message.get("usage") if isinstance(message, dict) else None)
     delta = data.get("usage")
     if event != "message_delta" or not isinstance(delta, dict):
         return usage
-    before = usage or Usage(0, 0)
-    cached = _count(delta, "cache_read_input_tokens", before.cached_tokens)
-    # Usage keeps uncached + cache-write input as one sum; a delta stating only one of the
-    # two cannot split it, and counts never shrink, so the larger reading stands.
-    rest = before.input_tokens - before.cached_tokens
-    keys = ("input_tokens", "cache_creation_input_tokens")
-    stated = [n for n in (delta.get(k) for k in keys) if isinstance(n, int)]
-    if len(stated) == len(keys):
-        rest = sum(stated)
-    elif stated:
-        rest = max(rest, sum(stated))
-    return Usage(
-        input_tokens=rest + cached,
-        output_tokens=_count(delta, "output_tokens", before.output_tokens),
-        cached_tokens=cached,
-    )
-
-
-def _count(usage: JSONObject, key: str, default: int) -> int:
-    value = usage.get(key)
-    return value if isinstance(value, int) else default
+    # A delta restates cache writes without their split by lifetime: the 1-hour part seen
+    # at message_start stands, and usage_from_anthropic counts the rest as 5-minute writes.
+    stated = {key: value for key, value in delta.items() if value is not None}
+    return usage_from_anthropic({**anthropic_usage(usage or Usage(0, 0)), **stated})
 
 
 class MessagesStreamToOpenAI:

@@ -12,7 +12,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from bytespike.upstream.base import JSONObject, UpstreamMalformed, arguments_object, tokens
+from bytespike.upstream.base import (
+    JSONObject,
+    UpstreamMalformed,
+    Usage,
+    arguments_object,
+    usage_from_openai,
+)
 
 FINISH_REASONS = {
     "stop": "STOP",
@@ -48,20 +54,21 @@ def function_call(call: JSONObject) -> JSONObject:
 
 
 def usage_metadata(usage: JSONObject) -> JSONObject:
-    prompt, completion = tokens(usage, "prompt_tokens"), tokens(usage, "completion_tokens")
-    details = usage.get("completion_tokens_details")
-    thoughts = tokens(details, "reasoning_tokens") if isinstance(details, dict) else 0
-    cached = usage.get("prompt_tokens_details")
+    """Gemini's usageMetadata for an OpenAI `usage` object: thoughts apart from the
+    candidates, tool-use prompts apart from the prompt (upstream/gemini_response.usage_of
+    reads them back the same way)."""
+    found = usage_from_openai(usage) or Usage(0, 0)
     out: JSONObject = {
-        "promptTokenCount": prompt,
-        "candidatesTokenCount": max(completion - thoughts, 0),
-        "totalTokenCount": prompt + completion,
+        "promptTokenCount": found.prompt_tokens,
+        "candidatesTokenCount": max(found.output_tokens - found.reasoning_tokens, 0),
+        "totalTokenCount": found.input_tokens + found.output_tokens,
     }
-    if thoughts:
-        out["thoughtsTokenCount"] = thoughts
-    if isinstance(cached, dict) and tokens(cached, "cached_tokens"):
-        out["cachedContentTokenCount"] = tokens(cached, "cached_tokens")
-    return out
+    counts = {
+        "thoughtsTokenCount": found.reasoning_tokens,
+        "cachedContentTokenCount": found.cached_tokens,
+        "toolUsePromptTokenCount": found.tool_prompt_tokens,
+    }
+    return out | {name: count for name, count in counts.items() if count}
 
 
 class ChunksToGenerate:

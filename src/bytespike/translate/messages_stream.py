@@ -78,8 +78,9 @@ class OpenAIStreamToMessages:
         usage = anthropic_usage(self.usage or Usage(0, 0))
         # OpenAI states input tokens only at the end; message_delta may restate them.
         delta_usage = {k: usage[k] for k in ("input_tokens", "output_tokens")}
-        if usage["cache_read_input_tokens"]:
-            delta_usage["cache_read_input_tokens"] = usage["cache_read_input_tokens"]
+        for name in ("cache_creation_input_tokens", "cache_read_input_tokens", "server_tool_use"):
+            if usage.get(name):
+                delta_usage[name] = usage[name]
         delta = {"stop_reason": stop_reason(self._finish), "stop_sequence": None}
         data = {"type": "message_delta", "delta": delta, "usage": delta_usage}
         events.append(("message_delta", data))

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from bytespike.translate.responses_request import HOSTED, ToolNames
-from bytespike.upstream.base import JSONObject, UpstreamMalformed, tokens
+from bytespike.upstream.base import JSONObject, UpstreamMalformed, usage_from_openai
 
 # A chat finish_reason that cut the answer short, as the Response's incomplete_details.
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -69,27 +69,30 @@ def _tool(tool: JSONObject) -> JSONObject:
 
 def usage(chat_usage: Any) -> JSONObject | None:
     """The Response `usage` for a chat `usage` object (None if there is none). Reasoning
-    tokens are a part of the output tokens, as in both APIs: never added twice."""
-    if not isinstance(chat_usage, dict):
+    tokens are a part of the output tokens, as in both APIs: never added twice. Classes
+    the Responses shape has no field for ride where upstream/openai_responses.py's
+    `usage_from_responses` reads them back (the 1-hour part of the cache writes)."""
+    found = usage_from_openai(chat_usage) if isinstance(chat_usage, dict) else None
+    if found is None:
         return None
-    prompt = chat_usage.get("prompt_tokens_details")
-    completion = chat_usage.get("completion_tokens_details")
-    input_tokens = tokens(chat_usage, "prompt_tokens")
-    output_tokens = tokens(chat_usage, "completion_tokens")
-    return {
-        "input_tokens": input_tokens,
-        "input_tokens_details": {
-            "cached_tokens": tokens(prompt, "cached_tokens") if isinstance(prompt, dict) else 0,
-            "cache_write_tokens": 0,
-        },
-        "output_tokens": output_tokens,
-        "output_tokens_details": {
-            "reasoning_tokens": (
-                tokens(completion, "reasoning_tokens") if isinstance(completion, dict) else 0
-            ),
-        },
-        "total_tokens": input_tokens + output_tokens,
+    details: JSONObject = {
+        "cached_tokens": found.cached_tokens,
+        "cache_write_tokens": found.cache_write_tokens,
     }
+    if found.cache_write_1h_tokens:
+        details["cache_write_1h_tokens"] = found.cache_write_1h_tokens
+    if found.tool_prompt_tokens:
+        details["tool_use_prompt_tokens"] = found.tool_prompt_tokens
+    out: JSONObject = {
+        "input_tokens": found.input_tokens,
+        "input_tokens_details": details,
+        "output_tokens": found.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": found.reasoning_tokens},
+        "total_tokens": found.input_tokens + found.output_tokens,
+    }
+    if found.web_search_requests:
+        out["server_tool_use"] = {"web_search_requests": found.web_search_requests}
+    return out
 
 
 def item_id(prefix: str) -> str:

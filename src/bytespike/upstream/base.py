@@ -28,12 +28,32 @@ JSONObject = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens the upstream reported. `input_tokens` counts every prompt token, cached ones
-    included; `cached_tokens` is the part of it read from a prompt cache."""
+    """What the upstream reported, by billing class. `input_tokens` counts every prompt
+    token (read from a cache, written to one, tool-use prompts: all included) and
+    `output_tokens` every generated one (reasoning included); the other token counts are
+    parts of those two, never added to them again. docs/pricing.md maps each provider's
+    fields onto these."""
 
     input_tokens: int
     output_tokens: int
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # of the input, read from a prompt cache
+    cache_write_tokens: int = 0  # of the input, written to a prompt cache (1-hour ones too)
+    cache_write_1h_tokens: int = 0  # of those writes, the ones kept for an hour
+    reasoning_tokens: int = 0  # of the output, thinking
+    # Of the input, prompts of Google-run tools (Gemini's toolUsePromptTokenCount): billed
+    # as input, but not part of the prompt whose size picks a long-context tier.
+    tool_prompt_tokens: int = 0
+    web_search_requests: int = 0  # server-side web searches, billed per call
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The prompt's size, which picks a long-context tier."""
+        return self.input_tokens - self.tool_prompt_tokens
+
+    @property
+    def uncached_tokens(self) -> int:
+        """Input tokens neither read from nor written to a cache: the input price's."""
+        return max(0, self.input_tokens - self.cached_tokens - self.cache_write_tokens)
 
 
 class UpstreamFailure(Exception):
@@ -194,39 +214,76 @@ def tokens(usage: JSONObject, key: str) -> int:
     return value
 
 
+def _part(usage: JSONObject, name: str) -> JSONObject:
+    """A nested details object of a usage object (absent or null: empty)."""
+    value = usage.get(name)
+    return value if isinstance(value, dict) else {}
+
+
 def usage_from_openai(usage: JSONObject | None) -> Usage | None:
-    """Usage of an OpenAI `usage` object (prompt/completion tokens, cached details)."""
+    """Usage of an OpenAI `usage` object: `prompt_tokens` include the cached ones and
+    `completion_tokens` the reasoning ones. The classes OpenAI's shape has no field for
+    (cache writes, their 1-hour part, Gemini's tool-use prompts, web searches) are read
+    from the fields `openai_usage` writes them in, so every class survives a translation."""
     if not isinstance(usage, dict):
         return None
-    details = usage.get("prompt_tokens_details")
+    prompt = _part(usage, "prompt_tokens_details")
     return Usage(
         input_tokens=tokens(usage, "prompt_tokens"),
         output_tokens=tokens(usage, "completion_tokens"),
-        cached_tokens=tokens(details, "cached_tokens") if isinstance(details, dict) else 0,
+        cached_tokens=tokens(prompt, "cached_tokens"),
+        cache_write_tokens=tokens(prompt, "cache_write_tokens"),
+        cache_write_1h_tokens=tokens(prompt, "cache_write_1h_tokens"),
+        reasoning_tokens=tokens(_part(usage, "completion_tokens_details"), "reasoning_tokens"),
+        tool_prompt_tokens=tokens(prompt, "tool_use_prompt_tokens"),
+        web_search_requests=tokens(_part(usage, "server_tool_use"), "web_search_requests"),
     )
 
 
 def usage_from_anthropic(usage: JSONObject | None) -> Usage | None:
-    """Anthropic reports uncached input apart from cache writes and reads; we bill them all."""
+    """Anthropic reports uncached input apart from cache writes and reads (we bill them all),
+    the writes split by lifetime in `cache_creation`, and server tools in `server_tool_use`."""
     if not isinstance(usage, dict):
         return None
-    cache_write = tokens(usage, "cache_creation_input_tokens")
+    creation = _part(usage, "cache_creation")
+    one_hour = tokens(creation, "ephemeral_1h_input_tokens")
+    split = one_hour + tokens(creation, "ephemeral_5m_input_tokens")
+    cache_write = max(tokens(usage, "cache_creation_input_tokens"), split)
     cache_read = tokens(usage, "cache_read_input_tokens")
     return Usage(
         input_tokens=tokens(usage, "input_tokens") + cache_write + cache_read,
         output_tokens=tokens(usage, "output_tokens"),
         cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        cache_write_1h_tokens=one_hour,
+        web_search_requests=tokens(_part(usage, "server_tool_use"), "web_search_requests"),
     )
 
 
 def openai_usage(usage: Usage) -> JSONObject:
-    """The OpenAI `usage` object for `usage` (what translated providers put on responses)."""
-    return {
+    """The OpenAI `usage` object for `usage` (what translated providers put on responses).
+    Classes OpenAI's shape has no field for go where `usage_from_openai` reads them, only
+    when there are any: `prompt_tokens_details.cache_write_tokens` (as OpenAI's Responses
+    API and OpenRouter name it), `.cache_write_1h_tokens`, `.tool_use_prompt_tokens`, and
+    `server_tool_use.web_search_requests` (as Anthropic names it)."""
+    prompt: JSONObject = {"cached_tokens": usage.cached_tokens}
+    extra = {
+        "cache_write_tokens": usage.cache_write_tokens,
+        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+        "tool_use_prompt_tokens": usage.tool_prompt_tokens,
+    }
+    prompt |= {name: count for name, count in extra.items() if count}
+    out: JSONObject = {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "prompt_tokens_details": prompt,
     }
+    if usage.reasoning_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    if usage.web_search_requests:
+        out["server_tool_use"] = {"web_search_requests": usage.web_search_requests}
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,7 @@ class GeminiProvider:
 
     async def generate_stream(self, request: Prepared) -> AsyncGenerator[JSONObject, None]:
         usage: Usage | None = None
-        events, done = 0, False
+        events, done, searches = 0, False, 0
         method = ":streamGenerateContent?alt=sse"
         try:
             async with self._post(request.model, method, request.payload) as response:
@@ -109,7 +109,9 @@ class GeminiProvider:
                     event = gemini_response.parse(data)
                     events += 1
                     # Every Gemini event repeats the usage so far; those tokens were spent.
-                    usage = gemini_response.usage_of(event.get("usageMetadata")) or usage
+                    searches = max(searches, gemini_response.web_searches(event))
+                    metadata = event.get("usageMetadata")
+                    usage = gemini_response.usage_of(metadata, searches) or usage
                     done = done or finished(event)
                     yield event
         except UpstreamFailure as exc:

@@ -86,24 +86,40 @@ def completion(body: JSONObject, *, model: str) -> JSONObject:
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
     }
-    usage = usage_of(body.get("usageMetadata"))
+    usage = usage_of(body.get("usageMetadata"), web_searches(body))
     if usage is not None:
-        out["usage"] = _openai_usage(usage, body["usageMetadata"])
+        out["usage"] = _openai_usage(usage)
     return out
 
 
-def usage_of(metadata: Any) -> Usage | None:
+def usage_of(metadata: Any, searches: int = 0) -> Usage | None:
     """Thinking is billed as output; tool-use prompt tokens (results of Google-run tools
-    fed back to the model) as input."""
+    fed back to the model) as input, outside the prompt whose size picks the tier;
+    `promptTokenCount` includes the cached content. `searches`: the Google Search queries
+    grounding ran (`web_searches`), billed per query."""
     if not isinstance(metadata, dict) or "promptTokenCount" not in metadata:
         return None
+    tool_prompt = tokens(metadata, "toolUsePromptTokenCount")
+    thoughts = tokens(metadata, "thoughtsTokenCount")
     return Usage(
-        input_tokens=tokens(metadata, "promptTokenCount")
-        + tokens(metadata, "toolUsePromptTokenCount"),
-        output_tokens=tokens(metadata, "candidatesTokenCount")
-        + tokens(metadata, "thoughtsTokenCount"),
+        input_tokens=tokens(metadata, "promptTokenCount") + tool_prompt,
+        output_tokens=tokens(metadata, "candidatesTokenCount") + thoughts,
         cached_tokens=tokens(metadata, "cachedContentTokenCount"),
+        reasoning_tokens=thoughts,
+        tool_prompt_tokens=tool_prompt,
+        web_search_requests=searches,
     )
+
+
+def web_searches(body: JSONObject) -> int:
+    """The Google Search queries a GenerateContentResponse's grounding ran (each candidate's
+    `groundingMetadata.webSearchQueries`; a stream sends them once)."""
+    count = 0
+    for candidate in body.get("candidates") or ():
+        grounding = candidate.get("groundingMetadata") if isinstance(candidate, dict) else None
+        queries = grounding.get("webSearchQueries") if isinstance(grounding, dict) else None
+        count += len(queries) if isinstance(queries, list) else 0
+    return count
 
 
 class StreamTranslator:
@@ -119,6 +135,7 @@ class StreamTranslator:
             "model": model,
         }
         self._metadata: JSONObject | None = None
+        self._searches = 0  # grounding's queries, as the event that reports them says
         self._calls = 0  # tool calls sent so far: the next one's index
         self._started = False
         self.finished = False  # a finishReason came: the answer is whole
@@ -128,6 +145,7 @@ class StreamTranslator:
             self._header["id"] = _completion_id(body)
         if isinstance(body.get("usageMetadata"), dict):
             self._metadata = body["usageMetadata"]
+        self._searches = max(self._searches, web_searches(body))
         if not body.get("candidates") and not _blocked(body):
             return []  # a usage-only event
         text, calls, finish = _candidate(body)
@@ -151,14 +169,14 @@ class StreamTranslator:
 
     def usage(self) -> Usage | None:
         """The usage Gemini reported last (the running total, until the stream ends)."""
-        return usage_of(self._metadata)
+        return usage_of(self._metadata, self._searches)
 
     def last(self) -> JSONObject | None:
         """The closing usage chunk, or None when Gemini never reported usage."""
-        usage = usage_of(self._metadata)
-        if usage is None or self._metadata is None:
+        usage = self.usage()
+        if usage is None:
             return None
-        return {**self._header, "choices": [], "usage": _openai_usage(usage, self._metadata)}
+        return {**self._header, "choices": [], "usage": _openai_usage(usage)}
 
 
 def _candidate(body: JSONObject) -> tuple[str | None, list[JSONObject], str]:
@@ -205,8 +223,7 @@ def _completion_id(body: JSONObject) -> str:
     return f"chatcmpl-{body.get('responseId') or uuid.uuid4().hex}"
 
 
-def _openai_usage(usage: Usage, metadata: JSONObject) -> JSONObject:
+def _openai_usage(usage: Usage) -> JSONObject:
     out = openai_usage(usage)
-    thoughts = tokens(metadata, "thoughtsTokenCount")
-    out["completion_tokens_details"] = {"reasoning_tokens": thoughts}
+    out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
     return out

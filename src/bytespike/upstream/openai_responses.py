@@ -44,15 +44,30 @@ class NativeResponses(Protocol):
         ...
 
 
-def usage_from_responses(usage: Any) -> Usage | None:
-    """Usage of a Response's `usage`: reasoning tokens are part of output_tokens already."""
+def usage_from_responses(usage: Any, output: Any = None) -> Usage | None:
+    """Usage of a Response's `usage`: cached tokens and cache writes are part of
+    input_tokens, reasoning tokens of output_tokens. Each `web_search_call` item of its
+    `output` is a web search, billed per call (OpenAI reports them there, not in usage)."""
     if not isinstance(usage, dict):
         return None
     details = usage.get("input_tokens_details")
+    prompt = details if isinstance(details, dict) else {}
+    reasoning = usage.get("output_tokens_details")
+    items = [item for item in output or () if isinstance(item, dict)]
+    calls = sum(1 for item in items if item.get("type") == "web_search_call")
+    server = usage.get("server_tool_use")  # a translated provider's searches (Anthropic's)
+    reported = tokens(server, "web_search_requests") if isinstance(server, dict) else 0
     return Usage(
         input_tokens=tokens(usage, "input_tokens"),
         output_tokens=tokens(usage, "output_tokens"),
-        cached_tokens=tokens(details, "cached_tokens") if isinstance(details, dict) else 0,
+        cached_tokens=tokens(prompt, "cached_tokens"),
+        cache_write_tokens=tokens(prompt, "cache_write_tokens"),
+        cache_write_1h_tokens=tokens(prompt, "cache_write_1h_tokens"),
+        reasoning_tokens=tokens(
+            reasoning if isinstance(reasoning, dict) else {}, "reasoning_tokens"
+        ),
+        tool_prompt_tokens=tokens(prompt, "tool_use_prompt_tokens"),
+        web_search_requests=max(calls, reported),
     )
 
 
@@ -98,7 +113,8 @@ class OpenAIResponsesProvider(OpenAIProvider):
                     event = stream_event(data, usage)
                     events += 1
                     if event["type"] in TERMINAL:
-                        usage = usage_from_responses((event.get("response") or {}).get("usage"))
+                        done = event.get("response") or {}
+                        usage = usage_from_responses(done.get("usage"), done.get("output"))
                     yield event
                     if event["type"] in TERMINAL:
                         return

@@ -1,8 +1,9 @@
-"""Which provider serves a catalog model: built once at start-up from the catalog and the
-official SDKs' env vars, with one pooled aiohttp session per upstream host.
+"""Which providers serve a catalog model: one per deployment, built from the catalog and the
+official SDKs' env vars, with one pooled aiohttp session per upstream host and key; and
+each call's plan, its deployments in the order to try them (upstream/deployments.py).
 
 OPENAI_BASE_URL ends in /v1 (https://api.openai.com/v1); ANTHROPIC_BASE_URL and
-GEMINI_BASE_URL are bare hosts. A catalog entry's own `base_url`/`api_key_env` win.
+GEMINI_BASE_URL are bare hosts. A deployment's own `base_url`/`api_key_env` win.
 
 Failure policy: a model whose provider has no API key is still served; the upstream's 401
 reaches the client as a clear error rather than the gateway refusing to start.
@@ -11,12 +12,16 @@ reaches the client as a clear error rather than the gateway refusing to start.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping
+from datetime import timedelta
 
 import aiohttp
 
-from bytespike.catalog import Catalog, Model
+from bytespike.catalog import Catalog, Deployment, Model
+from bytespike.clock import Clock, SystemClock
 from bytespike.settings import Settings
+from bytespike.upstream import deployments
 from bytespike.upstream.anthropic import AnthropicProvider
 from bytespike.upstream.base import Endpoint, Provider
 from bytespike.upstream.gemini import GeminiProvider
@@ -33,23 +38,58 @@ DEFAULTS = {
 
 
 class Providers:
-    """Model id → its Provider. Sessions are created lazily inside the running loop."""
+    """A model's deployments → their Providers, and the health of each (`health`, per
+    process). Sessions are created lazily inside the running loop. `clock` and `rng` are
+    the breakers' time and the weighted choice's randomness (seams for tests)."""
 
     def __init__(
-        self, catalog: Catalog, settings: Settings, env: Mapping[str, str] | None = None
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        env: Mapping[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._catalog = catalog
         self._settings = settings
         self._env = os.environ if env is None else env
+        self._rng = rng or random.Random()  # noqa: S311 - spreads load; no secret depends on it
+        cooldown = timedelta(seconds=settings.upstream_breaker_cooldown_seconds)
+        self.health = deployments.Health(
+            clock or SystemClock(), failures=settings.upstream_breaker_failures, cooldown=cooldown
+        )
+        for model in catalog.models:  # every deployment is in the health report from the start
+            for deployment in model.deployments:
+                self.health.breaker(model, deployment)
         self._by_model: dict[str, Provider] = {}
+        self._by_deployment: dict[tuple[str, str], Provider] = {}
         self._shared: dict[tuple[str, str, str | None, bool], Provider] = {}
         self._sessions: list[aiohttp.ClientSession] = []
 
     def for_model(self, model: Model) -> Provider:
+        """The provider of the model's first deployment by priority, for calls that hold no
+        money and fall back to no other (token counts)."""
         provider = self._by_model.get(model.id)
         if provider is None:
             provider = self._by_model[model.id] = self._build(model)
         return provider
+
+    def for_deployment(self, model: Model, deployment: Deployment) -> Provider:
+        key = (model.id, deployment.name)
+        provider = self._by_deployment.get(key)
+        if provider is None:
+            provider = self._by_deployment[key] = self._build(model.on(deployment))
+        return provider
+
+    def plan(self, model: Model) -> deployments.Plan:
+        """One call's deployments, in the order it tries them, each with its provider and
+        breaker, and the most tries it may make (`upstream_attempts`)."""
+        routes = [
+            deployments.Route(d, self.for_deployment(model, d), self.health.breaker(model, d))
+            for d in deployments.order(model.deployments, self._rng)
+        ]
+        return deployments.Plan(model, routes, attempts=self._settings.upstream_attempts)
 
     def endpoint(self, model: Model) -> Endpoint:
         url_var, default_url, key_var = DEFAULTS[model.provider]
@@ -100,4 +140,5 @@ class Providers:
             await session.close()
         self._sessions.clear()
         self._by_model.clear()
+        self._by_deployment.clear()
         self._shared.clear()

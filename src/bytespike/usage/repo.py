@@ -3,16 +3,21 @@ list behind /me/usage."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bytespike.billing.pricing import Receipt
+from bytespike.clock import as_utc
 from bytespike.db.direct import hot
 from bytespike.upstream.base import Usage
-from bytespike.usage import rollups
+from bytespike.upstream.deployments import Attempt
+from bytespike.usage import receipts, rollups
 from bytespike.usage.tables import usage_records
 
 
@@ -52,8 +57,11 @@ def row(
     latency_ms: int,
     now: datetime,
     request_id: str | None = None,
+    attempts: Sequence[Attempt] = (),
+    receipt: Receipt | None = None,
 ) -> dict[str, Any]:
-    """A usage record's columns (a call without reported usage records no tokens)."""
+    """A usage record's columns (a call without reported usage records no tokens), its
+    receipt's among them (usage/receipts.py)."""
     return {
         "wallet_id": wallet_id,
         "key_id": key_id,
@@ -70,6 +78,8 @@ def row(
         "latency_ms": latency_ms,
         "created_at": now,
         "request_id": request_id,
+        "attempts": orjson.dumps([a.as_json() for a in attempts]).decode() if attempts else None,
+        **receipts.columns(usage, receipt),
     }
 
 
@@ -111,8 +121,20 @@ async def page(
     before_id: int | None,
     limit: int,
 ) -> list[Record]:
-    """Newest first; `before_id` is the cursor (the last id of the previous page)."""
+    """Newest first: by time, then id, the order of ix_usage_wallet_time_id, so a range of
+    days is read from the index `limit` rows at a time and never sorted. `before_id` is the
+    cursor (the last id of the previous page): the page goes on below where that call
+    stands in this order; a cursor naming no call of this wallet is an empty page."""
     u = usage_records.c
+    after = None
+    if before_id is not None:
+        after = await _created_at(conn, wallet_id, before_id)
+        if after is None:
+            return []
+        # Below the cursor is below `until` too. Given both, SQLite starts its index scan at
+        # the bound written first, which may be the range's top, far above the cursor.
+        if until is not None and as_utc(after) < until:
+            until = None
     query = sa.select(
         u.id,
         u.key_id,
@@ -131,6 +153,13 @@ async def page(
     )
     query = _scope(query, wallet_id, key_ids, model, since, until)
     if before_id is not None:
-        query = query.where(u.id < before_id)
-    rows = await conn.execute(query.order_by(u.id.desc()).limit(limit))
+        query = query.where(sa.tuple_(u.created_at, u.id) < (after, before_id))
+    rows = await conn.execute(query.order_by(u.created_at.desc(), u.id.desc()).limit(limit))
     return [Record(*row) for row in rows]
+
+
+async def _created_at(conn: AsyncConnection, wallet_id: int, record_id: int) -> datetime | None:
+    u = usage_records.c
+    query = sa.select(u.created_at).where(u.id == record_id, u.wallet_id == wallet_id)
+    found: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+    return found

@@ -57,3 +57,13 @@ async def get_usage(
             headers["X-Next-Cursor"] = found.next_cursor
         return Response(service.as_csv(found), media_type=CSV_TYPE, headers=headers)
     return JSON(service.as_json(found), headers=caller.rate_headers)
+
+
+@router.get("/usage/{record_id}", summary="One call's receipt: its lines, cost, hold and entries")
+async def get_receipt(request: Request, record_id: str, caller: Caller = KeyHolder) -> Response:
+    """The call's usage by class, each line tokens times unit price = amount (exact decimal
+    USD), their sum rounded up once to the micro-dollar (the cost), what was charged, the
+    hold and ledger entries that moved the money, and any later price correction. `id`
+    is a call's `id` from /usage."""
+    found = await service.receipt(request.app.state.ctx, caller.key, record_id)
+    return JSON(found, headers=caller.rate_headers)

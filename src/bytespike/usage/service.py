@@ -29,7 +29,7 @@ from bytespike.keys.repo import KeyRecord
 from bytespike.keys.tables import api_keys
 from bytespike.money import to_usd_number, to_usd_text
 from bytespike.orgs import repo as orgs_repo
-from bytespike.usage import repo, rollups
+from bytespike.usage import receipts, repo, rollups
 from bytespike.usage.repo import Record
 from bytespike.usage.rollups import DayTotal, Scope
 
@@ -106,17 +106,26 @@ class Usage:
     next_cursor: str | None
 
 
-async def usage(ctx: Context, key: KeyRecord, query: Query) -> Usage:
+async def usage(
+    ctx: Context, key: KeyRecord, query: Query, *, span: tuple[date, date] | None = None
+) -> Usage:
+    """The query's days and page of calls. `span` (first, last day), if given, bounds the
+    days instead: the console sums a month beside the latest calls, whatever their day,
+    and so reads a month of rollups however old the wallet is."""
     query.check()
     since, until = query.since, query.until
     # `until` is inclusive; its last day (9999-12-31) has no day after it, and needs no end.
     end = None if until is None or until.date() == date.max else until + timedelta(days=1)
+    first, last = span or (
+        None if since is None else since.date(),
+        None if until is None else until.date(),
+    )
     async with ctx.db.read() as conn:
         paying = await payer.resolve(conn, user_id=key.user_id, key_org_id=key.org_id)
         key_ids = await _key_ids(conn, paying, query)
         scope = Scope(
-            since=None if since is None else since.date(),
-            until=None if until is None else until.date(),
+            since=first,
+            until=last,
             wallet_id=paying.wallet_id,
             key_ids=key_ids,
             model=query.model,
@@ -141,6 +150,21 @@ async def usage(ctx: Context, key: KeyRecord, query: Query) -> Usage:
         records=records,
         next_cursor=str(records[-1].id) if more else None,
     )
+
+
+async def receipt(ctx: Context, key: KeyRecord, record_id: str) -> dict[str, Any]:
+    """One call's receipt (usage/receipts.py): the wallet's managers see any call paid from
+    it, an org member only the calls of their own keys; any other id is 404."""
+    found_id = stored_id(record_id, big=True)
+    async with ctx.db.read() as conn:
+        paying = await payer.resolve(conn, user_id=key.user_id, key_org_id=key.org_id)
+        found = None if found_id is None else await receipts.find(conn, paying.wallet_id, found_id)
+        if found is not None and not paying.may_manage:
+            own = await keys_repo.ids_of_user(conn, paying.user.id)
+            found = found if found.record.key_id in own else None
+    if found is None:
+        raise NotFound(f"no call {record_id[:64]!r} was paid from this wallet")
+    return receipts.as_json(found)
 
 
 async def _key_ids(conn: AsyncConnection, paying: Payer, query: Query) -> list[int] | None:

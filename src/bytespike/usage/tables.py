@@ -29,14 +29,31 @@ usage_records = sa.Table(
     timestamp("created_at"),
     # The HTTP request's id (bytespike/request_ids.py); none on calls from before 0008.
     sa.Column("request_id", sa.String(64), nullable=True),
+    # The call's receipt (0010): the rest of its token classes (parts of input_tokens and
+    # output_tokens, upstream/base.py's Usage), its web searches, the price period and tier
+    # it was priced by, and the unit price of each class it used, as JSON of decimal text
+    # ({"input": "3.00", ...}: exact, unlike a float column). Calls from before 0010 have
+    # zeros and no prices.
+    sa.Column("cache_write_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cache_write_1h_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reasoning_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("tool_prompt_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("web_search_requests", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("price_period", sa.String(200), nullable=True),
+    sa.Column("price_tier", sa.Integer, nullable=True),  # its threshold; 0: the base prices
+    sa.Column("unit_prices", sa.Text, nullable=True),
+    # Each deployment the call tried, in order, as JSON (upstream/deployments.py `Attempt`):
+    # [{"deployment", "provider", "outcome", "latency_ms", "upstream_status"?}]; none before 0012.
+    sa.Column("attempts", sa.Text, nullable=True),
     sa.CheckConstraint("cost_micros >= 0", name="cost"),
     sa.CheckConstraint(
         "status IN ('ok', 'upstream_error', 'timeout', 'unavailable', 'malformed', "
         "'client_closed')",
         name="status",
     ),
-    sa.Index("ix_usage_wallet_id", "wallet_id", "id"),
-    sa.Index("ix_usage_wallet_time", "wallet_id", "created_at"),
+    # A wallet's calls newest first (usage/repo.py `page`), over a range of days or not: read
+    # in index order, `limit` rows and no sort. One index, so the metered insert updates one.
+    sa.Index("ix_usage_wallet_time_id", "wallet_id", "created_at", "id"),
 )
 
 # One row per UTC day, wallet, key and model, maintained in the settlement transaction (the

@@ -7,6 +7,9 @@ about a day and keep the event's webhook-id. An endpoint whose delivery exhausts
 schedule with no success since that delivery began is disabled, and its owner is told
 through a `webhook.endpoint.disabled` event to their other endpoints.
 
+A stopping process (`stop`) lets the dispatcher deliver what is due, for up to its grace
+period, then cancels it: a delivery cut half-way is retried once its lease runs out.
+
 Failure policy: a failing database or receiver is logged and retried on the next tick;
 nothing is dropped, because nothing leaves the outbox until an outcome is recorded.
 """
@@ -14,10 +17,12 @@ nothing is dropped, because nothing leaves the outbox until an outcome is record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +32,9 @@ from bytespike.errors import InvalidRequest
 from bytespike.webhooks import events, outbox, repo, signing, urls
 from bytespike.webhooks.signing import SecretBox
 from bytespike.webhooks.transport import DeliveryError, Transport
+
+if TYPE_CHECKING:
+    from bytespike.metrics.families import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +64,18 @@ class Dispatcher:
         box: SecretBox | None = None,
         rng: random.Random | None = None,
         batch: int | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.ctx = ctx
+        self.metrics = metrics  # the server's; `bytespike worker` keeps none
         self.transport = transport
         self.box = box or SecretBox.from_settings(ctx.settings)
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.batch = batch or ctx.settings.webhook_batch
         # Long enough that a live attempt always finishes (or times out) inside its lease.
         self.lease = timedelta(seconds=ctx.settings.webhook_timeout_seconds + 30)
+        self._stopping = asyncio.Event()
+        self._running: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries and attempt each; returns how many."""
@@ -80,15 +92,35 @@ class Dispatcher:
         await asyncio.gather(*(self._deliver(c) for c in claimed))
         return len(claimed)
 
-    async def run(self, poll_seconds: float) -> None:
+    def start(self, poll_seconds: float) -> None:
+        """Deliver in the background, looking for due work every `poll_seconds` when idle."""
+        self._running = asyncio.create_task(self._run(poll_seconds))
+
+    async def stop(self, within: float) -> None:
+        """Deliver what is due (the pass under way, then every pass that finds work), for
+        at most `within` seconds; then cancel what is left: it is only leased."""
+        self._stopping.set()
+        if self._running is None:
+            return
+        done, _ = await asyncio.wait({self._running}, timeout=within)
+        if not done:
+            log.warning("webhook deliveries cut at stop; retried when their lease ends")
+            self._running.cancel()
+        await asyncio.gather(self._running, return_exceptions=True)
+
+    async def _run(self, poll_seconds: float) -> None:
         while True:
             try:
                 busy = await self.run_once()
             except Exception:
                 log.exception("webhook dispatch failed")
                 busy = 0
-            if not busy:
-                await asyncio.sleep(poll_seconds)
+            if busy:
+                continue
+            if self._stopping.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), poll_seconds)
 
     async def _deliver(self, claimed: outbox.Claimed) -> None:
         outcome = await self._attempt(claimed)
@@ -100,6 +132,9 @@ class Dispatcher:
                 await repo.update(conn, claimed.endpoint_id, last_success_at=now)
             elif settled and next_at is None:
                 await self._maybe_disable(conn, claimed, now)
+        if self.metrics is not None:
+            failed = "retrying" if next_at is not None else "failed"
+            self.metrics.webhook_attempted("succeeded" if outcome.ok else failed)
         log.info(
             "webhook attempt",
             extra={

@@ -179,3 +179,9 @@ async def record(
         .values(status=status, next_attempt_at=next_at, claim_token=None)
     )
     return result.rowcount == 1
+
+
+async def depth(conn: AsyncConnection) -> int:
+    """Deliveries not yet done (due or waiting for a retry), through the due-index."""
+    query = sa.select(sa.func.count()).select_from(webhook_deliveries)
+    return int((await conn.execute(query.where(_d.status == "pending"))).scalar_one())

@@ -78,7 +78,11 @@
       running = running.map(function (total, i) { return total + s.usd[i]; });
       return running.slice();
     });
-    var series = [{}];
+    // The x series' legend: the hovered bar's UTC day (as the tables write days), else
+    // nothing, rather than uPlot's default "Time: --".
+    var series = [{
+      label: "Day", value: function (u, v, si, at) { return at == null ? "" : data.days[at]; }
+    }];
     var columns = [xs];
     var bars = window.uPlot.paths.bars({ size: [0.75, 40] });
     for (var i = stacked.length - 1; i >= 0; i--) {  // the tallest first, the rest over it

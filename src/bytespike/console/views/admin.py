@@ -259,4 +259,5 @@ async def models(request: Request, viewer: Viewer) -> Response:
         viewer=viewer,
         active="admin",
         models=[ctx.catalog.get(m) for m in ctx.catalog.ids],
+        now=ctx.clock.now(),  # the price periods in force (billing/pricebook.py)
     )

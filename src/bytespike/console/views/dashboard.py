@@ -34,10 +34,8 @@ async def show(request: Request, viewer: Viewer) -> Response:
     payload = await accounts.account(ctx, record)
     today = ctx.clock.now().date()
     first = today - timedelta(days=DAYS - 1)
-    # No `since`: the latest calls are the latest whatever the day, and the calls' query is
-    # only fast walking the wallet's newest ids (a `since` makes SQLite sort the month's
-    # calls). The days come from the rollups, which spend_chart cuts to the last 30.
-    spent = await usage.usage(ctx, record, usage.Query(limit=LATEST_CALLS))
+    # No `since`: the latest calls are the latest whatever the day; the days are the chart's.
+    spent = await usage.usage(ctx, record, usage.Query(limit=LATEST_CALLS), span=(first, today))
     return render(
         request,
         "dashboard.html",
