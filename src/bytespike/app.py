@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -96,6 +97,10 @@ def create_app(
                 sweeper.run(ctx, settings.hold_sweep_seconds), idempotency_sweeper.run(ctx)
             )
             dispatcher.start(settings.webhook_poll_seconds)
+        # What start-up made (modules, the app, its schemas: ~150,000 objects) lives as long
+        # as the process: out of the collector's sight, a full collection no longer walks
+        # it, which paused every call in flight for ~85 ms about once a second under load.
+        gc.freeze()
         try:
             yield
         finally:

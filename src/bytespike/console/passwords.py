@@ -5,6 +5,7 @@ requests."""
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,9 +16,15 @@ MIN_LENGTH = 10
 MAX_LENGTH = 1024  # bounds the work one sign-in can ask of the server
 
 _HASHER = PasswordHasher()  # Argon2id
-# Verified against when no such user exists, so an unknown name takes as long as a wrong
-# password and the timing tells nothing about who has an account.
-_DUMMY = _HASHER.hash("bytespike: no such user")
+
+
+@functools.cache
+def _dummy() -> str:
+    """Verified against when no such user exists, so an unknown name takes as long as a
+    wrong password and the timing tells nothing about who has an account. Made on first
+    use, not at import: a hash takes 64 MiB, which every process that imports the console
+    (each CLI command, each server) would otherwise add to its peak memory."""
+    return _HASHER.hash("bytespike: no such user")
 
 
 def checked(password: str) -> str:
@@ -36,7 +43,7 @@ def _verify(stored: str | None, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
