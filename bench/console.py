@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 import procstat
+import report
 import sqlalchemy as sa
 from databases import DEFAULT_POSTGRES_SERVER, PostgresDatabase, SqliteDatabase
 from sqlalchemy import event
@@ -404,18 +405,6 @@ def _plain(plan: list[str]) -> Iterator[str]:
         yield line.rstrip()
 
 
-def write(path: Path, text: str) -> None:
-    """Replace this benchmark's section of `path` (or append it), leaving the rest as it is."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text if old else text
-    else:
-        after = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if after < 0 else old[after:])
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100_000)
@@ -433,7 +422,7 @@ def main() -> None:
     if args.out == "-":
         print(text)
     else:
-        write(Path(args.out), text)
+        report.replace_section(Path(args.out), SECTION, text)
         print(f"wrote the section to {args.out}")
 
 

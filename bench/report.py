@@ -209,8 +209,28 @@ def _kept_sections(path: Path) -> str:
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     kept = []
     for heading in KEPT_SECTIONS:
-        start = old.find(heading)
-        if start >= 0:
-            end = old.find("\n## ", start + len(heading))
-            kept.append("\n" + old[start : len(old) if end < 0 else end + 1].rstrip("\n") + "\n")
+        if (span := _section(old, heading)) is not None:
+            kept.append("\n" + old[span[0] : span[1]].rstrip("\n") + "\n")
     return "".join(kept)
+
+
+def _section(text: str, heading: str) -> tuple[int, int] | None:
+    """Where `heading`'s section of `text` starts, and where the next `## ` heading (or the
+    end) starts; None without it."""
+    start = text.find(heading)
+    if start < 0:
+        return None
+    end = text.find("\n## ", start + len(heading))
+    return start, len(text) if end < 0 else end
+
+
+def replace_section(path: Path, heading: str, text: str) -> None:
+    """Replace `heading`'s section of `path` by `text` (or append it), leaving the rest as it
+    is: how bench/reports.py and bench/console.py write their sections of results.md."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    span = _section(old, heading)
+    if span is None:
+        new = old.rstrip("\n") + "\n\n" + text if old else text
+    else:
+        new = old[: span[0]] + text + old[span[1] :]
+    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")

@@ -35,6 +35,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import orjson
 import procstat
+import report
 from databases import DEFAULT_POSTGRES_SERVER, PostgresDatabase, SqliteDatabase
 
 from bytespike import catalog
@@ -434,18 +435,6 @@ def section(results: list[Measured], runs: int) -> str:
     return "\n".join(lines)
 
 
-def write(path: Path, text: str) -> None:
-    """Replace this benchmark's section of `path` (or append it), leaving the rest as it is."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text if old else text
-    else:
-        after = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if after < 0 else old[after:])
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=2_000_000)
@@ -469,7 +458,7 @@ def main() -> None:
     if args.out == "-":
         print(text)
     else:
-        write(Path(args.out), text)
+        report.replace_section(Path(args.out), SECTION, text)
         print(f"wrote the section to {args.out}")
 
 
