@@ -28,8 +28,9 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from bytespike.errors import InvalidRequest
+from bytespike.proxy import streaming
 from bytespike.upstream import deployments
-from bytespike.upstream.base import UpstreamError, UpstreamFailure, UpstreamMalformed
+from bytespike.upstream.base import UpstreamError, UpstreamFailure
 from bytespike.upstream.deployments import Attempt, Attempts, Plan, Route
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class Fallback:
             started = time.perf_counter()
             source = exchange.events(max_tokens)
             try:
-                head = await _first(source)
+                head = await streaming.first(source)
             except BaseException as exc:
                 await source.aclose()
                 if isinstance(exc, UpstreamFailure) and self._failed(route, exc, started):
@@ -191,10 +192,3 @@ class Fallback:
         """What the call answers when every try failed over: the last failure."""
         assert self._last is not None  # _turns yields at least the first translated route
         return self._last
-
-
-async def _first(source: AsyncGenerator[Any, None]) -> Any:
-    try:
-        return await anext(source)
-    except StopAsyncIteration:
-        raise UpstreamMalformed("the upstream's stream ended before its first event") from None

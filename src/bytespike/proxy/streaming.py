@@ -85,7 +85,8 @@ T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 
 
-async def _first(source: AsyncGenerator[T, None]) -> T:
+async def first(source: AsyncGenerator[T, None]) -> T:
+    """A stream's first event; UpstreamMalformed if it ends before one."""
     try:
         return await anext(source)
     except StopAsyncIteration:
@@ -123,7 +124,7 @@ async def respond(
     upstream refuses at once; `settle` settles whatever the stream carried. The stream
     counts in `calls` until it has settled."""
     try:
-        head = await _first(source)
+        head = await first(source)
     except UpstreamFailure as failure:
         return await refused(failure)
     meter = Meter()
