@@ -17,7 +17,6 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from prometheus_client.parser import text_string_to_metric_families
 
 from bytespike import catalog
 from bytespike.billing.tables import holds, ledger_entries
@@ -30,6 +29,7 @@ from tests.e2e.gateway_support import Upstreams, books_balance, gateway
 from tests.factories import make_key, make_user, top_up, wallet_of
 from tests.fakes import openai as openai_fake
 from tests.fakes.base import FakeUpstream
+from tests.metrics_support import Scrape
 from tests.processes import free_port
 
 TEN_DOLLARS = 10_000_000
@@ -120,13 +120,11 @@ async def chat(url: str, headers: dict[str, str], model_id: str, *, stream: bool
 async def deployments_up(url: str, model_id: str) -> dict[str, float]:
     """`bytespike_deployment_up` of each of the model's deployments, as /metrics shows it."""
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        text = (await http.get("/metrics")).text
+        scrape = Scrape.parse((await http.get("/metrics")).text)
     return {
-        sample.labels["deployment"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "bytespike_deployment_up"
-        for sample in family.samples
-        if sample.labels["model"] == model_id
+        dict(labels)["deployment"]: value
+        for (name, labels), value in scrape.samples.items()
+        if name == "bytespike_deployment_up" and ("model", model_id) in labels
     }
 
 
