@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI
 from starlette.responses import RedirectResponse
+from starlette.types import Receive, Scope, Send
 
 from bytespike import __version__, logs, request_ids, traces
 from bytespike.accounts.routes import router as account_router
@@ -30,6 +31,7 @@ from bytespike.metrics import exposition
 from bytespike.metrics.families import Metrics
 from bytespike.notifications.routes import router as notifications_router
 from bytespike.proxy import openapi as proxy_openapi
+from bytespike.proxy.hot import HotPath
 from bytespike.proxy.pipeline import Gateway
 from bytespike.proxy.routes import routes as proxy_routes
 from bytespike.ratelimit.base import RateLimiter
@@ -45,6 +47,19 @@ from bytespike.webhooks.transport import HttpTransport
 log = logging.getLogger(__name__)
 # At a stop, what calls cut at the end of the grace period get to settle in.
 SETTLE_SECONDS = 10
+
+
+class App(FastAPI):
+    """FastAPI, with the model APIs' hot path in front of its middleware (proxy/hot.py)."""
+
+    hot: HotPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.hot
+        if hot is not None and (route := hot.route(scope)) is not None:
+            await hot.serve(route, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def build_limiter(settings: Settings) -> RateLimiter:
@@ -67,7 +82,7 @@ def create_app(
     limiter: RateLimiter | None = None,
     background: bool = True,
     providers: Providers | None = None,
-) -> FastAPI:
+) -> App:
     ctx = ctx or Context.build(settings)
     limiter = limiter or build_limiter(settings)
     providers = providers or Providers(ctx.catalog, settings, clock=ctx.clock)
@@ -123,7 +138,7 @@ def create_app(
             if tracing is not None:
                 await tracing.close()  # exports the spans still queued
 
-    app = FastAPI(
+    app = App(
         title="bytespike",
         version=__version__,
         description="Self-hosted LLM gateway with prepaid accounts.",
@@ -181,4 +196,6 @@ def create_app(
     if tracing is not None:
         tracing.install(app)  # a span per request, around its access line
     app.add_middleware(request_ids.RequestIds)  # outermost: the access line has the id too
+    if tracing is None:  # with tracing, every request's span wraps the whole stack
+        app.hot = HotPath(app, proxy_routes)
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,9 +41,21 @@ def _anthropic(scope: Scope, headers: Headers) -> bool:
     return path.startswith("/v1/messages") or "anthropic-version" in headers
 
 
+def name(scope: Scope) -> tuple[str, list[tuple[bytes, bytes]]]:
+    """The request's id, put in its scope's state, and the headers that carry it out."""
+    headers = Headers(scope=scope)
+    request_id = accepted(headers.get(HEADER))
+    scope.setdefault("state", {})["request_id"] = request_id
+    raw = [(HEADER.encode(), request_id.encode())]
+    if _anthropic(scope, headers):
+        raw.append((b"request-id", request_id.encode()))
+    return request_id, raw
+
+
 class RequestIds:
     """ASGI middleware, outermost: names the request before anything else runs (the access
-    log line included) and puts the name on whatever answer leaves."""
+    log line included) and puts the name on whatever answer leaves. (The model APIs' hot
+    path, proxy/hot.py, does the same itself.)"""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,12 +64,7 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        request_id = accepted(headers.get(HEADER))
-        scope.setdefault("state", {})["request_id"] = request_id
-        raw = [(HEADER.encode(), request_id.encode())]
-        if _anthropic(scope, headers):
-            raw.append((b"request-id", request_id.encode()))
+        request_id, raw = name(scope)
 
         async def named(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -69,3 +76,12 @@ class RequestIds:
             await self.app(scope, receive, named)
         finally:
             _current.reset(token)
+
+
+def serving(request_id: str) -> Token[str | None]:
+    """Make `request_id` the current one (`current()`) until `done(token)`."""
+    return _current.set(request_id)
+
+
+def done(token: Token[str | None]) -> None:
+    _current.reset(token)

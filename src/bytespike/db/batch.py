@@ -271,6 +271,12 @@ class GroupCommit:
         self._writer = _Writer(db.url, db.write_lock) if db.is_sqlite else None
         self._plans = Plans(db.dialect)
 
+    @property
+    def fuses(self) -> bool:
+        """Whether `run` takes an operation's `fused` form (PostgreSQL): on SQLite, where a
+        statement is a function call, it never does, so callers need not build one."""
+        return self._writer is None
+
     async def run(self, op: Operation[T], *, order: int = 0, fused: Fused[T] | None = None) -> T:
         """Run `op` in the next batch (on PostgreSQL, as `fused` when given). A batch runs its
         operations by `order` (the wallet id), so two PostgreSQL replicas' batches lock

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -137,12 +138,21 @@ class Recalling(Protocol):
         ...
 
 
-@runtime_checkable
 class Keeping(Protocol):
     """Optional, on an Exchange: something it stores once the call has settled (a stored
     response)."""
 
     async def keep(self, gw: Gateway, key: CachedKey) -> None: ...
+
+
+def _recalls(fmt: Format) -> TypeGuard[Recalling]:
+    return _implements(type(fmt), Recalling)
+
+
+@functools.cache
+def _implements(cls: type, protocol: type) -> bool:
+    # Per class, once: isinstance() against a Protocol walks its members every time.
+    return issubclass(cls, protocol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +200,7 @@ async def _run(
     watch.model = model.id
     check_kind(fmt, model)  # 400: an embedding model on a chat route, or the reverse
     spec = fmt.parse(body)  # 400 naming the field at fault
-    if isinstance(fmt, Recalling):
+    if _recalls(fmt):
         spec = await fmt.recall(gw, key, spec)  # 404: no such stored conversation of theirs
     if spec.referenced:
         bound = spec.input_tokens + spec.referenced * model.context_tokens
@@ -328,13 +338,18 @@ async def _place(gw: Gateway, call: Admitted, spec: CallSpec) -> Ticket:
     async def place(conn: Any) -> metering.Reservation:
         return await metering.reserve(conn, hold)
 
-    fused = metering.fused_reserve(hold)
+    fused = metering.fused_reserve(hold) if gw.writes.fuses else None
     placed = await gw.writes.run(place, order=call.key.wallet_id, fused=fused)
     return metering.ticket_or_raise(placed)
 
 
 async def send(
-    gw: Gateway, fmt: Format, call: Admitted, ticket: Ticket, spec: CallSpec, exchange: Exchange
+    gw: Gateway,
+    fmt: Format,
+    call: Admitted,
+    ticket: Ticket,
+    spec: CallSpec,
+    exchange: fallback.Fallback,
 ) -> Response:
     """The upstream call and its settlement: the exact usage, or an estimate, or nothing."""
     if spec.stream:
@@ -372,7 +387,12 @@ async def _refused(
 
 
 async def _settle_stream(
-    gw: Gateway, call: Admitted, ticket: Ticket, spec: CallSpec, m: Meter, exchange: Exchange
+    gw: Gateway,
+    call: Admitted,
+    ticket: Ticket,
+    spec: CallSpec,
+    m: Meter,
+    exchange: fallback.Fallback,
 ) -> int:
     """How a stream settles: reported usage; if the client left, or the upstream finished
     without reporting, an estimate from what was streamed."""
@@ -386,11 +406,9 @@ async def _settle_stream(
     return charged
 
 
-async def _keep(gw: Gateway, call: Admitted, exchange: Exchange) -> None:
-    """What the exchange stores, once its call has settled. A failure here loses the copy,
-    never the answer or the money: it is logged."""
-    if not isinstance(exchange, Keeping):
-        return
+async def _keep(gw: Gateway, call: Admitted, exchange: fallback.Fallback) -> None:
+    """What the exchange stores (if it is `Keeping`), once its call has settled. A failure
+    here loses the copy, never the answer or the money: it is logged."""
     try:
         await exchange.keep(gw, call.key)
     except Exception:
@@ -422,7 +440,7 @@ async def settle(
     async def write(conn: Any) -> int:
         return await metering.settle(conn, ticket, usage, outcome, now=now)
 
-    fused = metering.fused_settle(ticket, usage, outcome, now=now)
+    fused = metering.fused_settle(ticket, usage, outcome, now=now) if gw.writes.fuses else None
     charged = await gw.writes.run(write, order=ticket.wallet_id, fused=fused)
     await call.claim.settled(billed=usage is not None)  # what its Idempotency-Key keeps
     call.watch.settled(status, usage, charged, stream=stream, attempts=call.attempts.made)
