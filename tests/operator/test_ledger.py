@@ -253,6 +253,43 @@ async def test_verify_finds_each_kind_of_drift(
     assert any(words in p["message"] for p in found), result["problems"]
 
 
+async def test_a_reference_to_a_hold_that_does_not_exist_is_found_or_refused(
+    ctx: Context, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """SQLite's foreign keys refuse the row; PostgreSQL has none on the metered tables
+    (migration 0014), so `ledger verify` finds it."""
+    wallet = await busy_books(ctx, client, clock)
+    u = usage_records.c
+    missing = 10**12
+    try:
+        async with ctx.db.write() as conn:
+            row = (
+                await conn.execute(sa.select(usage_records).where(u.wallet_id == wallet))
+            ).first()
+            assert row is not None
+            new = _copy(row, hold_id=missing)
+            inserted = await conn.execute(sa.insert(usage_records).values(new).returning(u.id))
+            record = int(inserted.scalar_one())
+    except sa.exc.IntegrityError:
+        assert ctx.db.is_sqlite, "only SQLite keeps the metered tables' foreign keys"
+        assert (await service.verify(ctx))["ok"] is True
+        return
+    assert not ctx.db.is_sqlite
+
+    result = await service.verify(ctx)
+
+    assert result["ok"] is False
+    found = [p for p in result["problems"] if p["check"] == "references"]
+    assert found == [
+        {
+            "check": "references",
+            "target_type": "usage_records",
+            "target_id": record,
+            "message": f"its hold_id {missing} names no row of holds",
+        }
+    ], result["problems"]
+
+
 async def test_verify_walks_many_wallets_in_chunks(ctx: Context, client: httpx.AsyncClient) -> None:
     """Wallets are taken a chunk at a time: a problem in the last chunk is still found, and
     every wallet is counted once."""

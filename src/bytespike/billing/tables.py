@@ -36,6 +36,10 @@ wallets = sa.Table(
     sa.CheckConstraint("low_balance_threshold_micros >= 0", name="threshold"),
 )
 
+# The foreign keys of the tables a metered call writes (holds, ledger_entries, and
+# usage/tables.py's usage_records and usage_daily) are enforced on SQLite only: PostgreSQL's
+# cost a tenth of its time per call, so there `ledger verify` checks them (migration 0014,
+# reconciliation.REFERENCES).
 holds = sa.Table(
     "holds",
     metadata,

@@ -9,6 +9,7 @@ from bytespike.db.metadata import BigId, Micros, metadata, timestamp
 # upstream failed (UpstreamFailure.usage_status); client_closed, the client went away
 # mid-stream (what was streamed is billed).
 
+# Its foreign keys, and usage_daily's, are SQLite's only (billing/tables.py, above holds).
 usage_records = sa.Table(
     "usage_records",
     metadata,
