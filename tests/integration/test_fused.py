@@ -77,7 +77,7 @@ async def run_fused(ctx: Context, fused: Fused[Any] | None) -> Any:
     assert fused is not None
     async with ctx.db.batch() as (_conn, raw):
         direct = PgDirect(raw, Plans(ctx.db.dialect))
-        (value,) = await direct.values(fused.statement, [fused.params])
+        (value,) = await direct.values(fused.single, [fused.params])
         return value
 
 

@@ -66,8 +66,8 @@ SELECT (SELECT h.id FROM h)
 )
 
 # Settles a pending hold that covers the cost: the hold closes, the wallet is charged the
-# cost and gets the rest back, the ledger records it, and the usage record is written and
-# counted in its day's rollup (usage/rollups.py's upsert; `day` is the UTC day of `now`).
+# cost and gets the rest back, the ledger records it, and the usage record is written (and
+# counted in its day's rollup: _DAILY below; `day` is the UTC day of `now`).
 # Not when the charge would page the owner: a charge is a debit, and `alerts.after_movement`
 # pages when the alert is armed and settled available after it (available + held - cost)
 # is at or below the threshold; that is the general path's. So the hold's row is locked,
@@ -76,8 +76,7 @@ SELECT (SELECT h.id FROM h)
 # the hold closes only once the wallet is sure to move, and the statement writes all of its
 # rows or none (a condition re-checked by the wallet's UPDATE itself could fail there, after
 # the hold had closed).
-SETTLE = hot(
-    sa.text("""
+_SETTLE = """
 WITH pending AS (
     SELECT wallet_id FROM holds
     WHERE id = :hold AND status = 'pending' AND amount_micros >= :cost
@@ -117,7 +116,11 @@ WITH pending AS (
            :reasoning_tokens, :tool_prompt_tokens, :web_search_requests, :price_period,
            :price_tier, :unit_prices
     FROM w, h
-), daily AS (
+)"""
+# The day's rollup row (usage/rollups.py's upsert): in a batch of several operations, the
+# batch writes it once for all of them as it ends (db/batch.py's Later); alone, SETTLE_ALONE
+# does it in the statement, which then needs no transaction.
+_DAILY = """, daily AS (
     INSERT INTO usage_daily (day, wallet_id, key_id, model, requests, input_tokens,
                              output_tokens, cached_tokens, cost_micros, last_at)
     SELECT :day, w.id, h.key_id, h.model, 1, :input_tokens, :output_tokens, :cached_tokens,
@@ -130,31 +133,36 @@ WITH pending AS (
         cached_tokens = usage_daily.cached_tokens + EXCLUDED.cached_tokens,
         cost_micros = usage_daily.cost_micros + EXCLUDED.cost_micros,
         last_at = greatest(usage_daily.last_at, EXCLUDED.last_at)
+)"""
+_SETTLE_PARAMS = (
+    sa.bindparam("hold", type_=sa.BigInteger),
+    sa.bindparam("cost", type_=sa.BigInteger),
+    sa.bindparam("provider", type_=sa.String),
+    sa.bindparam("input_tokens", type_=sa.Integer),
+    sa.bindparam("output_tokens", type_=sa.Integer),
+    sa.bindparam("cached_tokens", type_=sa.Integer),
+    sa.bindparam("status", type_=sa.String),
+    sa.bindparam("http_status", type_=sa.Integer),
+    sa.bindparam("stream", type_=sa.Boolean),
+    sa.bindparam("latency_ms", type_=sa.Integer),
+    sa.bindparam("request_id", type_=sa.String),
+    sa.bindparam("attempts", type_=sa.Text),
+    sa.bindparam("cache_write_tokens", type_=sa.Integer),
+    sa.bindparam("cache_write_1h_tokens", type_=sa.Integer),
+    sa.bindparam("reasoning_tokens", type_=sa.Integer),
+    sa.bindparam("tool_prompt_tokens", type_=sa.Integer),
+    sa.bindparam("web_search_requests", type_=sa.Integer),
+    sa.bindparam("price_period", type_=sa.String),
+    sa.bindparam("price_tier", type_=sa.Integer),
+    sa.bindparam("unit_prices", type_=sa.Text),
+    sa.bindparam("now", type_=sa.DateTime(timezone=True)),
 )
-SELECT (SELECT w.id FROM w)
-""").bindparams(
-        sa.bindparam("hold", type_=sa.BigInteger),
-        sa.bindparam("cost", type_=sa.BigInteger),
-        sa.bindparam("provider", type_=sa.String),
-        sa.bindparam("input_tokens", type_=sa.Integer),
-        sa.bindparam("output_tokens", type_=sa.Integer),
-        sa.bindparam("cached_tokens", type_=sa.Integer),
-        sa.bindparam("status", type_=sa.String),
-        sa.bindparam("http_status", type_=sa.Integer),
-        sa.bindparam("stream", type_=sa.Boolean),
-        sa.bindparam("latency_ms", type_=sa.Integer),
-        sa.bindparam("request_id", type_=sa.String),
-        sa.bindparam("attempts", type_=sa.Text),
-        sa.bindparam("cache_write_tokens", type_=sa.Integer),
-        sa.bindparam("cache_write_1h_tokens", type_=sa.Integer),
-        sa.bindparam("reasoning_tokens", type_=sa.Integer),
-        sa.bindparam("tool_prompt_tokens", type_=sa.Integer),
-        sa.bindparam("web_search_requests", type_=sa.Integer),
-        sa.bindparam("price_period", type_=sa.String),
-        sa.bindparam("price_tier", type_=sa.Integer),
-        sa.bindparam("unit_prices", type_=sa.Text),
-        sa.bindparam("now", type_=sa.DateTime(timezone=True)),
-        sa.bindparam("day", type_=sa.Date),
+_SETTLED = "\nSELECT (SELECT w.id FROM w)"
+# Composed of the constant texts above only; every value is a bound parameter.
+SETTLE = hot(sa.text(_SETTLE + _SETTLED).bindparams(*_SETTLE_PARAMS))
+SETTLE_ALONE = hot(
+    sa.text(_SETTLE + _DAILY + _SETTLED).bindparams(
+        *_SETTLE_PARAMS, sa.bindparam("day", type_=sa.Date)
     )
 )
 

@@ -39,6 +39,7 @@ from bytespike.orgs.tables import orgs
 from bytespike.upstream.base import Usage
 from bytespike.upstream.deployments import Attempt
 from bytespike.usage import repo as usage_repo
+from bytespike.usage import rollups
 from bytespike.webhooks import events
 
 
@@ -408,5 +409,11 @@ def fused_settle(
     cost = receipt.cost  # computed here, once, as the general path does: SQL only moves it
     if cost > ticket.amount:
         return None
-    params = fused.settle_params(_record(ticket, usage, receipt, outcome, cost, now))
-    return Fused(fused.SETTLE, params, lambda _wallet_id: cost)
+    record = _record(ticket, usage, receipt, outcome, cost, now)
+    return Fused(
+        fused.SETTLE,
+        fused.settle_params(record),
+        lambda _wallet_id: cost,
+        later=(rollups.add_all, record),  # its rollup, with its batch's (usage/rollups.py)
+        alone=fused.SETTLE_ALONE,
+    )

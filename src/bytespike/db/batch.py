@@ -43,6 +43,8 @@ from bytespike.errors import BytespikeError
 T = TypeVar("T")
 Operation = Callable[[AsyncConnection], Awaitable[T]]
 Outcome = tuple[Any, BaseException | None]
+# Writes what a batch's operations left for its end (`Later`): given their parts, in order.
+Writer = Callable[[AsyncConnection, list[Any]], Awaitable[None]]
 
 # Bounds a transaction's length, so one flush never holds the write lock for long.
 MAX_BATCH = 256
@@ -54,12 +56,40 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
-class SyncConnection:
+class Later:
+    """What the operations of one batch leave for its end, to be written once for all of
+    them just before it commits: a day's usage rollup row, say, which every settlement of
+    the batch would otherwise update in turn (usage/rollups.py). An operation's parts count
+    only if it succeeds: those of one refused (a BytespikeError) are dropped with it."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[Writer, Any]] = []
+
+    def later(self, writer: Writer, part: Any) -> None:
+        self._parts.append((writer, part))
+
+    def mark(self) -> int:
+        return len(self._parts)
+
+    def drop_since(self, mark: int) -> None:
+        del self._parts[mark:]
+
+    async def write_later(self) -> None:
+        by_writer: dict[Writer, list[Any]] = {}
+        for writer, part in self._parts:
+            by_writer.setdefault(writer, []).append(part)
+        self._parts.clear()
+        for writer, parts in by_writer.items():
+            await writer(cast(AsyncConnection, self), parts)
+
+
+class SyncConnection(Later):
     """What a batched operation sees: `execute` and `dialect`, like an AsyncConnection, but
     running the statement at once on a synchronous connection (hot statements straight on
-    the driver, see db/direct.py)."""
+    the driver, see db/direct.py); and `later` (Later)."""
 
     def __init__(self, conn: Connection, direct: Direct) -> None:
+        super().__init__()
         self._conn = conn
         self._direct = direct
         self.dialect = conn.dialect
@@ -70,11 +100,12 @@ class SyncConnection:
         return self._conn.execute(statement, parameters)
 
 
-class AsyncDirectConnection:
+class AsyncDirectConnection(Later):
     """The same for a PostgreSQL batch: hot statements straight on asyncpg, the rest through
     SQLAlchemy, on one connection and in one transaction."""
 
     def __init__(self, conn: AsyncConnection, direct: PgDirect) -> None:
+        super().__init__()
         self._conn = conn
         self._direct = direct
         self.dialect = conn.dialect
@@ -91,11 +122,23 @@ class Fused(Generic[T]):
     round trip. The statement does all of the operation's work or none of it, and returns
     one row either way: a value when it did the work (`result` turns it into the
     operation's answer), NULL when it wrote nothing (the operation then runs as usual).
-    Consecutive fused operations with the same statement go to the server in one round trip."""
+    Consecutive fused operations with the same statement go to the server in one round trip.
+
+    `later`: what the operation leaves for its batch's end when the statement did its work
+    (Later). `alone`: the statement that does that too, for a batch of this one operation,
+    which then needs no transaction."""
 
     statement: Any
     params: dict[str, Any]
     result: Callable[[Any], T]
+    later: tuple[Writer, Any] | None = None
+    alone: Any = None
+
+    @property
+    def single(self) -> Any:
+        """The statement that does all of the work as its batch's only operation, with no
+        transaction around it (None: there is none, it needs its batch's end)."""
+        return self.statement if self.later is None else self.alone
 
 
 def _drive(op: Operation[Any], conn: SyncConnection) -> Any:
@@ -232,10 +275,13 @@ def _run(conn: Connection, batch: list[Operation[Any]], *, begin: bool = False) 
             raw.execute("BEGIN IMMEDIATE")
         adapter = SyncConnection(conn, _direct(conn, raw))
         for op in batch:
+            mark = adapter.mark()
             try:
                 outcomes.append((_drive(op, adapter), None))
             except BytespikeError as refused:
+                adapter.drop_since(mark)
                 outcomes.append((None, refused))
+        _drive(lambda _conn: adapter.write_later(), adapter)
     return outcomes
 
 
@@ -377,10 +423,12 @@ def _answer(batch: list[_Queued], outcomes: list[Outcome]) -> None:
             item.future.set_result(value)
 
 
-async def _outcome(op: Operation[Any], conn: AsyncConnection) -> Outcome:
+async def _outcome(op: Operation[Any], conn: AsyncDirectConnection) -> Outcome:
+    mark = conn.mark()
     try:
-        return await op(conn), None
+        return await op(cast(AsyncConnection, conn)), None
     except BytespikeError as refused:
+        conn.drop_since(mark)
         return None, refused
 
 
@@ -391,12 +439,12 @@ async def _run_postgres(db: Database, plans: Plans, batch: list[_Queued]) -> lis
     async with db.batch() as (conn, raw):
         direct = PgDirect(raw, plans)
         first = batch[0].fused
-        if len(batch) == 1 and first is not None:
-            (value,) = await direct.values(first.statement, [first.params])
+        if len(batch) == 1 and first is not None and first.single is not None:
+            (value,) = await direct.values(first.single, [first.params])
             if value is not None:
                 return [(first.result(value), None)]
             batch = [_Queued(batch[0].order, batch[0].op, None, batch[0].future)]
-        adapter = cast(AsyncConnection, AsyncDirectConnection(conn, direct))
+        adapter = AsyncDirectConnection(conn, direct)
         outcomes: list[Outcome] = []
         await raw.execute("BEGIN")
         try:
@@ -410,8 +458,11 @@ async def _run_postgres(db: Database, plans: Plans, batch: list[_Queued]) -> lis
                 for item, value in zip(run, values, strict=True):
                     if value is None or item.fused is None:  # not the common case after all
                         outcomes.append(await _outcome(item.op, adapter))
-                    else:
-                        outcomes.append((item.fused.result(value), None))
+                        continue
+                    if item.fused.later is not None:
+                        adapter.later(*item.fused.later)
+                    outcomes.append((item.fused.result(value), None))
+            await adapter.write_later()
         except BaseException:
             with contextlib.suppress(Exception):  # a broken connection is invalidated anyway
                 await raw.execute("ROLLBACK")

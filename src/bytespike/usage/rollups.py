@@ -4,10 +4,10 @@ and the sums the reports and /me/usage read from them (never from usage_records)
 A rollup row is (UTC day, wallet, key, model); refusals are (UTC day, key, reason) and carry
 no model. Sums are integers: PostgreSQL's sum(bigint) is numeric, so each is cast back.
 
-Failure policy: the upsert is one more statement of the settlement's transaction (the same
-statement as the rest on PostgreSQL's fused path, billing/fused.py): if it fails, the
-settlement fails with it, so no call is ever charged without being counted, nor counted
-twice.
+Failure policy: the upsert is part of the settlement's transaction (at the end of its
+group-commit batch, once for the batch's calls of a row; or in the fused statement of a
+call settled alone, billing/fused.py): if it fails, the settlement fails with it, so no
+call is ever charged without being counted, nor counted twice.
 """
 
 from __future__ import annotations
@@ -59,22 +59,41 @@ def day_of(moment: datetime) -> date:
 
 async def add(conn: AsyncConnection, record: dict[str, Any]) -> None:
     """Count a usage record (usage/repo.py's `row`) in its day's rollup, in the caller's
-    transaction."""
-    await conn.execute(
-        _UPSERT[conn.dialect.name],
-        {
-            "day": day_of(record["created_at"]),
-            "wallet_id": record["wallet_id"],
-            "key_id": record["key_id"],
-            "model": record["model"],
-            "requests": 1,
-            "input_tokens": record["input_tokens"],
-            "output_tokens": record["output_tokens"],
-            "cached_tokens": record["cached_tokens"],
-            "cost_micros": record["cost_micros"],
-            "last_at": record["created_at"],
-        },
-    )
+    transaction: in a group-commit batch, once for all of the batch's records of that day,
+    key and model, as the batch ends (db/batch.py's Later)."""
+    later = getattr(conn, "later", None)
+    if later is not None:
+        later(add_all, record)
+    else:
+        await add_all(conn, [record])
+
+
+async def add_all(conn: AsyncConnection, records: list[dict[str, Any]]) -> None:
+    """Count usage records in their days' rollups: one upsert per day, wallet, key and model,
+    in that order (so two batches upserting the same rows take their locks in one order)."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record in records:
+        day = day_of(record["created_at"])
+        group = (day, record["wallet_id"], record["key_id"], record["model"])
+        row = rows.get(group)
+        if row is None:
+            rows[group] = {
+                "day": day,
+                "wallet_id": record["wallet_id"],
+                "key_id": record["key_id"],
+                "model": record["model"],
+                "requests": 1,
+                **{name: record[name] for name in _SUMMED[1:]},
+                "last_at": record["created_at"],
+            }
+            continue
+        row["requests"] += 1
+        for name in _SUMMED[1:]:
+            row[name] += record[name]
+        row["last_at"] = max(row["last_at"], record["created_at"])
+    upsert = _UPSERT[conn.dialect.name]
+    for group in sorted(rows):
+        await conn.execute(upsert, rows[group])
 
 
 @dataclass(frozen=True, slots=True)
