@@ -131,7 +131,11 @@ class Providers:
 
     def _session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self._settings.upstream_pool_size, ttl_dns_cache=300)
-        session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        # No cookie jar: a provider's cookies (a CDN's, say) must not ride along on every
+        # user's later calls, and filtering a jar costs on each request.
+        session = aiohttp.ClientSession(
+            connector=connector, raise_for_status=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
         self._sessions.append(session)
         return session
 
