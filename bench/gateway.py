@@ -1,7 +1,8 @@
-"""Setting bytespike up for a benchmark through its own CLI: a catalog whose one model is the
-fake upstream, a migrated database, a user with plenty of credit and a key whose rate
-limit never binds; then the checks around the load: a first call must succeed, and the
-account must show the spend afterwards.
+"""Setting bytespike up for a benchmark through its own CLI: a catalog (the shipped one, its
+`openai` models pointed at the fake upstream through OPENAI_BASE_URL, plus the bench's own
+`openai-compatible` model on the fake), a migrated database, a user with plenty of credit
+and a key whose rate limit never binds; then the checks around the load: a first call must
+succeed, and the account must show the spend afterwards.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import secrets
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +19,33 @@ from revisions import INSTALLED, Code
 from servers import BenchError, call
 
 MODEL = "bench-model"
+# A shipped catalog model on the `openai` provider's path (upstream/openai_responses.py),
+# served by the fake: what a deployment of the shipped catalog runs.
+SHIPPED_MODEL = "gpt-5-4"
 UPSTREAM_KEY_ENV = "BENCH_UPSTREAM_API_KEY"
+UPSTREAM_KEY = "bench-upstream-key"
 TOPUP_USD = "1000000"
 RATE_LIMIT_PER_MINUTE = 1_000_000
 
 
-def write_catalog(directory: Path, upstream_url: str) -> Path:
+def shipped_openai_models(shipped: Path) -> set[str]:
+    """The ids of the shipped catalog's `openai` chat models: those the fake can answer."""
+    entries = tomllib.loads(shipped.read_text(encoding="utf-8")).get("models", [])
+    return {
+        str(e["id"])
+        for e in entries
+        if e.get("provider") == "openai" and e.get("kind", "chat") == "chat"
+    }
+
+
+def write_catalog(directory: Path, upstream_url: str, shipped: Path) -> Path:
+    """The `shipped` catalog as it is, and the bench model after it."""
     path = directory / "catalog.toml"
     path.write_text(
-        f"""[[models]]
+        shipped.read_text(encoding="utf-8").rstrip("\n")
+        + f"""
+
+[[models]]
 id = "{MODEL}"
 provider = "openai-compatible"
 upstream_model = "{MODEL}"
@@ -41,8 +61,10 @@ max_output_tokens = 4096
     return path
 
 
-def environment(database_url: str, catalog: Path, port: int) -> dict[str, str]:
-    """This process's environment without the developer's BYTESPIKE_*, plus the bench's."""
+def environment(database_url: str, catalog: Path, port: int, upstream_url: str) -> dict[str, str]:
+    """This process's environment without the developer's BYTESPIKE_*, plus the bench's: the
+    `openai` provider's base URL and key are the fake's (as a deployment sets them for
+    OpenAI), so no call leaves the machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BYTESPIKE_")}
     return {
         **env,
@@ -51,7 +73,9 @@ def environment(database_url: str, catalog: Path, port: int) -> dict[str, str]:
         "BYTESPIKE_PORT": str(port),
         "BYTESPIKE_SECRET_KEY": secrets.token_urlsafe(32),
         "BYTESPIKE_LOG_LEVEL": "WARNING",
-        UPSTREAM_KEY_ENV: "bench-upstream-key",
+        UPSTREAM_KEY_ENV: UPSTREAM_KEY,
+        "OPENAI_BASE_URL": f"{upstream_url}/v1",
+        "OPENAI_API_KEY": UPSTREAM_KEY,
     }
 
 

@@ -3,7 +3,7 @@ serving process spent meanwhile (CPU time per request, resident memory).
 
 The load generator runs apart from the process it measures so the two never share a GIL;
 CPU time is taken over the whole load-generator run (warm-up included) and divided by
-every request that finished in it.
+every request that finished in it; on PostgreSQL, the database server's the same way.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ class Measurement:
     cpu_ms_per_request: float | None
     peak_rss_mb: float
     rss_mb: float
+    # The whole PostgreSQL server's CPU time per request (procstat.server_cpu_seconds);
+    # None on SQLite and for direct runs.
+    postgres_cpu_ms_per_request: float | None = None
 
 
 def generate(load: Load) -> dict[str, Any]:
@@ -82,16 +85,24 @@ def generate(load: Load) -> dict[str, Any]:
     return result
 
 
-def measure(load: Load, pid: int) -> Measurement:
-    """`load` against the server whose process is `pid`."""
+def measure(load: Load, pid: int, *, postgres: bool = False) -> Measurement:
+    """`load` against the server whose process is `pid`; with `postgres`, the PostgreSQL
+    server's CPU time too (the gateway's database, other databases on it idle)."""
+    pg_before = procstat.server_cpu_seconds() if postgres else None
     before = procstat.sample(pid)
     result = generate(load)
     after = procstat.sample(pid)
+    pg_after = procstat.server_cpu_seconds() if postgres else None
     finished = result["total_requests"]
-    cpu_ms = (after.cpu_seconds - before.cpu_seconds) * 1000
+
+    def per_request(seconds: float) -> float | None:
+        return seconds * 1000 / finished if finished else None
+
+    pg_seconds = None if pg_before is None or pg_after is None else pg_after - pg_before
     return Measurement(
         load=result,
-        cpu_ms_per_request=cpu_ms / finished if finished else None,
+        cpu_ms_per_request=per_request(after.cpu_seconds - before.cpu_seconds),
         peak_rss_mb=after.peak_rss_mb,
         rss_mb=after.rss_mb,
+        postgres_cpu_ms_per_request=None if pg_seconds is None else per_request(pg_seconds),
     )

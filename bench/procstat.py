@@ -3,7 +3,9 @@
 Linux only (psutil is not a dependency). CPU time is utime + stime in clock ticks, so its
 resolution is 1/SC_CLK_TCK (10 ms at the usual 100 Hz): fine over thousands of requests.
 A process's figures include its descendants' (`serve --workers N`: the supervisor, its N
-workers and multiprocessing's resource tracker); a one-worker `serve` has none.
+workers and multiprocessing's resource tracker); a one-worker `serve` has none. A server's
+CPU time (`server_cpu_seconds`: PostgreSQL's) is every process of that name's, whoever
+started them (we run as root, so their /proc is readable).
 """
 
 from __future__ import annotations
@@ -43,13 +45,34 @@ def sample(pid: int) -> ProcessSample:
     return ProcessSample(cpu_seconds, peak_kb / 1024, rss_kb / 1024, len(pids))
 
 
-def _stat_fields(pid: int) -> tuple[float, int]:
-    """(CPU seconds, parent pid) from /proc/<pid>/stat."""
+def _stat_fields(pid: int, *, reaped: bool = False) -> tuple[float, int]:
+    """(CPU seconds, parent pid) from /proc/<pid>/stat; with `reaped`, the CPU seconds
+    include those of its children that exited and were waited for (cutime + cstime)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     # The command name (field 2) may hold spaces; fields after its ")" are fixed.
     fields = stat[stat.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / CLOCK_TICKS, int(fields[1])
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS, int(fields[1])
+
+
+def server_cpu_seconds(comm: str = "postgres") -> float:
+    """User + system CPU time of every process named `comm` (PostgreSQL's postmaster, its
+    backends, WAL writer, checkpointer ...), including their children that exited: a
+    backend that closed between two samples has been reaped by the postmaster, whose
+    cutime/cstime then holds its time, so the difference of two samples is the whole
+    server's work in between."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().rstrip("\n") == comm:
+                total += _stat_fields(int(entry.name), reaped=True)[0]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def descendants(pid: int) -> list[int]:

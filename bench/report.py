@@ -1,22 +1,38 @@
 """bench/results.md: the machine, the method, one table per database, the comparison with a
-baseline (`--baseline REF` only) and the targets."""
+baseline (`--baseline REF` only), the targets and issue 13's."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from procstat import Machine
-from results import COMPARED, Comparison, DatabaseResult, Row, Target, comparisons, targets
+from results import (
+    COMPARED,
+    TITLES,
+    Comparison,
+    DatabaseResult,
+    Goal,
+    Row,
+    Target,
+    comparisons,
+    issue_13,
+    targets,
+)
 
 METHOD = """\
 - A fake OpenAI-compatible upstream (`bench/fake_upstream.py`, raw asyncio HTTP/1.1 with
   precomputed answers) and one `bytespike serve` process (one worker, uvloop), both on
-  loopback. The model `bench-model` is an `openai-compatible` catalog entry pointing at
-  the fake. Tables titled *N workers* run `bytespike serve --workers N` instead (the
-  kernel spreads the load generator's connections over the workers; at concurrency 1
-  its one connection stays with one worker); their CPU time and RSS are summed over the
-  supervisor, its workers and multiprocessing's resource tracker.
+  loopback. Its catalog is the shipped one with `bench-model` added, an
+  `openai-compatible` entry pointing at the fake; rows named after a model, such as
+  *non-streaming (gpt-5-4)*, ask for that shipped `openai` model instead, served on the
+  `openai` provider's path with `OPENAI_BASE_URL` pointing at the fake. Models in this
+  run: {model_list}.
+- Tables titled *N workers* run `bytespike serve --workers N` instead (the kernel spreads
+  the load generator's connections over the workers; at concurrency 1 its one connection
+  stays with one worker); their CPU time and RSS are summed over the supervisor, its
+  workers and multiprocessing's resource tracker.
 - The load generator (`bench/loadgen.py`, aiohttp on uvloop, its own process) keeps
   *concurrency* requests in flight on as many keep-alive connections, for {warmup:g} s of
   warm-up and then {duration:g} s measured. Latency is send to last byte (streams are read
@@ -27,6 +43,11 @@ METHOD = """\
 - *CPU ms/req* is the gateway's user + system CPU time (`/proc/<pid>/stat`) over the
   whole load-generator run divided by the requests finished in it; *peak RSS* is its
   `VmHWM` after the row. In direct-only tables both are the fake upstream's.
+- *PG CPU ms/req* (PostgreSQL tables) is the same for the whole PostgreSQL server: the
+  user and system CPU time of every process named `postgres` (postmaster, backends, WAL
+  writer, checkpointer ..., and backends that exited meanwhile, through the postmaster's
+  reaped children's time), so the WAL writer's share of a commit counts too. It is the
+  server's, not the bench database's: other databases on it are assumed idle meanwhile.
 - The load generator, the fake upstream and the gateway share the machine's cores, so
   throughput is a floor for what the gateway alone could do. One run, no repetition:
   read ratios and orders of magnitude, not the last digit.
@@ -61,8 +82,9 @@ def _machine(machine: Machine) -> str:
 
 HEADER = (
     "| mode | conc. | direct req/s | direct p50 ms | direct p99 ms | gateway req/s "
-    "| gateway p50 ms | gateway p99 ms | added p50 ms | CPU ms/req | peak RSS MB | errors |\n"
-    "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+    "| gateway p50 ms | gateway p99 ms | added p50 ms | CPU ms/req | PG CPU ms/req | peak RSS MB "
+    "| errors |\n"
+    "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
 )
 
 
@@ -81,6 +103,7 @@ def _row(row: Row) -> str:
         _num(gateway.load["p99_ms"]) if gateway else "—",
         _num(row.added_p50_ms),
         _num(served.cpu_ms_per_request, 3),
+        _num(served.postgres_cpu_ms_per_request, 3),
         _num(served.peak_rss_mb, 1),
         str(errors),
     ]
@@ -97,7 +120,7 @@ def _metering(metering: dict[str, Any]) -> str:
 
 
 def _title(result: DatabaseResult) -> str:
-    title = {"sqlite": "SQLite", "postgres": "PostgreSQL"}.get(result.name, result.name)
+    title = TITLES.get(result.name, result.name)
     return title if result.workers == 1 else f"{title}, {result.workers} workers"
 
 
@@ -123,7 +146,7 @@ def _comparison_header() -> str:
     return "| " + " | ".join(cells) + " |\n|" + "|".join(aligns) + "|\n"
 
 
-DIGITS = {"rps": 0, "cpu_ms_per_request": 3}
+DIGITS = {"rps": 0, "cpu_ms_per_request": 3, "postgres_cpu_ms_per_request": 3}
 
 
 def _comparison_row(title: str, comparison: Comparison) -> str:
@@ -182,10 +205,44 @@ def _targets(results: list[DatabaseResult]) -> str:
     )
 
 
+ISSUE_13 = "## Targets (issue 13)"
+VERDICTS = {True: "met", False: "**not met**", None: "not measured"}
+
+
+def _goal_cell(goal: Goal) -> str:
+    digits = 0 if goal.against is not None else 2
+    value = _num(goal.measured, digits)
+    if goal.against is not None:
+        value += f" (SQLite {_num(goal.against, 0)})"
+    return f"{value} | {VERDICTS[goal.met]}"
+
+
+def _issue_13(results: list[DatabaseResult], models: list[str]) -> str:
+    """Issue 13's targets, a row each, a measured value and a verdict per model."""
+    if not any(r.peak_rss_mb is not None and r.workers == 1 for r in results):
+        return ""
+    by_target: dict[tuple[str, str], list[Goal]] = {}
+    for goal in issue_13(results, models):
+        by_target.setdefault((goal.name, goal.limit), []).append(goal)
+    cells = ["target", "limit"] + [cell for m in models for cell in (f"`{m}`", "verdict")]
+    aligns = "|---|---|" + "--:|---|" * len(models)
+    rows = "".join(
+        f"| {name} | {limit} | " + " | ".join(_goal_cell(g) for g in goals) + " |\n"
+        for (name, limit), goals in by_target.items()
+    )
+    return (
+        f"\n{ISSUE_13}\n\n"
+        "One worker, non-streaming, this run's tables; per model. CPU is per finished call "
+        "(*CPU ms/req*, *PG CPU ms/req*).\n\n"
+        "| " + " | ".join(cells) + f" |\n{aligns}\n{rows}"
+    )
+
+
 def write(
     path: Path, machine: Machine, settings: dict[str, Any], results: list[DatabaseResult]
 ) -> None:
-    method = METHOD.format(**settings)
+    models = settings.get("models", [])
+    method = METHOD.format(model_list=", ".join(f"`{m}`" for m in models), **settings)
     if "baseline" in settings:
         method += COMPARISON_METHOD.format(**settings)
     text = (
@@ -196,6 +253,7 @@ def write(
         + "".join(_table(r) for r in results)
         + _comparison(results)
         + _targets(results)
+        + _issue_13(results, models)
     )
     path.write_text(text + _kept_sections(path), encoding="utf-8")
 
@@ -216,12 +274,13 @@ def _kept_sections(path: Path) -> str:
 
 def _section(text: str, heading: str) -> tuple[int, int] | None:
     """Where `heading`'s section of `text` starts, and where the next `## ` heading (or the
-    end) starts; None without it."""
-    start = text.find(heading)
-    if start < 0:
+    end) starts; None without it. The heading is a whole line ("## Targets" is not the
+    start of "## Targets (issue 13)")."""
+    found = re.search(f"^{re.escape(heading)}$", text, re.MULTILINE)
+    if found is None:
         return None
-    end = text.find("\n## ", start + len(heading))
-    return start, len(text) if end < 0 else end
+    end = text.find("\n## ", found.end())
+    return found.start(), len(text) if end < 0 else end
 
 
 def replace_section(path: Path, heading: str, text: str) -> None:

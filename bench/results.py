@@ -3,7 +3,8 @@ with a baseline's (`--baseline REF`), and their JSON.
 
 Targets (one `bytespike serve` worker on the benchmark machine): added p50 latency at
 concurrency 1 ≤ 1 ms, ≥ 1,000 metered non-streaming calls/s at concurrency 16, and peak
-RSS ≤ 120 MB. They are reported, never asserted: one run on a noisy machine is a sample.
+RSS ≤ 120 MB; and issue 13's, per model, across the databases of one run (`issue_13`).
+They are reported, never asserted: one run on a noisy machine is a sample.
 """
 
 from __future__ import annotations
@@ -13,20 +14,33 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from gateway import MODEL
 from measure import Measurement
 from procstat import Machine
 
 ADDED_P50_LIMIT_MS = 1.0
 RPS_FLOOR = 1000.0
 RSS_LIMIT_MB = 120.0
+# Issue 13 (one worker, non-streaming): PostgreSQL's calls/s at concurrency 16 at least
+# SQLite's, and these limits.
+ISSUE_13_ADDED_P50_MS = {"postgres": 1.2, "sqlite": 0.6}  # concurrency 1
+ISSUE_13_POSTGRES_CPU_MS = 0.15  # the whole server's, per call, concurrency 16
+ISSUE_13_GATEWAY_CPU_MS = 0.35  # per call, concurrency 16, on either database
+TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+def label(mode: str, model: str) -> str:
+    """A row's mode as the tables show it: the bench model's bare, another's named."""
+    return mode if model == MODEL else f"{mode} ({model})"
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    mode: str  # "non-streaming" or "streaming"
+    mode: str  # "non-streaming", "streaming", "responses ..."; another model's: label()
     concurrency: int
     direct: Measurement  # straight to the fake upstream; CPU and RSS are the fake's
     gateway: Measurement | None  # through bytespike; CPU and RSS are the gateway's
+    model: str = MODEL  # the catalog id the gateway was asked for
 
     @property
     def added_p50_ms(self) -> float | None:
@@ -110,12 +124,70 @@ def targets(result: DatabaseResult) -> list[Target]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """One of issue 13's targets for one model."""
+
+    name: str
+    limit: str
+    model: str
+    measured: float | None
+    met: bool | None  # None: not measured
+    against: float | None = None  # what `measured` must reach, when it is another measure
+
+
+def issue_13(results: list[DatabaseResult], models: list[str]) -> list[Goal]:
+    """Issue 13's targets for each model, from this run's one-worker results."""
+    one = {r.name: r for r in results if r.workers == 1}
+
+    def measured(name: str, model: str, concurrency: int) -> Row | None:
+        result = one.get(name)
+        row = result.row(label("non-streaming", model), concurrency) if result else None
+        return row if row and row.gateway else None
+
+    def at_most(value: float | None, limit: float) -> bool | None:
+        return None if value is None else value <= limit
+
+    found: list[Goal] = []
+    for model in models:
+        pg, lite = measured("postgres", model, 16), measured("sqlite", model, 16)
+        pg_rps = float(pg.gateway.load["rps"]) if pg and pg.gateway else None
+        lite_rps = float(lite.gateway.load["rps"]) if lite and lite.gateway else None
+        met = None if pg_rps is None or lite_rps is None else pg_rps >= lite_rps
+        found.append(
+            Goal("PostgreSQL calls/s, concurrency 16", "≥ SQLite's", model, pg_rps, met, lite_rps)
+        )
+        for name, limit in ISSUE_13_ADDED_P50_MS.items():
+            row = measured(name, model, 1)
+            added = row.added_p50_ms if row else None
+            goal = f"added p50, concurrency 1, {TITLES[name]}"
+            found.append(Goal(goal, f"≤ {limit:g} ms", model, added, at_most(added, limit)))
+        pg_cpu = pg.gateway.postgres_cpu_ms_per_request if pg and pg.gateway else None
+        limit = ISSUE_13_POSTGRES_CPU_MS
+        found.append(
+            Goal(
+                "PostgreSQL server CPU ms per call, concurrency 16",
+                f"≤ {limit:g} ms",
+                model,
+                pg_cpu,
+                at_most(pg_cpu, limit),
+            )
+        )
+        for name, row in (("postgres", pg), ("sqlite", lite)):
+            cpu = row.gateway.cpu_ms_per_request if row and row.gateway else None
+            limit = ISSUE_13_GATEWAY_CPU_MS
+            goal = f"gateway CPU ms per call, concurrency 16, {TITLES[name]}"
+            found.append(Goal(goal, f"≤ {limit:g} ms", model, cpu, at_most(cpu, limit)))
+    return found
+
+
 # What the comparison sets side by side: (key, what it is), each read off a row's gateway.
 COMPARED = (
     ("rps", "req/s"),
     ("added_p50_ms", "added p50 ms"),
     ("added_p99_ms", "added p99 ms"),
     ("cpu_ms_per_request", "CPU ms/req"),
+    ("postgres_cpu_ms_per_request", "PG CPU ms/req"),
 )
 
 
@@ -127,6 +199,7 @@ def _compared_values(row: Row) -> dict[str, float | None]:
         "added_p50_ms": row.added_p50_ms,
         "added_p99_ms": row.added_p99_ms,
         "cpu_ms_per_request": row.gateway.cpu_ms_per_request,
+        "postgres_cpu_ms_per_request": row.gateway.postgres_cpu_ms_per_request,
     }
 
 
@@ -201,5 +274,6 @@ def write_json(
         "machine": asdict(machine),
         "settings": settings,
         "databases": [_database_json(result) for result in results],
+        "issue_13_targets": [asdict(g) for g in issue_13(results, settings.get("models", []))],
     }
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -9,6 +9,7 @@ tree, or from a second worktree with `--current REF`.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,16 @@ class Code:
         if self.src is None:
             return [BYTESPIKE, *args]
         return [sys.executable, "-P", LAUNCH, str(self.src), *args]
+
+    @property
+    def shipped_catalog(self) -> Path:
+        """This side's `src/bytespike/catalog.toml` (the installed package's without a tree)."""
+        if self.src is not None:
+            return self.src / "bytespike" / "catalog.toml"
+        spec = importlib.util.find_spec("bytespike")
+        if spec is None or spec.origin is None:
+            raise BenchError("bytespike is not installed in this interpreter's environment")
+        return Path(spec.origin).with_name("catalog.toml")
 
     def env(self, env: dict[str, str]) -> dict[str, str]:
         return env if self.src is None else {**env, "PYTHONPATH": str(self.src)}

@@ -2,7 +2,8 @@
 
     python bench/run.py [--duration 10] [--warmup 2] [--databases sqlite,postgres]
                         [--concurrency 1,16,64] [--workers 1,2] [--out bench/results.md]
-                        [--direct-only] [--baseline REF [--current REF]]
+                        [--models bench-model,gpt-5-4] [--direct-only]
+                        [--baseline REF [--current REF]]
 
 Writes the Markdown report to --out and the same numbers as JSON beside it (.json).
 A failing gateway stops the run with its first error body; the work directory with the
@@ -41,6 +42,43 @@ MODES = {"non-streaming": False, "streaming": True}
 # Chat Completions at one concurrency; its direct runs are the chat calls it makes upstream.
 RESPONSES_MODES = {"responses non-streaming": False, "responses streaming": True}
 RESPONSES_CONCURRENCY = 16
+# A shipped model (--models) runs Chat Completions at these of --concurrency only, which
+# keeps the default run under a third longer; its direct runs are the bench model's.
+SHIPPED_CONCURRENCY = (1, 16)
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One row: what the load asks the gateway for."""
+
+    mode: str  # the row's label (results.label)
+    model: str
+    stream: bool
+    concurrency: int
+    api: str = "chat"  # or "responses"
+
+
+def cases(models: list[str], concurrency: list[int]) -> list[Case]:
+    """The bench model's modes at every concurrency, each other model's chat modes at
+    SHIPPED_CONCURRENCY, then the bench model's Responses API rows."""
+    found = []
+    for model in models:
+        levels = (
+            concurrency
+            if model == gateway.MODEL
+            else [c for c in concurrency if c in SHIPPED_CONCURRENCY]
+        )
+        found += [
+            Case(results.label(mode, model), model, stream, conc)
+            for mode, stream in MODES.items()
+            for conc in levels
+        ]
+    if gateway.MODEL in models:
+        found += [
+            Case(mode, gateway.MODEL, stream, RESPONSES_CONCURRENCY, "responses")
+            for mode, stream in RESPONSES_MODES.items()
+        ]
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +88,7 @@ class Options:
     databases: list[str]
     concurrency: list[int]
     workers: list[int]  # `serve --workers`: a gateway and a table for each, per database
+    models: list[str]  # catalog ids: the bench model and shipped `openai` models
     out: Path
     direct_only: bool
     postgres: str
@@ -66,6 +105,11 @@ def parse_args() -> Options:
     parser.add_argument(
         "--workers",
         help="serve --workers counts, each its own table (default 1,2; 1 with --baseline)",
+    )
+    parser.add_argument(
+        "--models",
+        default=f"{gateway.MODEL},{gateway.SHIPPED_MODEL}",
+        help="catalog ids: the bench model and/or shipped `openai` models, each its own rows",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results.md")
     parser.add_argument("--direct-only", action="store_true", help="only the fake upstream")
@@ -89,12 +133,17 @@ def parse_args() -> Options:
         parser.error("--workers counts start at 1")
     if args.baseline and workers != [1]:
         parser.error("--baseline compares one worker (a baseline may not have --workers)")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    servable = gateway.shipped_openai_models(INSTALLED.shipped_catalog) | {gateway.MODEL}
+    if not models or set(models) - servable:
+        parser.error(f"--models: one or more of {', '.join(sorted(servable))}")
     return Options(
         duration=args.duration,
         warmup=args.warmup,
         databases=databases,
         concurrency=[int(c) for c in args.concurrency.split(",")],
         workers=workers,
+        models=models,
         out=args.out,
         direct_only=args.direct_only,
         postgres=args.postgres,
@@ -107,53 +156,53 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_once(
-    opts: Options,
-    server: Service,
-    url: str,
-    stream: bool,
-    conc: int,
-    api: str = "chat",
-    **auth: str,
-) -> Measurement:
-    responses = api == "responses"
+def run_once(opts: Options, case: Case, target: Gateway | Service) -> Measurement:
+    """`case`'s load through a gateway, or straight at the fake upstream (a Service)."""
+    up, server = (target, target.served) if isinstance(target, Gateway) else (None, target)
+    responses = case.api == "responses"
     load = Load(
-        url=f"{url}/v1/responses" if responses else f"{url}/v1/chat/completions",
-        body=(responses_body if responses else request_body)(gateway.MODEL, stream),
-        headers=auth,
-        concurrency=conc,
+        url=f"{server.url}/v1/responses" if responses else f"{server.url}/v1/chat/completions",
+        body=(responses_body if responses else request_body)(case.model, case.stream),
+        headers=gateway.auth(up.key) if up else {},
+        concurrency=case.concurrency,
         duration=opts.duration,
         warmup=opts.warmup,
     )
-    result = measure(load, server.pid)
+    result = measure(load, server.pid, postgres=up is not None and up.db.name == "postgres")
     if result.load["first_error"]:
         log(f"  {server.name}: {result.load['errors']} errors; first: {result.load['first_error']}")
     return result
 
 
-def bench_rows(
-    opts: Options, upstream: Service, served: Service | None, key: str
-) -> Iterator[results.Row]:
-    """Each (mode, concurrency): straight to the fake, then through the gateway; then the
-    Responses API's rows."""
-    directs: dict[tuple[bool, int], Measurement] = {}
-    for mode, stream in MODES.items():
-        for conc in opts.concurrency:
-            direct = directs[stream, conc] = run_once(opts, upstream, upstream.url, stream, conc)
-            through = None
-            if served is not None:
-                through = run_once(opts, served, served.url, stream, conc, **gateway.auth(key))
-            row = results.Row(mode, conc, direct, through)
-            log(_progress(row))
-            yield row
-    if served is None:
-        return
-    conc = RESPONSES_CONCURRENCY
-    for mode, stream in RESPONSES_MODES.items():
-        direct = directs.get((stream, conc)) or run_once(opts, upstream, upstream.url, stream, conc)
-        auth = gateway.auth(key)
-        through = run_once(opts, served, served.url, stream, conc, "responses", **auth)
-        row = results.Row(mode, conc, direct, through)
+class Directs:
+    """The direct runs, one per (stream, concurrency), made when a row first needs one: the
+    fake does the same work whichever model a row's gateway asks for, and a Responses row's
+    gateway makes chat calls upstream."""
+
+    def __init__(self, opts: Options, upstream: Service) -> None:
+        self._opts, self._upstream = opts, upstream
+        self._runs: dict[tuple[bool, int], Measurement] = {}
+
+    def run(self, case: Case) -> Measurement:
+        key = (case.stream, case.concurrency)
+        if key not in self._runs:
+            chat = Case(case.mode, gateway.MODEL, case.stream, case.concurrency)
+            self._runs[key] = run_once(self._opts, chat, self._upstream)
+        return self._runs[key]
+
+
+def bench_rows(opts: Options, upstream: Service, up: Gateway | None) -> Iterator[results.Row]:
+    """Each case: straight to the fake (once per stream and concurrency), then through the
+    gateway. Without one, only the bench model's chat rows, direct."""
+    directs = Directs(opts, upstream)
+    if up is None:
+        todo = [c for c in cases([gateway.MODEL], opts.concurrency) if c.api == "chat"]
+    else:
+        todo = cases(opts.models, opts.concurrency)
+    for case in todo:
+        direct = directs.run(case)
+        through = run_once(opts, case, up) if up else None
+        row = results.Row(case.mode, case.concurrency, direct, through, case.model)
         log(_progress(row))
         yield row
 
@@ -161,7 +210,7 @@ def bench_rows(
 def _progress(row: results.Row) -> str:
     d = row.direct.load
     line = (
-        f"  {row.mode:>13} c={row.concurrency:<3} direct {d['rps']:6.0f}/s p50 {d['p50_ms']:.2f} ms"
+        f"  {row.mode:>23} c={row.concurrency:<3} direct {d['rps']:6.0f}/s p50 {d['p50_ms']:.2f} ms"
     )
     if row.gateway:
         g = row.gateway
@@ -170,18 +219,22 @@ def _progress(row: results.Row) -> str:
             f" p99 {g.load['p99_ms']:.2f} ms, {g.cpu_ms_per_request or 0:.2f} CPU ms/req,"
             f" peak RSS {g.peak_rss_mb:.0f} MB"
         )
+        if g.postgres_cpu_ms_per_request is not None:
+            line += f", PG CPU {g.postgres_cpu_ms_per_request:.3f} ms/req"
     return line
 
 
 def _compared_progress(rows: dict[str, results.Row]) -> str:
     cur = rows["current"]
-    line = f"  {cur.mode:>13} c={cur.concurrency:<3} direct {cur.direct.load['rps']:6.0f}/s"
+    line = f"  {cur.mode:>23} c={cur.concurrency:<3} direct {cur.direct.load['rps']:6.0f}/s"
     for side, row in rows.items():
         if g := row.gateway:
             line += (
                 f" | {side} {g.load['rps']:7.0f}/s p50 {g.load['p50_ms']:.2f} ms"
                 f" p99 {g.load['p99_ms']:.2f} ms, {g.cpu_ms_per_request or 0:.3f} CPU ms/req"
             )
+            if g.postgres_cpu_ms_per_request is not None:
+                line += f", PG {g.postgres_cpu_ms_per_request:.3f}"
     ratios = results.compare(rows["baseline"], cur).metrics
     return line + "".join(
         f" | {label} cur/base {_ratio(ratios[key].ratio)}"
@@ -216,6 +269,7 @@ class Gateway:
     key: str
     db: BenchDatabase
     start_rss_mb: float
+    checks: int  # calls made before the load, answered 200
 
 
 @contextmanager
@@ -229,13 +283,13 @@ def gateway_up(
     workers: int = 1,
 ) -> Iterator[Gateway]:
     """A fresh database provisioned by `code`'s CLI and `code`'s gateway serving it (with
-    `workers` worker processes), checked with one call of each mode, while the block runs."""
+    `workers` worker processes), checked with one call of each mode and model, while the
+    block runs."""
     directory.mkdir(parents=True)
     with fresh_database(name, directory, opts.postgres, suffix) as db:
         port = free_port()
-        env = code.env(
-            gateway.environment(db.url, gateway.write_catalog(directory, upstream.url), port)
-        )
+        catalog = gateway.write_catalog(directory, upstream.url, code.shipped_catalog)
+        env = code.env(gateway.environment(db.url, catalog, port, upstream.url))
         key = gateway.provision(env, code)
         argv = code.argv("serve", "--host", "127.0.0.1", "--port", str(port))
         if workers > 1:  # only then: a baseline's `serve` may not know the option
@@ -248,9 +302,11 @@ def gateway_up(
                 wait_for_workers(title, served.pid, workers)
             code.confirm(title, serve_log.read_text(errors="replace"))
             start_rss_mb = procstat.sample(served.pid).rss_mb
-            for stream in MODES.values():
-                gateway.check_call(url, gateway.auth(key), request_body(gateway.MODEL, stream))
-            yield Gateway(code, served, key, db, start_rss_mb)
+            for model in opts.models:
+                for stream in MODES.values():
+                    gateway.check_call(url, gateway.auth(key), request_body(model, stream))
+            checks = len(opts.models) * len(MODES)
+            yield Gateway(code, served, key, db, start_rss_mb, checks)
 
 
 def bench_database(
@@ -260,29 +316,29 @@ def bench_database(
     log(f"{label}: provisioning")
     with gateway_up(opts, upstream, name, workdir / label, INSTALLED, workers=workers) as up:
         result = results.DatabaseResult(name, workers, start_rss_mb=up.start_rss_mb)
-        result.rows = list(bench_rows(opts, upstream, up.served, up.key))
-        result.metering = metering(up.served.url, up.key, up.db, result)
+        result.rows = list(bench_rows(opts, upstream, up))
+        result.metering = metering(up, result)
     return result
 
 
 def compared_rows(
     opts: Options, upstream: Service, gateways: list[Gateway]
 ) -> Iterator[dict[str, results.Row]]:
-    """Each (mode, concurrency): straight to the fake, then through each gateway in turn,
-    the first one alternating from row to row; the rows by side."""
-    turn = 0
-    for mode, stream in MODES.items():
-        for conc in opts.concurrency:
-            direct = run_once(opts, upstream, upstream.url, stream, conc)
-            rows: dict[str, results.Row] = {}
-            for up in gateways if turn % 2 == 0 else gateways[::-1]:
-                auth = gateway.auth(up.key)
-                through = run_once(opts, up.served, up.served.url, stream, conc, **auth)
-                rows[up.code.side] = results.Row(mode, conc, direct, through)
-            turn += 1
-            rows = {side: rows[side] for side in ("baseline", "current")}
-            log(_compared_progress(rows))
-            yield rows
+    """Each chat case: straight to the fake (once per stream and concurrency), then through
+    each gateway in turn, the first one alternating from row to row; the rows by side."""
+    directs = Directs(opts, upstream)
+    chat = [c for c in cases(opts.models, opts.concurrency) if c.api == "chat"]
+    for turn, case in enumerate(chat):
+        direct = directs.run(case)
+        rows: dict[str, results.Row] = {}
+        for up in gateways if turn % 2 == 0 else gateways[::-1]:
+            through = run_once(opts, case, up)
+            rows[up.code.side] = results.Row(
+                case.mode, case.concurrency, direct, through, case.model
+            )
+        rows = {side: rows[side] for side in ("baseline", "current")}
+        log(_compared_progress(rows))
+        yield rows
 
 
 def bench_compared(
@@ -305,31 +361,30 @@ def bench_compared(
                 by_side[side].rows.append(row)
         for up in gateways:
             result = by_side[up.code.side]
-            result.metering = metering(up.served.url, up.key, up.db, result)
+            result.metering = metering(up, result)
     current = by_side["current"]
     current.baseline = by_side["baseline"]
     return current
 
 
-def metering(
-    url: str, key: str, db: BenchDatabase, result: results.DatabaseResult
-) -> dict[str, Any]:
+def metering(up: Gateway, result: results.DatabaseResult) -> dict[str, Any]:
     """What the gateway billed, next to how many calls it answered."""
-    balance = gateway.account(url, key)["balance"]
+    balance = gateway.account(up.served.url, up.key)["balance"]
     answered = sum(r.gateway.load["total_ok"] for r in result.rows if r.gateway)
     spent = balance["lifetime_spent_usd"]
     if not spent > 0:
         raise BenchError(f"{answered} calls answered but the account shows no spend: {balance}")
+    label = f"gateway calls answered 200 (all runs with warm-ups, and {up.checks} checks)"
     return {
-        "gateway calls answered 200 (all runs with warm-ups, and 2 checks)": answered + 2,
+        label: answered + up.checks,
         "lifetime spent USD": spent,
-        **metering_counts(db),
+        **metering_counts(up.db),
     }
 
 
 def bench_direct(opts: Options, upstream: Service) -> results.DatabaseResult:
     log("direct only")
-    return results.DatabaseResult("direct only", rows=list(bench_rows(opts, upstream, None, "")))
+    return results.DatabaseResult("direct only", rows=list(bench_rows(opts, upstream, None)))
 
 
 def run(opts: Options, workdir: Path, codes: list[Code] | None) -> list[results.DatabaseResult]:
@@ -385,6 +440,7 @@ def main() -> int:
         "warmup": opts.warmup,
         "concurrency": opts.concurrency,
         "workers": opts.workers,
+        "models": opts.models,
     }
     if codes:
         settings |= {code.side: code.described for code in codes}
