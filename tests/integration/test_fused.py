@@ -456,3 +456,29 @@ async def test_fused_and_general_settlements_add_up_on_each_days_rollup_row(
     await assert_rollups_match(ctx)
     async with ctx.db.read() as conn:
         assert await ledger.verify(conn, wallet_id) == []
+
+
+@pytest.mark.parametrize("usage", [USAGE, None], ids=["charged", "released"])
+async def test_a_settlement_run_again_after_its_commit_changes_nothing(
+    ctx: Context, usage: Usage | None
+) -> None:
+    """A batch whose commit went through but whose acknowledgement was lost is run again, an
+    operation at a time (db/batch.py): the settlement finds its call settled and recorded,
+    and answers what it charged then, without a second charge or record."""
+    key_id, wallet_id = await account(ctx, "ada", "25")
+    req = request(ctx, key_id, wallet_id, 700)
+    ticket = metering.ticket_or_raise(await general(ctx, lambda c: metering.reserve(c, req)))
+    now = ctx.clock.now()
+
+    async def settle(conn: Any) -> int:
+        return await metering.settle(conn, ticket, usage, OUTCOME, now=now)
+
+    first = await general(ctx, settle)
+    before = await books(ctx, wallet_id)
+    again = await general(ctx, settle)
+
+    assert again == first == (0 if usage is None else pricing.charge(model(ctx), USAGE))
+    assert await books(ctx, wallet_id) == before
+    assert len(before["usage"]) == 1
+    async with ctx.db.read() as conn:
+        assert await ledger.verify(conn, wallet_id) == []

@@ -328,9 +328,11 @@ async def settle(
     charged = 0
     receipt = None if usage is None else pricing.receipt(model, usage, ticket.started)
     if receipt is None:
-        await holds.release(
+        released = await holds.release(
             conn, ticket.hold_id, now=now, capped=ticket.capped, budgeted=ticket.budgeted
         )
+        if not released and await usage_repo.recorded_cost(conn, ticket.hold_id) is not None:
+            return 0  # released and recorded already, by this very settlement (see below)
     else:
         period = quotas.period_start(ticket.quota_reset, now) if ticket.capped else None
         cost = receipt.cost
@@ -349,7 +351,15 @@ async def settle(
                 limits.append(await budgets.state(conn, ticket.key_id, budget_period))
             rooms = [limit.room for limit in limits if limit is not None]
             room = min(rooms) if rooms else None
-        settled = await holds.settle(conn, ticket.hold_id, cost, now=now, room=room)
+        try:
+            settled = await holds.settle(conn, ticket.hold_id, cost, now=now, room=room)
+        except holds.HoldClosed:
+            # Settled already, by this very settlement: its commit went through but the
+            # database's answer was lost, and the batch ran it again (db/batch.py). It is
+            # not charged twice; the call answers with what it was charged then.
+            if (done := await usage_repo.recorded_cost(conn, ticket.hold_id)) is None:
+                raise
+            return done
         charged = settled.charged
         after = None
         if ticket.capped:

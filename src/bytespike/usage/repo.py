@@ -89,6 +89,15 @@ async def insert(conn: AsyncConnection, record: dict[str, Any]) -> None:
     await rollups.add(conn, record)
 
 
+async def recorded_cost(conn: AsyncConnection, hold_id: int) -> int | None:
+    """What the call of hold `hold_id` was charged, if its usage record is written (only
+    that call's settlement writes one for its hold); None if it is not."""
+    u = usage_records.c
+    query = sa.select(u.cost_micros).where(u.hold_id == hold_id).limit(1)
+    cost = (await conn.execute(query)).scalar_one_or_none()
+    return None if cost is None else int(cost)
+
+
 def _scope(
     query: Any,
     wallet_id: int,
