@@ -165,6 +165,11 @@ class Relay:
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
+        if self._server is None or not self._server.is_serving():
+            # Cut while this connection was being made (under load, it happens): it goes too.
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
         self._writers |= {writer, up_writer}
         pipes = [self._pipe(reader, up_writer), self._pipe(up_reader, writer)]
         tasks = [asyncio.ensure_future(pipe) for pipe in pipes]

@@ -44,8 +44,9 @@ WITH live AS (
       AND NOT EXISTS (SELECT 1 FROM orgs WHERE orgs.id = wallets.org_id AND orgs.paused)
     RETURNING id
 ), h AS (
-    INSERT INTO holds (wallet_id, key_id, model, amount_micros, status, created_at, expires_at)
-    SELECT w.id, :key, :model, :amount, 'pending', :now, :expires FROM w
+    INSERT INTO holds (wallet_id, key_id, model, amount_micros, status, created_at, expires_at,
+                       token)
+    SELECT w.id, :key, :model, :amount, 'pending', :now, :expires, :token FROM w
     RETURNING id
 ), entry AS (
     INSERT INTO ledger_entries (wallet_id, kind, d_available, d_held, d_spent, d_topped_up,
@@ -62,6 +63,7 @@ SELECT (SELECT h.id FROM h)
         sa.bindparam("model", type_=sa.String),
         sa.bindparam("now", type_=sa.DateTime(timezone=True)),
         sa.bindparam("expires", type_=sa.DateTime(timezone=True)),
+        sa.bindparam("token", type_=sa.BigInteger),
     )
 )
 
@@ -176,6 +178,7 @@ def reserve_params(
     now: datetime,
     ttl: timedelta,
     version: int,
+    token: int | None = None,
 ) -> dict[str, Any]:
     """RESERVE's parameters: a hold of `amount`, as `holds.place` would place it, for the
     key as of `version` (a key changed since is the general path's: it says so)."""
@@ -187,6 +190,7 @@ def reserve_params(
         "model": model,
         "now": now,
         "expires": now + ttl,
+        "token": token,
     }
 
 

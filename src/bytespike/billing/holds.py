@@ -56,8 +56,10 @@ async def place(
     ttl: timedelta,
     key_id: int | None = None,
     model: str | None = None,
+    token: int | None = None,
 ) -> int:
-    """Reserve `amount` micros; raises InsufficientBalance when `available` cannot cover it."""
+    """Reserve `amount` micros; raises InsufficientBalance when `available` cannot cover it.
+    `token`: the call's, to find its hold by (`release_by_token`)."""
     if amount <= 0:
         raise ValueError("a hold must be positive")
     row = {
@@ -68,6 +70,7 @@ async def place(
         "status": "pending",
         "created_at": now,
         "expires_at": now + ttl,
+        "token": token,
     }
     hold_id = (await conn.execute(_INSERT, row)).scalar_one()
     try:
@@ -162,6 +165,24 @@ async def lock_wallet(conn: AsyncConnection, wallet_id: int) -> int:
         # SHARE on it, and FOR UPDATE would queue behind them and deadlock with their UPDATE.
         query = query.with_for_update(key_share=True)
     return int((await conn.execute(query)).scalar_one())
+
+
+async def release_by_token(
+    conn: AsyncConnection,
+    wallet_id: int,
+    token: int,
+    *,
+    now: datetime,
+    capped: bool = True,
+    budgeted: bool = True,
+) -> int:
+    """Release the pending holds of `wallet_id` placed with `token` (a call's, whose batch may
+    have committed unbeknown to it); how many there were."""
+    query = sa.select(_h.id).where(_h.wallet_id == wallet_id, PENDING, _h.token == token)
+    found = (await conn.execute(query)).scalars().all()
+    for hold_id in found:
+        await release(conn, int(hold_id), now=now, capped=capped, budgeted=budgeted)
+    return len(found)
 
 
 async def release(

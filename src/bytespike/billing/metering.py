@@ -89,6 +89,7 @@ class HoldRequest:
     budgeted: bool = False
     budget_reset: str | None = None
     reach: pricing.Reach = pricing.NOTHING  # what it may be billed for beyond its tokens
+    token: int | None = None  # the call's own random number, kept on its hold (holds.place)
 
     def ticket(
         self, hold_id: int, amount: int, output: int, *, capped: bool, budgeted: bool = False
@@ -152,6 +153,13 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
     raises `error` after the commit (`ticket_or_raise`)."""
     key_id, wallet_id, model, now = req.key_id, req.wallet_id, req.model, req.now
     input_tokens, max_tokens = req.input_tokens, req.max_tokens
+    if req.token is not None and getattr(conn, "again", False):
+        # Run again because its batch failed as it committed (db/batch.py): it may have
+        # committed all the same, this call's first hold with it. That one goes back now,
+        # not at its TTL, and the hold is placed anew.
+        await holds.release_by_token(
+            conn, wallet_id, req.token, now=now, capped=req.capped, budgeted=req.budgeted
+        )
     available = await _live_available(conn, key_id, wallet_id, req.version)
     cap = None
     period = None
@@ -187,7 +195,14 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
             f"${to_usd_text(available)} is available"
         )
     hold_id = await holds.place(
-        conn, wallet_id, amount, now=now, ttl=req.ttl, key_id=key_id, model=model.id
+        conn,
+        wallet_id,
+        amount,
+        now=now,
+        ttl=req.ttl,
+        key_id=key_id,
+        model=model.id,
+        token=req.token,
     )
     if cap is not None:
         await quotas.hold(conn, key_id, model.id, amount)
@@ -225,6 +240,7 @@ def fused_reserve(req: HoldRequest) -> Fused[Reservation] | None:
         now=req.now,
         ttl=req.ttl,
         version=req.version,
+        token=req.token,
     )
     return Fused(
         fused.RESERVE, params, lambda hold_id: req.ticket(hold_id, amount, output, capped=False)

@@ -52,6 +52,9 @@ holds = sa.Table(
     timestamp("created_at"),
     timestamp("expires_at"),
     timestamp("closed_at", nullable=True),
+    # A random number per call: a retry of a batch that may have committed finds the call's
+    # hold by it (metering.reserve; migration 0015). Never looked up otherwise: no index.
+    sa.Column("token", sa.BigInteger, nullable=True),
     sa.CheckConstraint("amount_micros > 0", name="amount"),
     sa.CheckConstraint("status IN ('pending', 'settled', 'released', 'expired')", name="status"),
     # Only pending holds are ever looked up (the sweeper, `ledger.verify`), and they are the

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import secrets
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -333,6 +334,7 @@ async def _place(gw: Gateway, call: Admitted, spec: CallSpec) -> Ticket:
         budgeted=record.budgeted,
         budget_reset=record.budget_reset,
         reach=pricing.reach(spec.body),  # web searches, 1-hour cache writes: the hold covers them
+        token=secrets.randbits(63),  # finds this hold again if its batch is run again
     )
 
     async def place(conn: Any) -> metering.Reservation:
