@@ -21,13 +21,14 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from bytespike.billing import ledger, pricing
 from bytespike.billing.tables import holds
 from bytespike.context import Context
-from bytespike.db.engine import async_url
+from bytespike.db.engine import Database, async_url
 from bytespike.upstream.base import Usage
 from bytespike.usage.tables import usage_records
 from tests.e2e.test_graceful_stop import MODEL, assert_books_closed
@@ -309,6 +310,22 @@ class ReplyDropper:
         await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         cut()
         await asyncio.gather(*pipes, return_exceptions=True)
+
+
+@asynccontextmanager
+async def reply_dropping(ctx: Context, db_url: str) -> AsyncIterator[tuple[Context, ReplyDropper]]:
+    """`ctx` with its database reached through a ReplyDropper, and the dropper to arm."""
+    target = make_url(db_url)
+    relay = ReplyDropper(target.port or 5432)
+    await relay.start()
+    relayed = target.set(port=relay.port).render_as_string(hide_password=False)
+    settings = ctx.settings.model_copy(update={"database_url": relayed})
+    through = Context(settings=settings, db=Database(relayed), catalog=ctx.catalog, clock=ctx.clock)
+    try:
+        yield through, relay
+    finally:
+        await through.db.close()
+        await relay.close()
 
 
 # The gateway's backends on this test's own database (nobody else's), each terminated and

@@ -36,7 +36,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from bytespike.context import Context
-from bytespike.db.engine import Database
 from bytespike.money import parse_usd
 from bytespike.usage.tables import usage_records
 from tests.e2e.gateway_support import gateway, upstreams
@@ -45,13 +44,13 @@ from tests.e2e.kill_support import (
     Call,
     Load,
     Plan,
-    ReplyDropper,
     assert_books,
     calling,
     expired,
     fund,
     make_call,
     paced_upstream,
+    reply_dropping,
     strike_point,
     terminate_backends,
 )
@@ -260,28 +259,22 @@ async def test_a_settlement_committed_as_its_connection_drops_is_answered_and_bi
     billed, so it must get its answer (a 500 invites the SDK's retry: billed twice), and
     the call is billed once."""
     key, wallet = await fund(ctx, "10")
-    target = make_url(db_url)
-    relay = ReplyDropper(target.port or 5432)
-    await relay.start()
-    relayed = target.set(port=relay.port).render_as_string(hide_password=False)
-    settings = ctx.settings.model_copy(update={"database_url": relayed})
-    through = Context(settings=settings, db=Database(relayed), catalog=ctx.catalog, clock=ctx.clock)
     calls = [Call(f"lost-reply-{i}", stream=False, phase="") for i in range(2)]
-    try:
-        async with upstreams() as fakes, gateway(through, fakes) as base:
-            fakes.openai.script.delay = 0.5  # time to arm the relay while the upstream answers
-            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-                # The first call prepares the statements on the relayed connection.
-                await make_call(http, "", key, calls[0])
-                second = asyncio.create_task(make_call(http, "", key, calls[1]))
-                # Its hold placed, the upstream asked (the fake has no event to await for it).
-                while len(fakes.openai.requests) < 2:  # noqa: ASYNC110
-                    await asyncio.sleep(0.01)
-                relay.armed = True  # the next statement is its settlement
-                await second
-    finally:
-        await through.db.close()
-        await relay.close()
+    async with (
+        reply_dropping(ctx, db_url) as (through, relay),
+        upstreams() as fakes,
+        gateway(through, fakes) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as http,
+    ):
+        fakes.openai.script.delay = 0.5  # time to arm the relay while the upstream answers
+        # The first call prepares the statements on the relayed connection.
+        await make_call(http, "", key, calls[0])
+        second = asyncio.create_task(make_call(http, "", key, calls[1]))
+        # Its hold placed, the upstream asked (the fake has no event to await for it).
+        while len(fakes.openai.requests) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        relay.armed = True  # the next statement is its settlement
+        await second
     env = clean_env(BYTESPIKE_DATABASE_URL=db_url)
     await assert_books(ctx, env, wallet, parse_usd("10"), calls)
     async with ctx.db.read() as conn:
@@ -299,27 +292,18 @@ async def test_a_hold_committed_as_its_connection_drops_is_not_left_behind(
     and the first one given back at once: nothing stays held once the call is answered,
     not until the first hold's TTL."""
     key, wallet = await fund(ctx, "10")
-    target = make_url(db_url)
-    relay = ReplyDropper(target.port or 5432)
-    await relay.start()
-    relayed = target.set(port=relay.port).render_as_string(hide_password=False)
-    settings = ctx.settings.model_copy(update={"database_url": relayed})
-    through = Context(settings=settings, db=Database(relayed), catalog=ctx.catalog, clock=ctx.clock)
     calls = [Call(f"lost-hold-{i}", stream=False, phase="") for i in range(2)]
-    try:
-        async with (
-            upstreams() as fakes,
-            gateway(through, fakes) as base,
-            httpx.AsyncClient(base_url=base, timeout=30) as http,
-        ):
-            # The first call prepares the statements and caches the key: the second call's
-            # first statement is its hold.
-            await make_call(http, "", key, calls[0])
-            relay.armed = True
-            await make_call(http, "", key, calls[1])
-    finally:
-        await through.db.close()
-        await relay.close()
+    async with (
+        reply_dropping(ctx, db_url) as (through, relay),
+        upstreams() as fakes,
+        gateway(through, fakes) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as http,
+    ):
+        # The first call prepares the statements and caches the key: the second call's
+        # first statement is its hold.
+        await make_call(http, "", key, calls[0])
+        relay.armed = True
+        await make_call(http, "", key, calls[1])
     async with ctx.db.read() as conn:
         statuses = (
             (
