@@ -48,12 +48,6 @@ Writer = Callable[[AsyncConnection, list[Any]], Awaitable[None]]
 
 # Bounds a transaction's length, so one flush never holds the write lock for long.
 MAX_BATCH = 256
-# PostgreSQL batches in flight at once, each on its own connection. One leaves the server
-# idle while a batch's round trips travel and its commit flushes, and queues every call
-# behind it: with two, the next batch runs meanwhile (measured: ~1.3x the calls per second
-# at concurrency 16). Two batches of one process lock rows as two replicas' do, in wallet
-# order, so they cannot deadlock. SQLite has one writer: one batch at a time.
-POSTGRES_FLUSHERS = 2
 # Inline batches between two WAL checkpoints (SQLite's own default is every 1,000 pages).
 CHECKPOINT_EVERY = 500
 # What the WAL file is cut back to when it starts over (SQLite keeps it at its peak).
@@ -319,10 +313,9 @@ class GroupCommit:
         self._db = db
         self._batches = batches  # told each committed batch's size (metrics)
         self._queue: list[_Queued] = []
-        self._flushers: set[asyncio.Task[None]] = set()
+        self._flusher: asyncio.Task[None] | None = None
         self._kicked = False
         self._writer = _Writer(db.url, db.write_lock) if db.is_sqlite else None
-        self._parallel = 1 if self._writer is not None else POSTGRES_FLUSHERS
         self._plans = Plans(db.dialect)
 
     @property
@@ -350,8 +343,8 @@ class GroupCommit:
         """Flush at once, on the loop's thread, when nothing else is writing (SQLite, the
         common case: no task, no lock, no hand-off); otherwise leave it to the flusher."""
         self._kicked = False
-        if len(self._flushers) >= self._parallel:
-            return  # they take what is queued when done with their batches
+        if self._flusher is not None and not self._flusher.done():
+            return  # it takes what is queued when it is done with its batch
         lock = self._db.write_lock
         if self._writer is not None and not (lock is not None and lock.locked()):
             batch: list[_Queued] = []
@@ -366,12 +359,7 @@ class GroupCommit:
             except Exception:  # the flusher retries these operations one by one
                 self._queue[0:0] = batch
         if self._queue:
-            self._start_flusher()
-
-    def _start_flusher(self) -> None:
-        flusher = asyncio.create_task(self._flush_all())
-        self._flushers.add(flusher)
-        flusher.add_done_callback(self._flushers.discard)
+            self._flusher = asyncio.create_task(self._flush_all())
 
     def _take(self) -> list[_Queued]:
         """The next batch, by wallet; within a wallet, fused operations with the same
@@ -417,10 +405,10 @@ class GroupCommit:
 
     async def close(self) -> None:
         """Commit what is still queued (a stopping server's last settlements), then let go."""
-        if self._queue and not self._flushers:
-            self._start_flusher()
-        while self._flushers:
-            await asyncio.gather(*self._flushers, return_exceptions=True)
+        if self._queue and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush_all())
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         if self._writer is not None:
             await self._writer.close()
 
