@@ -22,13 +22,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from bytespike.billing import ledger, pricing
 from bytespike.billing.tables import holds
 from bytespike.context import Context
-from bytespike.db.engine import Database, async_url
+from bytespike.db.engine import Database
 from bytespike.upstream.base import Usage
 from bytespike.usage.tables import usage_records
 from tests.e2e.test_graceful_stop import MODEL, assert_books_closed
@@ -326,25 +324,6 @@ async def reply_dropping(ctx: Context, db_url: str) -> AsyncIterator[tuple[Conte
     finally:
         await through.db.close()
         await relay.close()
-
-
-# The gateway's backends on this test's own database (nobody else's), each terminated and
-# waited for. Unlike test_database_outage's, not every one need be there still: under load a
-# backend the pool lets go of may exit between the listing and its termination.
-_TERMINATE = sa.text(
-    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 60000)) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-)
-
-
-async def terminate_backends(url: str) -> int:
-    """Terminate every other connection to `url`'s database; how many there were."""
-    engine = create_async_engine(async_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            return int((await conn.execute(_TERMINATE)).scalar_one())
-    finally:
-        await engine.dispose()
 
 
 async def expired(ctx: Context, within: float = 60) -> None:

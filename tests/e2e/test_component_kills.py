@@ -52,11 +52,10 @@ from tests.e2e.kill_support import (
     paced_upstream,
     reply_dropping,
     strike_point,
-    terminate_backends,
 )
 from tests.e2e.test_graceful_stop import gateway_env, gateway_process
 from tests.factories import make_key, top_up
-from tests.integration.test_database_outage import Relay
+from tests.integration.test_database_outage import Relay, terminate_other_backends
 from tests.processes import clean_env
 from tests.services import REDIS_URL, require
 
@@ -155,7 +154,8 @@ async def test_postgresql_backends_terminated_mid_load_are_503_not_500(
             async with gateway_process(env, tmp_path) as (_, base):
                 async with calling([base], key, plan) as load:
                     await strike_point(load, plan, "backends terminated", (20, 150))
-                    assert await terminate_backends(db_url) > 0
+                    # Some may have exited on their own meanwhile (the pool lets them go).
+                    assert (await terminate_other_backends(db_url))[1] > 0
                     load.phase = "after"
                     await load.answered(AFTER, where=lambda c: c.phase == "after" and c.whole)
                 await expired(ctx)

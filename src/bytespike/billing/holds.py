@@ -175,14 +175,12 @@ async def release_by_token(
     now: datetime,
     capped: bool = True,
     budgeted: bool = True,
-) -> int:
+) -> None:
     """Release the pending holds of `wallet_id` placed with `token` (a call's, whose batch may
-    have committed unbeknown to it); how many there were."""
+    have committed unbeknown to it)."""
     query = sa.select(_h.id).where(_h.wallet_id == wallet_id, PENDING, _h.token == token)
-    found = (await conn.execute(query)).scalars().all()
-    for hold_id in found:
+    for hold_id in (await conn.execute(query)).scalars().all():
         await release(conn, int(hold_id), now=now, capped=capped, budgeted=budgeted)
-    return len(found)
 
 
 async def release(

@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bytespike import logs, request_ids
-from bytespike.api.responses import JSON
+from bytespike.api import errors
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,7 @@ class HotPath:
             log.exception("request failed", extra={"path": scope["path"]})
             if status:
                 raise
-            failure = JSON(
-                {"error": {"message": "internal error; it has been logged", "type": "api_error"}},
-                status_code=500,
-            )
+            failure = errors.envelope(500, "api_error", "internal error; it has been logged")
             await failure(scope, receive, send_named)
         finally:
             if logs.access_log.isEnabledFor(logging.INFO):
