@@ -18,39 +18,46 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 
 S = TypeVar("S", bound=sa.Executable)
-_MARK = "bytespike_hot"
+Processor = Callable[[Any], Any]
+
+# The hot statements by id, kept alive here so that no other statement ever takes an id of
+# theirs. A set lookup: this runs for every statement a batch executes.
+_HOT: dict[int, Any] = {}
 
 
 def hot(statement: S) -> S:
     """Mark a statement built once at import for the group-commit writer's direct path."""
-    return statement.execution_options(**{_MARK: True})
+    _HOT[id(statement)] = statement
+    return statement
 
 
 def is_hot(statement: Any) -> bool:
-    options = getattr(statement, "get_execution_options", None)
-    return bool(options is not None and options().get(_MARK))
+    return id(statement) in _HOT
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
     sql: str
-    names: Sequence[str]  # parameter names in placeholder order (`?` repeats a name, `$n` not)
+    # Per placeholder, in order (`?` repeats a name, `$n` not): its parameter's name and
+    # bind processor, if the type has one.
+    steps: Sequence[tuple[str, Processor | None]]
     defaults: dict[str, Any]  # literal values SQLAlchemy bound itself (e.g. the 0 of `>= 0`)
-    processors: dict[str, Callable[[Any], Any]]
 
     def arguments(self, params: dict[str, Any]) -> list[Any]:
-        values = []
-        for name in self.names:
-            value = params[name] if name in params else self.defaults[name]
-            process = self.processors.get(name)
-            values.append(value if process is None or value is None else process(value))
-        return values
+        values = {**self.defaults, **params} if self.defaults else params
+        return [
+            value if process is None or value is None else process(value)
+            for name, process in self.steps
+            for value in (values[name],)
+        ]
 
 
 def _plan(statement: Any, params: dict[str, Any], dialect: Dialect) -> _Plan:
@@ -58,13 +65,40 @@ def _plan(statement: Any, params: dict[str, Any], dialect: Dialect) -> _Plan:
     compiled = statement.compile(dialect=dialect, column_keys=keys)
     names = compiled.positiontup or []
     binds = compiled.binds
-    processors = {}
-    for name in set(names):
-        process = binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            processors[name] = process
+    processors = {name: _processor(binds[name].type, dialect) for name in set(names)}
     defaults = {name: binds[name].value for name in set(names) if name not in params}
-    return _Plan(compiled.string, names, defaults, processors)
+    return _Plan(compiled.string, [(name, processors[name]) for name in names], defaults)
+
+
+def _processor(type_: Any, dialect: Dialect) -> Processor | None:
+    impl = type_.dialect_impl(dialect)
+    process: Processor | None = impl.bind_processor(dialect)
+    if process is not None and _default_sqlite_datetime(impl):
+        return _SqliteDateTime(process)
+    return process
+
+
+def _default_sqlite_datetime(impl: Any) -> bool:
+    return (
+        isinstance(impl, sqlite.DATETIME)
+        and getattr(impl, "_storage_format", None) == sqlite.DATETIME._storage_format
+    )
+
+
+class _SqliteDateTime:
+    """SQLite's DATETIME bind processor, for datetimes without the per-call dict: the same
+    text ("YYYY-MM-DD HH:MM:SS.ffffff", any zone dropped), which isoformat writes with the
+    zone, if any, after those 26 characters. Anything else goes to SQLAlchemy's own."""
+
+    __slots__ = ("_fallback",)
+
+    def __init__(self, fallback: Processor) -> None:
+        self._fallback = fallback
+
+    def __call__(self, value: Any) -> Any:
+        if type(value) is datetime:
+            return value.isoformat(" ", "microseconds")[:26]
+        return self._fallback(value)
 
 
 class Rows:

@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import secrets
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any, Protocol, TypeGuard, runtime_checkable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bytespike import uniques
 from bytespike.api import auth, bodies
 from bytespike.api.responses import JSON
 from bytespike.billing import holds, metering, pricing
@@ -334,7 +334,7 @@ async def _place(gw: Gateway, call: Admitted, spec: CallSpec) -> Ticket:
         budgeted=record.budgeted,
         budget_reset=record.budget_reset,
         reach=pricing.reach(spec.body),  # web searches, 1-hour cache writes: the hold covers them
-        token=secrets.randbits(63),  # finds this hold again if its batch is run again
+        token=uniques.bits(63),  # finds this hold again if its batch is run again
     )
 
     async def place(conn: Any) -> metering.Reservation:

@@ -58,7 +58,9 @@ def completion(raw: bytes, *, model: str) -> JSONObject:
     if not isinstance(choices, list) or not choices:
         raise UpstreamMalformed("the upstream's answer has no choices")
     body["object"] = "chat.completion"
-    _fill_header(body, id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=model)
+    if not body.get("id"):  # a fresh id only when the upstream gave none
+        body["id"] = f"chatcmpl-{uuid.uuid4().hex}"
+    _fill_header(body, created=int(time.time()), model=model)
     for index, choice in enumerate(choices):
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
