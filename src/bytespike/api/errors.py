@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,9 @@ from starlette.exceptions import HTTPException
 
 from bytespike.api.responses import JSON
 from bytespike.errors import STATUS_TYPES, BytespikeError
+from bytespike.proxy import errors as model_api
+from bytespike.proxy import gemini_errors
+from bytespike.proxy.errors import Failure
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +58,31 @@ async def _validation(_request: Request, exc: Exception) -> JSON:
     return envelope(400, "invalid_request_error", "; ".join(problems) or "invalid request")
 
 
-async def _http(_request: Request, exc: Exception) -> JSON:
+async def _http(request: Request, exc: Exception) -> JSON:
+    """The router's own answers (no such path, or not that method): in the envelope of the
+    client API the path belongs to, since that client's SDK parses the error."""
     assert isinstance(exc, HTTPException)
     type_ = STATUS_TYPES.get(exc.status_code, "api_error")
-    return envelope(exc.status_code, type_, str(exc.detail), dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    render = _model_api_envelope(request.url.path)
+    if render is None:
+        return envelope(exc.status_code, type_, str(exc.detail), headers)
+    failure = BytespikeError(str(exc.detail), headers=headers)
+    failure.status, failure.type = exc.status_code, type_
+    return render(failure, None)
+
+
+def _model_api_envelope(path: str) -> Callable[[Failure, None], JSON] | None:
+    """The error envelope of the client API a path belongs to (None: not a model API's):
+    Gemini's under /v1beta/ and for /v1/models/{model}:{method}, Anthropic's under
+    /v1/messages, OpenAI's for the rest of /v1/."""
+    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
+        return gemini_errors.response
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return model_api.anthropic_response
+    if path.startswith("/v1/"):
+        return model_api.openai_response
+    return None
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSON:
