@@ -305,6 +305,14 @@ def test_what_no_other_provider_can_take_is_refused(body, says):
         generate_request_to_openai(body)
 
 
+@pytest.mark.parametrize("uri", ["gs://bucket/cat.png", "files/abc123"])
+def test_a_file_only_gemini_can_fetch_is_refused_naming_its_part(uri):
+    body = {"contents": [HI, user({"fileData": {"mimeType": "image/png", "fileUri": uri}})]}
+    with pytest.raises(InvalidRequest, match="only Gemini models read") as refused:
+        generate_request_to_openai(body)
+    assert refused.value.param == "contents[1].parts[0].fileData.fileUri"
+
+
 def test_a_gemini_schema_becomes_json_schema():
     schema = {
         "type": "OBJECT",

@@ -126,6 +126,12 @@ def _content_part(part: JSONObject, where: str) -> JSONObject:
     uri = (part.get("fileData") or {}).get("fileUri")
     mime = (part.get("fileData") or {}).get("mimeType") or ""
     if uri and (mime.startswith("image/") or not mime):
+        if not uri.startswith(("http://", "https://")):
+            # A gs:// or Files API name: only Gemini fetches those; said here, in the
+            # client's terms, rather than by the other provider's translation.
+            param = f"{where}.fileData.fileUri"
+            message = f"{param}: only Gemini models read {uri!r}; others take an http(s) URL"
+            raise InvalidRequest(message, param=param)
         return {"type": "image_url", "image_url": {"url": uri}}
     raise _unsupported(part, where)
 
