@@ -248,3 +248,15 @@ async def test_every_page_renders_without_console_errors(
         assert len(await answer.body()) < 100_000, path
         await page.wait_for_load_state("networkidle")
         assert watched.errors == [], (path, watched.errors)
+
+
+async def test_the_shipped_model_catalog_fits_a_desktop_width(
+    ctx: Context, browser: Browser, url: str
+) -> None:
+    await person(ctx, "root", operator=True)
+    page = (await signed_in(browser, url, "root")).page
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await page.goto(f"{url}/console/admin/models")
+    widths = await page.locator(".table-wrap").evaluate("t => [t.scrollWidth, t.clientWidth]")
+    assert widths[0] <= widths[1], f"the table scrolls sideways: {widths}"
+    assert await page.get_by_role("columnheader", name="Max output").is_visible()
