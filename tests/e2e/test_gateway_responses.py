@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import sqlalchemy as sa
@@ -422,6 +423,35 @@ async def test_hosted_tools_are_left_out_and_codex_fields_pass(
     names = [tool["name"] for tool in translated["tools"]]
     assert names == ["get_weather", "agents__spawn"]
     assert translated["system"][0]["text"] == "You are a coding agent."
+
+
+@pytest.mark.parametrize("model", UPSTREAM_MODELS)
+async def test_null_fields_are_left_unset(
+    ctx: Context, fakes: Upstreams, base_url: str, account: tuple[str, int], model: str
+) -> None:
+    """A client's null means the field's default: it does not reach OpenAI (whose
+    tool_choice takes no null), nor come back as null (found by test_fuzz)."""
+    key, _ = account
+    body = {
+        "model": model,
+        "input": "Hi",
+        "tools": [WEATHER],
+        "tool_choice": None,
+        "parallel_tool_calls": None,
+        "temperature": None,
+    }
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        answer = await http.post(
+            "/v1/responses", json=body, headers={"Authorization": f"Bearer {key}"}
+        )
+    assert answer.status_code == 200, answer.text
+    assert_valid("Response", answer.json())
+    assert answer.json()["tool_choice"] == "auto"
+    assert answer.json()["parallel_tool_calls"] is True
+    if model == NATIVE:
+        received = fakes.openai.requests[-1]
+        assert not {"tool_choice", "parallel_tool_calls", "temperature"} & received.keys()
+        assert_valid("CreateResponse", received)
 
 
 async def test_a_namespaced_call_comes_back_in_its_namespace(

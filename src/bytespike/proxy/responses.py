@@ -173,7 +173,9 @@ def _replayable(items: list[Any]) -> list[Any]:
 
 
 def _native_request(body: JSONObject, upstream_model: str) -> JSONObject:
-    out = {key: value for key, value in body.items() if key not in _NOT_SENT}
+    # A client's null means the default, which OpenAI gives a field left out; some of its
+    # request fields take no null (tool_choice), and its answer would echo one.
+    out = {k: v for k, v in body.items() if k not in _NOT_SENT and v is not None}
     out["model"] = upstream_model
     out["store"] = False
     tools = [tool for tool in body.get("tools") or () if tool["type"] not in HOSTED]
