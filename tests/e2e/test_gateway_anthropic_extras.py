@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anthropic
@@ -252,10 +252,12 @@ async def test_messages_carry_anthropics_rate_limit_headers_and_a_request_id(
 ) -> None:
     _key, wallet = account
     key = (await make_key(ctx, "ada", rate_limit=7))["key"]
+    sent = datetime.now(UTC)
     async with sdk(base_url, key) as client:
         raw = await client.messages.with_raw_response.create(
             model=model, max_tokens=100, messages=HI, stream=stream
         )
+        answered = datetime.now(UTC)
         reply = await raw.parse()
         if stream:
             async for _event in reply:  # type: ignore[union-attr]
@@ -264,8 +266,10 @@ async def test_messages_carry_anthropics_rate_limit_headers_and_a_request_id(
     assert headers["anthropic-ratelimit-requests-limit"] == "7"
     assert headers["anthropic-ratelimit-requests-remaining"] == "6"
     reset = datetime.strptime(headers["anthropic-ratelimit-requests-reset"], "%Y-%m-%dT%H:%M:%SZ")
-    left = reset.replace(tzinfo=UTC) - datetime.now(UTC)
-    assert 0 < left.total_seconds() <= 61 and reset.second == 0  # the minute's end
+    # The end of the minute the call was admitted in, which lies between `sent` and
+    # `answered` (a call that crosses a minute's end sees that minute's reset pass).
+    reset = reset.replace(tzinfo=UTC)
+    assert reset.second == 0 and sent < reset <= answered + timedelta(seconds=60)
     assert headers["x-ratelimit-limit-requests"] == "7"  # the gateway's own, as everywhere
     request_id = headers["request-id"]
     assert request_id.startswith("req_") and headers["x-request-id"] == request_id
