@@ -29,7 +29,7 @@ S = TypeVar("S", bound=sa.Executable)
 Processor = Callable[[Any], Any]
 
 # The hot statements by id, kept alive here so that no other statement ever takes an id of
-# theirs. A set lookup: this runs for every statement a batch executes.
+# theirs. One dict lookup: this runs for every statement a batch executes.
 _HOT: dict[int, Any] = {}
 
 
