@@ -9,6 +9,7 @@ every request that finished in it; on PostgreSQL, the database server's the same
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -105,4 +106,34 @@ def measure(load: Load, pid: int, *, postgres: bool = False) -> Measurement:
         peak_rss_mb=after.peak_rss_mb,
         rss_mb=after.rss_mb,
         postgres_cpu_ms_per_request=None if pg_seconds is None else per_request(pg_seconds),
+    )
+
+
+# Figures of a run that repeated runs report as their median; counts are summed instead.
+MEDIAN_LOAD = ("rps", "p50_ms", "p99_ms", "mean_ms")
+SUMMED_LOAD = ("requests", "errors", "total_requests", "total_ok")
+
+
+def median_of(runs: list[Measurement]) -> Measurement:
+    """Repeated runs of one load as one: each figure the median of the runs' (so not
+    necessarily one run's), the counts summed, the first error kept, the peak the highest."""
+    if len(runs) == 1:
+        return runs[0]
+    load = dict(runs[0].load)
+    for name in MEDIAN_LOAD:
+        load[name] = statistics.median(r.load[name] for r in runs)
+    for name in SUMMED_LOAD:
+        load[name] = sum(r.load[name] for r in runs)
+    load["first_error"] = next((r.load["first_error"] for r in runs if r.load["first_error"]), None)
+
+    def median(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
+
+    return Measurement(
+        load=load,
+        cpu_ms_per_request=median([r.cpu_ms_per_request for r in runs]),
+        peak_rss_mb=max(r.peak_rss_mb for r in runs),
+        rss_mb=runs[-1].rss_mb,
+        postgres_cpu_ms_per_request=median([r.postgres_cpu_ms_per_request for r in runs]),
     )

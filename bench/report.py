@@ -49,9 +49,15 @@ METHOD = """\
   reaped children's time), so the WAL writer's share of a commit counts too. It is the
   server's, not the bench database's: other databases on it are assumed idle meanwhile.
 - The load generator, the fake upstream and the gateway share the machine's cores, so
-  throughput is a floor for what the gateway alone could do. One run, no repetition:
-  read ratios and orders of magnitude, not the last digit.
+  throughput is a floor for what the gateway alone could do. {repetition}
 """
+
+ONE_RUN = "One run, no repetition: read ratios\n  and orders of magnitude, not the last digit."
+REPEATED = (
+    "Each gateway row was run {repeat}\n"
+    "  times; it shows the median of each figure (so not necessarily one run's; counts and\n"
+    "  errors are summed). Read ratios and orders of magnitude, not the last digit."
+)
 
 COMPARISON_METHOD = """\
 - Baseline comparison (`--baseline`), two sides:
@@ -63,8 +69,9 @@ COMPARISON_METHOD = """\
   any other copy of `bytespike`), each on its own fresh database; both gateways are up for
   the whole database section and share the fake upstream. For every row the direct run
   comes first, then the two gateways one after the other under the same load, taking turns
-  on which goes first. The per-database tables below are the current code's; the
-  baseline's numbers are in the comparison table after them.
+  on which goes first (with `--repeat`, in rounds: both sides back to back in each
+  round, the first alternating from round to round). The per-database tables below are
+  the current code's; the baseline's numbers are in the comparison table after them.
 """
 
 
@@ -137,16 +144,19 @@ def _table(result: DatabaseResult) -> str:
     return f"## {title}\n\n{start}{HEADER}{body}\n{_metering(result.metering)}\n"
 
 
-def _comparison_header() -> str:
+def _comparison_header(rounds: bool) -> str:
     cells = ["database", "mode", "conc."]
     for _, label in COMPARED:
         cells += [f"base {label}", f"cur {label}", "ratio"]
     cells.append("errors base / cur")
+    if rounds:
+        cells += [f"{label} ratio by round" for key, label in COMPARED if key in ROUNDS]
     aligns = ["---", "---", "--:"] + ["--:"] * (len(cells) - 3)
     return "| " + " | ".join(cells) + " |\n|" + "|".join(aligns) + "|\n"
 
 
 DIGITS = {"rps": 0, "cpu_ms_per_request": 3, "postgres_cpu_ms_per_request": 3}
+ROUNDS = ("rps", "cpu_ms_per_request")  # results.compare's ratios by round
 
 
 def _comparison_row(title: str, comparison: Comparison) -> str:
@@ -155,6 +165,8 @@ def _comparison_row(title: str, comparison: Comparison) -> str:
         digits = DIGITS.get(key, 2)
         cells += [_num(pair.baseline, digits), _num(pair.current, digits), _num(pair.ratio)]
     cells.append(" / ".join(_num(e, 0) for e in comparison.errors))
+    if comparison.rounds:
+        cells += [" ".join(_num(r) for r in comparison.rounds[key]) for key in ROUNDS]
     return "| " + " | ".join(cells) + " |\n"
 
 
@@ -177,15 +189,24 @@ def _comparison(results: list[DatabaseResult]) -> str:
     compared = [r for r in results if r.baseline is not None]
     if not compared:
         return ""
-    rows = "".join(_comparison_row(_title(r), c) for r in compared for c in comparisons(r))
+    found = [(_title(r), c) for r in compared for c in comparisons(r)]
+    rounds = any(c.rounds for _, c in found)
+    rows = "".join(_comparison_row(title, c) for title, c in found)
     notes = "".join(_side_notes(r) for r in compared)
     return (
         "## Baseline comparison\n\n"
         "*base* is the baseline's gateway, *cur* the current code's, *ratio* = cur / base "
         "(— when the baseline is not positive). Above 1 is better for req/s, below 1 for "
-        "added latency and CPU. Both sides share each row's direct run.\n\n"
-        f"{_comparison_header()}{rows}\n{notes}\n"
+        "added latency and CPU. Both sides share each row's direct run."
+        + (ROUND_NOTE if rounds else "")
+        + f"\n\n{_comparison_header(rounds)}{rows}\n{notes}\n"
     )
+
+
+ROUND_NOTE = (
+    " The ratios are those of the medians; *by round* gives each round's own cur / base,"
+    " the two sides measured back to back: their spread is the noise."
+)
 
 
 def _target(target: Target) -> str:
@@ -242,7 +263,10 @@ def write(
     path: Path, machine: Machine, settings: dict[str, Any], results: list[DatabaseResult]
 ) -> None:
     models = settings.get("models", [])
-    method = METHOD.format(model_list=", ".join(f"`{m}`" for m in models), **settings)
+    repeat = settings.get("repeat", 1)
+    repetition = ONE_RUN if repeat == 1 else REPEATED.format(repeat=repeat)
+    listed = ", ".join(f"`{m}`" for m in models)
+    method = METHOD.format(model_list=listed, repetition=repetition, **settings)
     if "baseline" in settings:
         method += COMPARISON_METHOD.format(**settings)
     text = (

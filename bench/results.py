@@ -41,6 +41,8 @@ class Row:
     direct: Measurement  # straight to the fake upstream; CPU and RSS are the fake's
     gateway: Measurement | None  # through bytespike; CPU and RSS are the gateway's
     model: str = MODEL  # the catalog id the gateway was asked for
+    # With --repeat: each round's run through the gateway; `gateway` is their median.
+    rounds: tuple[Measurement, ...] = ()
 
     @property
     def added_p50_ms(self) -> float | None:
@@ -222,6 +224,9 @@ class Comparison:
     concurrency: int
     metrics: dict[str, Pair]  # keyed as COMPARED
     errors: tuple[int | None, int | None]  # failed measured requests: baseline's, current's
+    # With --repeat: cur / base of each round (the two sides ran back to back), for req/s
+    # and CPU ms/req: how far apart the rounds were is the noise the medians smooth.
+    rounds: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 def _errors(row: Row) -> int | None:
@@ -232,7 +237,17 @@ def compare(base: Row, row: Row) -> Comparison:
     """One row beside the baseline's same row."""
     current, baseline = _compared_values(row), _compared_values(base)
     metrics = {key: Pair(baseline[key], current[key]) for key, _ in COMPARED}
-    return Comparison(row.mode, row.concurrency, metrics, (_errors(base), _errors(row)))
+    rounds: dict[str, tuple[float, ...]] = {}
+    if len(row.rounds) > 1 and len(base.rounds) == len(row.rounds):
+        paired = list(zip(base.rounds, row.rounds, strict=True))
+        rounds["rps"] = tuple(c.load["rps"] / b.load["rps"] for b, c in paired if b.load["rps"])
+        rounds["cpu_ms_per_request"] = tuple(
+            c.cpu_ms_per_request / b.cpu_ms_per_request
+            for b, c in paired
+            if b.cpu_ms_per_request and c.cpu_ms_per_request is not None
+        )
+    errors = (_errors(base), _errors(row))
+    return Comparison(row.mode, row.concurrency, metrics, errors, rounds)
 
 
 def comparisons(result: DatabaseResult) -> list[Comparison]:
@@ -261,6 +276,7 @@ def _database_json(result: DatabaseResult) -> dict[str, Any]:
                 "concurrency": c.concurrency,
                 **{key: _pair_json(pair) for key, pair in c.metrics.items()},
                 "errors": dict(zip(("baseline", "current"), c.errors, strict=True)),
+                "round_ratios": c.rounds,
             }
             for c in comparisons(result)
         ]

@@ -3,7 +3,7 @@
     python bench/run.py [--duration 10] [--warmup 2] [--databases sqlite,postgres]
                         [--concurrency 1,16,64] [--workers 1,2] [--out bench/results.md]
                         [--models bench-model,gpt-5-4] [--direct-only]
-                        [--baseline REF [--current REF]]
+                        [--baseline REF [--current REF]] [--repeat N]
 
 Writes the Markdown report to --out and the same numbers as JSON beside it (.json).
 A failing gateway stops the run with its first error body; the work directory with the
@@ -11,7 +11,10 @@ processes' logs is then kept and named.
 
 With --baseline REF, REF is checked out into a temporary git worktree and, on every row,
 its gateway and the working tree's (or --current REF's) are measured one after the other,
-each on its own database; the report adds both and their ratio.
+each on its own database; the report adds both and their ratio. With --repeat N, each
+row's gateways are measured N times (with --baseline, in rounds: both sides back to back,
+taking turns on which goes first) and the row reports the median of each figure; the
+comparison adds each round's ratio.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import report
 import results
 import revisions
 from databases import BenchDatabase, PostgresDatabase, SqliteDatabase, metering_counts
-from measure import Load, Measurement, measure, request_body, responses_body
+from measure import Load, Measurement, measure, median_of, request_body, responses_body
 from revisions import INSTALLED, Code
 from servers import BenchError, Service, free_port, running, wait_for_workers
 
@@ -94,6 +97,7 @@ class Options:
     postgres: str
     baseline: str | None  # a git ref to compare with
     current: str | None  # a git ref to measure instead of the working tree
+    repeat: int  # runs per row and gateway; the row reports their medians
 
 
 def parse_args() -> Options:
@@ -120,7 +124,12 @@ def parse_args() -> Options:
     parser.add_argument(
         "--current", metavar="REF", help="with --baseline: a git ref instead of the working tree"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per row and gateway, reported as medians"
+    )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat is at least 1")
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     if unknown := set(databases) - {"sqlite", "postgres"}:
         parser.error(f"unknown databases: {', '.join(sorted(unknown))}")
@@ -149,6 +158,7 @@ def parse_args() -> Options:
         postgres=args.postgres,
         baseline=args.baseline,
         current=args.current,
+        repeat=args.repeat,
     )
 
 
@@ -201,8 +211,10 @@ def bench_rows(opts: Options, upstream: Service, up: Gateway | None) -> Iterator
         todo = cases(opts.models, opts.concurrency)
     for case in todo:
         direct = directs.run(case)
-        through = run_once(opts, case, up) if up else None
-        row = results.Row(case.mode, case.concurrency, direct, through, case.model)
+        runs = [run_once(opts, case, up) for _ in range(opts.repeat)] if up else []
+        through = median_of(runs) if runs else None
+        rounds = tuple(runs) if len(runs) > 1 else ()
+        row = results.Row(case.mode, case.concurrency, direct, through, case.model, rounds)
         log(_progress(row))
         yield row
 
@@ -235,9 +247,10 @@ def _compared_progress(rows: dict[str, results.Row]) -> str:
             )
             if g.postgres_cpu_ms_per_request is not None:
                 line += f", PG {g.postgres_cpu_ms_per_request:.3f}"
-    ratios = results.compare(rows["baseline"], cur).metrics
+    compared = results.compare(rows["baseline"], cur)
     return line + "".join(
-        f" | {label} cur/base {_ratio(ratios[key].ratio)}"
+        f" | {label} cur/base {_ratio(compared.metrics[key].ratio)}"
+        + (f" (rounds {' '.join(map(_ratio, compared.rounds[key]))})" if compared.rounds else "")
         for key, label in results.COMPARED
         if key in ("rps", "cpu_ms_per_request")
     )
@@ -325,18 +338,27 @@ def compared_rows(
     opts: Options, upstream: Service, gateways: list[Gateway]
 ) -> Iterator[dict[str, results.Row]]:
     """Each chat case: straight to the fake (once per stream and concurrency), then through
-    each gateway in turn, the first one alternating from row to row; the rows by side."""
+    each gateway in turn, the first one alternating from round to round and row to row
+    (--repeat rounds per row, each figure their median); the rows by side."""
     directs = Directs(opts, upstream)
     chat = [c for c in cases(opts.models, opts.concurrency) if c.api == "chat"]
     for turn, case in enumerate(chat):
         direct = directs.run(case)
-        rows: dict[str, results.Row] = {}
-        for up in gateways if turn % 2 == 0 else gateways[::-1]:
-            through = run_once(opts, case, up)
-            rows[up.code.side] = results.Row(
-                case.mode, case.concurrency, direct, through, case.model
+        runs: dict[str, list[Measurement]] = {up.code.side: [] for up in gateways}
+        for round_ in range(opts.repeat):
+            for up in gateways if (turn + round_) % 2 == 0 else gateways[::-1]:
+                runs[up.code.side].append(run_once(opts, case, up))
+        rows = {
+            side: results.Row(
+                case.mode,
+                case.concurrency,
+                direct,
+                median_of(runs[side]),
+                case.model,
+                tuple(runs[side]) if opts.repeat > 1 else (),
             )
-        rows = {side: rows[side] for side in ("baseline", "current")}
+            for side in ("baseline", "current")
+        }
         log(_compared_progress(rows))
         yield rows
 
@@ -441,6 +463,7 @@ def main() -> int:
         "concurrency": opts.concurrency,
         "workers": opts.workers,
         "models": opts.models,
+        "repeat": opts.repeat,
     }
     if codes:
         settings |= {code.side: code.described for code in codes}
