@@ -22,6 +22,7 @@ from pathlib import Path
 
 import gateway
 from databases import DEFAULT_POSTGRES_SERVER, PostgresDatabase
+from revisions import INSTALLED
 
 from bytespike import catalog
 from bytespike.billing import metering
@@ -63,9 +64,8 @@ async def measure(url: str, catalog_path: Path, calls: int) -> dict[str, float]:
                 started = time.perf_counter()
                 (hold_id,) = await direct.values(reserve.statement, [reserve.params])
                 timings["reserve"].append(time.perf_counter() - started)
-                settle = metering.fused_settle(
-                    reserve.result(hold_id), Usage(9, 16), outcome, now=now
-                )
+                ticket = metering.ticket_or_raise(reserve.result(hold_id))
+                settle = metering.fused_settle(ticket, Usage(9, 16), outcome, now=now)
                 assert settle is not None
                 started = time.perf_counter()
                 (settled,) = await direct.values(settle.single, [settle.params])
@@ -88,8 +88,10 @@ def main() -> None:
     db = PostgresDatabase(args.postgres)
     try:
         directory = Path(tempfile.mkdtemp(prefix="bytespike-floor-"))
-        catalog_path = gateway.write_catalog(directory, "http://127.0.0.1:9")
-        gateway.provision(gateway.environment(db.url, catalog_path, 9))
+        # Nothing is called upstream: the catalog's entries point at a closed port.
+        upstream = "http://127.0.0.1:9"
+        catalog_path = gateway.write_catalog(directory, upstream, INSTALLED.shipped_catalog)
+        gateway.provision(gateway.environment(db.url, catalog_path, 9, upstream))
         medians = asyncio.run(measure(db.url, catalog_path, args.calls))
     finally:
         db.drop()

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -106,7 +106,7 @@ def fleet(rng: random.Random) -> Fleet:
     return Fleet(wallets, models, weights)
 
 
-def records(rng: random.Random, calls: int, who: Fleet) -> Iterator[list[tuple[object, ...]]]:
+def records(rng: random.Random, calls: int, who: Fleet) -> Iterator[Sequence[tuple[object, ...]]]:
     """`calls` usage records in chunks, spread over DAYS days ending LAST_DAY (UTC)."""
     first = datetime.combine(LAST_DAY, datetime.min.time(), tzinfo=UTC) - timedelta(days=DAYS - 1)
     span_seconds = DAYS * 86_400
@@ -140,7 +140,7 @@ def refusals(rng: random.Random, who: Fleet) -> list[tuple[object, ...]]:
     return [(d, k, r, w, c) for (d, k, r), (w, c) in rows.items()]
 
 
-def people(now: datetime) -> dict[str, list[tuple[object, ...]]]:
+def people(now: datetime) -> dict[str, Sequence[tuple[object, ...]]]:
     """The rows of the small tables, by table, in insertion order."""
     users = [
         (u, f"user{u:04d}", f"user{u:04d}@bench.example",
