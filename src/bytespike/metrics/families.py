@@ -6,11 +6,15 @@ cli/serve.py) and a scrape of any worker sums them all: prometheus_client's mult
 mode, chosen by that variable before the library is first imported. What the database
 knows (pending holds, the outbox) is not kept here: exposition.py reads it at scrape time.
 
-Cheap by construction, since the metered path is measured: a labelled child is made once
-per combination of label values and kept in a dict keyed by their tuple, so recording is a
-dict lookup and an increment, without prometheus_client's label checks. Label values are
-bounded: a route is a route's template, a model a catalog id (never what a client sent),
-a status or reason one of the gateway's own.
+Cheap by construction, since the metered path is measured (about a dozen records a call).
+In one process, the request path's families are tallies in plain dicts keyed by their
+label values (`_Tallies`), which a scrape turns into families through a collector: an
+increment is a dict update, without prometheus_client's label checks, lock and, for a
+histogram, its Python loop over the buckets. With workers they must be in the shared files,
+so they are prometheus_client's own children (`_Children`), each made once per combination
+of label values and kept in a dict keyed by their tuple. Either way a scrape reads the
+same. Label values are bounded: a route is a route's template, a model a catalog id (never
+what a client sent), a status or reason one of the gateway's own.
 
 Failure policy: recording has nothing to fail on (arithmetic in memory, or in a
 memory-mapped file with workers); what can fail, the database, is read at scrape time.
@@ -19,12 +23,18 @@ memory-mapped file with workers); what can fail, the database, is read at scrape
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as multiprocess_mode
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from bytespike.metrics.watch import Watch
 
@@ -43,6 +53,165 @@ UPSTREAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # up to db/batch.py's MAX_BATCH
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Family:
+    """A counter, or a histogram with `buckets` (its upper bounds; +Inf is added)."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
+    buckets: tuple[float, ...] | None = None
+
+
+# The families the request path records, in a scrape's order.
+REQUESTS = Family(
+    "bytespike_requests",
+    "Metered calls answered, by route, model (empty until the call named a catalog model), "
+    "HTTP status and refusal reason (empty when not refused).",
+    ("route", "model", "status", "reason"),
+)
+ADDED_LATENCY = Family(
+    "bytespike_added_latency_seconds",
+    "The gateway's own time in a call that reached the upstream: from arrival to "
+    "settlement, less the upstream call.",
+    ("route",),
+    ADDED_BUCKETS,
+)
+UPSTREAM_LATENCY = Family(
+    "bytespike_upstream_latency_seconds",
+    "The upstream call: from sending it to its whole answer (a stream: its last event).",
+    ("model", "stream"),
+    UPSTREAM_BUCKETS,
+)
+TOKENS = Family(
+    "bytespike_settled_tokens",
+    "Tokens settled (billed), by model and kind (input, which includes cached input; output).",
+    ("model", "kind"),
+)
+MICROS = Family(
+    "bytespike_settled_microdollars",
+    "Money charged at settlement, in micro-dollars, by model.",
+    ("model",),
+)
+SETTLEMENTS = Family(
+    "bytespike_settlements",
+    "Calls settled, by model and usage-record status (ok, client_closed, upstream_error, "
+    "timeout, unavailable, malformed).",
+    ("model", "status"),
+)
+BATCH_SIZE = Family(
+    "bytespike_group_commit_batch_size",
+    "Write operations committed together in one group-commit transaction.",
+    (),
+    BATCH_BUCKETS,
+)
+UPSTREAM_ATTEMPTS = Family(
+    "bytespike_upstream_attempts",
+    "Upstream attempts by model, deployment and outcome (ok, or the failure).",
+    ("model", "deployment", "outcome"),
+)
+HOT = (
+    REQUESTS,
+    ADDED_LATENCY,
+    UPSTREAM_LATENCY,
+    TOKENS,
+    MICROS,
+    SETTLEMENTS,
+    BATCH_SIZE,
+    UPSTREAM_ATTEMPTS,
+)
+
+
+class _Children:
+    """Recording through prometheus_client's children (multiprocess mode: its files)."""
+
+    def __init__(self) -> None:
+        self._families: dict[Family, MetricWrapperBase] = {}
+        for family in HOT:
+            # Registered nowhere: a scrape reads the files (Metrics.exposition).
+            if family.buckets is None:
+                made: MetricWrapperBase = Counter(
+                    family.name, family.documentation, family.labels, registry=None
+                )
+            else:
+                made = Histogram(
+                    family.name,
+                    family.documentation,
+                    family.labels,
+                    buckets=family.buckets,
+                    registry=None,
+                )
+            self._families[family] = made
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, family: Family, key: tuple[Any, ...]) -> Any:
+        """The child of `family` labelled `key`: one dict lookup once made."""
+        child = self._children.get((family, key))
+        if child is None:
+            made = self._families[family]
+            child = self._children[family, key] = made.labels(*key) if key else made
+        return child
+
+    def add(self, family: Family, key: tuple[Any, ...], amount: float) -> None:
+        self._child(family, key).inc(amount)
+
+    def observe(self, family: Family, key: tuple[Any, ...], value: float) -> None:
+        self._child(family, key).observe(value)
+
+
+class _Tallies(Collector):
+    """Recording in plain dicts (one process), read by a scrape as prometheus_client's own
+    families would be: the same names, samples, label order and bucket bounds."""
+
+    def __init__(self) -> None:
+        self._counts: dict[Family, dict[tuple[Any, ...], float]] = {}
+        # A histogram's series: its count per bucket (the last: above every bound), then
+        # the sum of what it observed.
+        self._series: dict[Family, dict[tuple[Any, ...], list[float]]] = {}
+        for family in HOT:
+            if family.buckets is None:
+                self._counts[family] = {}
+            else:
+                series = self._series[family] = {}
+                if not family.labels:  # shown from the start, as prometheus_client does
+                    series[()] = [0.0] * (len(family.buckets) + 2)
+
+    def add(self, family: Family, key: tuple[Any, ...], amount: float) -> None:
+        counts = self._counts[family]
+        counts[key] = counts.get(key, 0) + amount
+
+    def observe(self, family: Family, key: tuple[Any, ...], value: float) -> None:
+        series = self._series[family]
+        tally = series.get(key)
+        if tally is None:
+            tally = series[key] = [0.0] * (len(family.buckets or ()) + 2)
+        tally[bisect_left(family.buckets or (), value)] += 1  # the first bound ≥ value
+        tally[-1] += value
+
+    def collect(self) -> Iterable[Metric]:
+        for family in HOT:
+            if family.buckets is None:
+                counter = CounterMetricFamily(
+                    family.name, family.documentation, labels=family.labels
+                )
+                for key, total in self._counts[family].items():
+                    counter.add_metric([str(v) for v in key], float(total))
+                yield counter
+                continue
+            histogram = HistogramMetricFamily(
+                family.name, family.documentation, labels=family.labels
+            )
+            # As prometheus_client writes its own bounds ("+Inf" for the last).
+            bounds = [floatToGoString(b) for b in (*family.buckets, float("inf"))]  # type: ignore[no-untyped-call]
+            for key, tally in self._series[family].items():
+                cumulative, buckets = 0.0, []
+                for bound, count in zip(bounds, tally, strict=False):
+                    cumulative += count
+                    buckets.append((bound, cumulative))
+                histogram.add_metric([str(v) for v in key], buckets, tally[-1])
+            yield histogram
+
+
 class Metrics:
     """Every family a server records. `watch(request)` starts a metered call's Watch, traced
     when `tracing` is set; the other methods are what the rest of the server records."""
@@ -54,59 +223,17 @@ class Metrics:
         # reads those (exposition), so the families are registered nowhere.
         self._registry = None if multiprocess_dir else CollectorRegistry()
         r = self._registry
-        self.requests = Counter(
-            "bytespike_requests",
-            "Metered calls answered, by route, model (empty until the call named a catalog "
-            "model), HTTP status and refusal reason (empty when not refused).",
-            ("route", "model", "status", "reason"),
-            registry=r,
-        )
-        self.added_latency = Histogram(
-            "bytespike_added_latency_seconds",
-            "The gateway's own time in a call that reached the upstream: from arrival to "
-            "settlement, less the upstream call.",
-            ("route",),
-            buckets=ADDED_BUCKETS,
-            registry=r,
-        )
-        self.upstream_latency = Histogram(
-            "bytespike_upstream_latency_seconds",
-            "The upstream call: from sending it to its whole answer (a stream: its last event).",
-            ("model", "stream"),
-            buckets=UPSTREAM_BUCKETS,
-            registry=r,
-        )
-        self.tokens = Counter(
-            "bytespike_settled_tokens",
-            "Tokens settled (billed), by model and kind (input, which includes cached input; "
-            "output).",
-            ("model", "kind"),
-            registry=r,
-        )
-        self.micros = Counter(
-            "bytespike_settled_microdollars",
-            "Money charged at settlement, in micro-dollars, by model.",
-            ("model",),
-            registry=r,
-        )
-        self.settlements = Counter(
-            "bytespike_settlements",
-            "Calls settled, by model and usage-record status (ok, client_closed, "
-            "upstream_error, timeout, unavailable, malformed).",
-            ("model", "status"),
-            registry=r,
-        )
+        self._record: _Children | _Tallies
+        if r is None:
+            self._record = _Children()
+        else:
+            self._record = tallies = _Tallies()
+            r.register(tallies)
         self.webhook_attempts = Counter(
             "bytespike_webhook_attempts",
             "Webhook delivery attempts by outcome: succeeded, retrying (failed, tried again "
             "later) or failed (failed, no attempt left).",
             ("outcome",),
-            registry=r,
-        )
-        self.batch_size = Histogram(
-            "bytespike_group_commit_batch_size",
-            "Write operations committed together in one group-commit transaction.",
-            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.deployment_up = Gauge(
@@ -116,12 +243,6 @@ class Metrics:
             ("model", "deployment"),
             registry=r,
             multiprocess_mode="livemin",
-        )
-        self.upstream_attempts = Counter(
-            "bytespike_upstream_attempts",
-            "Upstream attempts by model, deployment and outcome (ok, or the failure).",
-            ("model", "deployment", "outcome"),
-            registry=r,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
 
@@ -142,7 +263,8 @@ class Metrics:
         return self.tracing.watch(self, path, request)
 
     def _child(self, key: tuple[Any, ...]) -> Any:
-        """The child of family `key[0]` labelled `key[1:]`: one tuple, one dict lookup."""
+        """The child of family `key[0]` labelled `key[1:]` (the families off the request
+        path, always prometheus_client's)."""
         child = self._children.get(key)
         if child is None:
             family: MetricWrapperBase = key[0]
@@ -150,24 +272,25 @@ class Metrics:
         return child
 
     def answered(self, route: str, model: str, status: int, reason: str) -> None:
-        self._child((self.requests, route, model, status, reason)).inc()
+        self._record.add(REQUESTS, (route, model, status, reason), 1)
 
     def timed(self, route: str, model: str, stream: bool, added: float, upstream: float) -> None:
         """A call that reached the upstream: the gateway's time and the upstream's."""
-        self._child((self.added_latency, route)).observe(added)
-        self._child((self.upstream_latency, model, "true" if stream else "false")).observe(upstream)
+        self._record.observe(ADDED_LATENCY, (route,), added)
+        self._record.observe(UPSTREAM_LATENCY, (model, "true" if stream else "false"), upstream)
 
     def settled(self, model: str, status: str, usage: Usage | None, charged: int) -> None:
-        self._child((self.settlements, model, status)).inc()
+        record = self._record
+        record.add(SETTLEMENTS, (model, status), 1)
         if usage is not None:
-            self._child((self.tokens, model, "input")).inc(usage.input_tokens)
-            self._child((self.tokens, model, "output")).inc(usage.output_tokens)
+            record.add(TOKENS, (model, "input"), usage.input_tokens)
+            record.add(TOKENS, (model, "output"), usage.output_tokens)
         if charged:
-            self._child((self.micros, model)).inc(charged)
+            record.add(MICROS, (model,), charged)
 
     def batched(self, size: int) -> None:
         """A group-commit batch of `size` operations committed (db/batch.py)."""
-        self.batch_size.observe(size)
+        self._record.observe(BATCH_SIZE, (), size)
 
     def webhook_attempted(self, outcome: str) -> None:
         self._child((self.webhook_attempts, outcome)).inc()
@@ -179,7 +302,7 @@ class Metrics:
 
     def upstream_attempted(self, model: str, deployment: str, outcome: str) -> None:
         """One attempt at one deployment; `outcome`: "ok" or a bounded failure kind."""
-        self._child((self.upstream_attempts, model, deployment, outcome)).inc()
+        self._record.add(UPSTREAM_ATTEMPTS, (model, deployment, outcome), 1)
 
     def exposition(self) -> bytes:
         """This server's families in Prometheus' text format (every worker's, summed)."""
