@@ -268,21 +268,47 @@ class _Writer:
 
 def _run(conn: Connection, batch: list[Operation[Any]], *, begin: bool = False) -> list[Outcome]:
     """The batch in one transaction; `begin`: the connection has no BEGIN hook, so issue it."""
-    outcomes: list[Outcome] = []
     raw = conn.connection.driver_connection
     assert raw is not None
+    if begin:
+        return _run_on_driver(conn, raw, batch)
     with conn.begin():
-        if begin:
-            raw.execute("BEGIN IMMEDIATE")
-        adapter = SyncConnection(conn, _direct(conn, raw))
-        for op in batch:
-            mark = adapter.mark()
-            try:
-                outcomes.append((_drive(op, adapter), None))
-            except BytespikeError as refused:
-                adapter.drop_since(mark)
-                outcomes.append((None, refused))
-        _drive(lambda _conn: adapter.write_later(), adapter)
+        return _drive_batch(conn, raw, batch)
+
+
+def _run_on_driver(conn: Connection, raw: Any, batch: list[Operation[Any]]) -> list[Outcome]:
+    """The batch in a transaction begun and ended on the driver itself: the metered path's
+    statements all run there (db/direct.py), so SQLAlchemy's transaction bookkeeping would
+    be all there is of it. A statement that is not hot goes through SQLAlchemy, which then
+    begins its own transaction (a no-op on the driver, which is in ours): ending that one
+    ends ours."""
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes = _drive_batch(conn, raw, batch)
+        if conn.in_transaction():
+            conn.commit()
+        else:
+            raw.commit()
+    except BaseException:
+        if conn.in_transaction():
+            conn.rollback()
+        elif raw.in_transaction:  # a failed COMMIT can leave it open
+            raw.rollback()
+        raise
+    return outcomes
+
+
+def _drive_batch(conn: Connection, raw: Any, batch: list[Operation[Any]]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    adapter = SyncConnection(conn, _direct(conn, raw))
+    for op in batch:
+        mark = adapter.mark()
+        try:
+            outcomes.append((_drive(op, adapter), None))
+        except BytespikeError as refused:
+            adapter.drop_since(mark)
+            outcomes.append((None, refused))
+    _drive(lambda _conn: adapter.write_later(), adapter)
     return outcomes
 
 
