@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -43,21 +43,36 @@ def is_hot(statement: Any) -> bool:
     return id(statement) in _HOT
 
 
-@dataclass(frozen=True, slots=True)
 class _Plan:
-    sql: str
-    # Per placeholder, in order (`?` repeats a name, `$n` not): its parameter's name and
-    # bind processor, if the type has one.
-    steps: Sequence[tuple[str, Processor | None]]
-    defaults: dict[str, Any]  # literal values SQLAlchemy bound itself (e.g. the 0 of `>= 0`)
+    """A compiled statement and how to turn a parameter dict into its positional arguments:
+    the values fetched by name in one C call (`?` repeats a name, `$n` not), then the few
+    positions whose type has a bind processor (datetimes, say) processed."""
 
-    def arguments(self, params: dict[str, Any]) -> list[Any]:
-        values = {**self.defaults, **params} if self.defaults else params
-        return [
-            value if process is None or value is None else process(value)
-            for name, process in self.steps
-            for value in (values[name],)
-        ]
+    __slots__ = ("_fetch", "_processed", "defaults", "sql")
+
+    def __init__(
+        self, sql: str, steps: Sequence[tuple[str, Processor | None]], defaults: dict[str, Any]
+    ) -> None:
+        self.sql = sql
+        self.defaults = defaults  # literal values SQLAlchemy bound itself (the 0 of `>= 0`)
+        names = [name for name, _ in steps]
+        fetch = itemgetter(*names) if names else (lambda _values: ())
+        # itemgetter of one name gives the value, not a 1-tuple.
+        self._fetch: Callable[[dict[str, Any]], Any] = (
+            (lambda values: (fetch(values),)) if len(names) == 1 else fetch
+        )
+        self._processed = [(i, process) for i, (_, process) in enumerate(steps) if process]
+
+    def arguments(self, params: dict[str, Any]) -> Sequence[Any]:
+        values = self._fetch({**self.defaults, **params} if self.defaults else params)
+        if not self._processed:
+            return values  # type: ignore[no-any-return]
+        arguments = list(values)
+        for i, process in self._processed:
+            value = arguments[i]
+            if value is not None:
+                arguments[i] = process(value)
+        return arguments
 
 
 def _plan(statement: Any, params: dict[str, Any], dialect: Dialect) -> _Plan:
@@ -92,12 +107,21 @@ class _SqliteDateTime:
 
     __slots__ = ("_fallback",)
 
+    # The last datetime written and its text, as one tuple (so a thread reads a matching
+    # pair): a call stores the same `now` in several rows, whose statements each have
+    # their own processor.
+    _last: tuple[datetime | None, str] = (None, "")
+
     def __init__(self, fallback: Processor) -> None:
         self._fallback = fallback
 
     def __call__(self, value: Any) -> Any:
         if type(value) is datetime:
-            return value.isoformat(" ", "microseconds")[:26]
+            last, text = _SqliteDateTime._last
+            if value is not last:
+                text = value.isoformat(" ", "microseconds")[:26]
+                _SqliteDateTime._last = (value, text)
+            return text
         return self._fallback(value)
 
 
