@@ -17,6 +17,7 @@ many as the request's search tools allow (`Reach`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -44,6 +45,10 @@ class TooDeep(ValueError):
     """The body nests deeper than MAX_DEPTH."""
 
 
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def input_bound(body: dict[str, Any]) -> int:
     """Upper bound of the prompt's tokens for a request body of any client API: every byte of
     it counts (a token is at least one UTF-8 byte of what the model reads, and the model
@@ -55,26 +60,36 @@ def input_bound(body: dict[str, Any]) -> int:
     tokens = REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * count
     if body.get("tools") or body.get("functions"):
         tokens += TOOLS_OVERHEAD_TOKENS
-    # (value, depth, whether its text counts): an image's data is walked for depth only.
+    # (container, depth, whether its text counts): an image's data is walked for depth
+    # only. Strings, most of a body, are counted where they are met, never stacked; an
+    # ASCII string's length is its UTF-8 length (and asking is O(1) in CPython).
     stack: list[tuple[Any, int, bool]] = [(body, 1, True)]
     while stack:
         value, depth, counts = stack.pop()
-        if isinstance(value, str):
-            tokens += len(value.encode("utf-8", "surrogatepass")) if counts else 0
-            continue
         if depth > MAX_DEPTH:
             raise TooDeep(f"the request nests deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
             kind = value.get("type")
             image = counts and isinstance(kind, str) and kind in _IMAGE_TYPES
+            inner = counts and not image
             tokens += IMAGE_TOKENS if image else 0
-            for key, item in value.items():
-                tokens += len(str(key).encode("utf-8", "surrogatepass")) if counts else 0
-                stack.append((item, depth + 1, counts and not image))
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1, counts) for item in value)
-        elif counts:  # numbers, booleans, null: at most one token per character of their JSON
-            tokens += len(str(value))
+            items: Iterable[Any] = value.values()
+            if counts:
+                for key in value:
+                    key = key if type(key) is str else str(key)
+                    tokens += len(key) if key.isascii() else _utf8_length(key)
+        else:
+            items, inner = value, counts
+        for item in items:
+            if isinstance(item, str):
+                if inner:
+                    tokens += len(item) if item.isascii() else _utf8_length(item)
+            elif isinstance(item, dict | list):
+                stack.append((item, depth + 1, inner))
+            elif depth >= MAX_DEPTH:  # a scalar one level past the limit is too deep too
+                raise TooDeep(f"the request nests deeper than {MAX_DEPTH} levels")
+            elif inner:  # numbers, booleans, null: at most one token per character of JSON
+                tokens += len(str(item))
     return tokens
 
 

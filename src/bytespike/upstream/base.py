@@ -209,6 +209,8 @@ def tokens(usage: JSONObject, key: str) -> int:
     value = usage.get(key)
     if value is None:
         return 0
+    if type(value) is int and value >= 0:  # the common case: one check
+        return value
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise UpstreamMalformed(f"the upstream reported {key} as {str(value)[:40]!r}")
     return value
