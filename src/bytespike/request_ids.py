@@ -4,8 +4,8 @@ its audit entries, so a client's complaint finds everything the request did.
 A client's own `x-request-id` is kept when it looks like one (letters, digits and
 `._:-`, at most 64 characters); anything else is replaced, never echoed, since a header
 value goes into logs and the database. Every response carries it as `x-request-id`; those
-of Anthropic's routes (`/v1/messages...`, or any request with an `anthropic-version`
-header) also as `request-id`, where the anthropic SDKs read it.
+of Anthropic's routes (`/v1/messages` and below: api/paths.py), or of any request with an
+`anthropic-version` header, also as `request-id`, where the anthropic SDKs read it.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar, Token
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bytespike import uniques
+from bytespike.api import paths
 
 HEADER = "x-request-id"
+_HEADER = HEADER.encode()
 _SAFE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _current: ContextVar[str | None] = ContextVar("bytespike_request_id", default=None)
 
@@ -37,19 +38,23 @@ def current() -> str | None:
     return _current.get()
 
 
-def _anthropic(scope: Scope, headers: Headers) -> bool:
-    path: str = scope["path"]
-    return path.startswith("/v1/messages") or "anthropic-version" in headers
-
-
 def name(scope: Scope) -> tuple[str, list[tuple[bytes, bytes]]]:
     """The request's id, put in its scope's state, and the headers that carry it out."""
-    headers = Headers(scope=scope)
-    request_id = accepted(headers.get(HEADER))
+    # One pass over the raw headers, whose names ASGI servers give in lower case: this runs
+    # for every metered call (proxy/hot.py), where a Headers view would decode them all.
+    given: str | None = None
+    anthropic = paths.client_api(scope["path"]) == "anthropic"
+    for key, value in scope["headers"]:
+        if key == _HEADER and given is None:
+            given = value.decode("latin-1")
+        elif key == b"anthropic-version":
+            anthropic = True
+    request_id = accepted(given)
     scope.setdefault("state", {})["request_id"] = request_id
-    raw = [(HEADER.encode(), request_id.encode())]
-    if _anthropic(scope, headers):
-        raw.append((b"request-id", request_id.encode()))
+    encoded = request_id.encode()
+    raw = [(_HEADER, encoded)]
+    if anthropic:
+        raw.append((b"request-id", encoded))
     return request_id, raw
 
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from bytespike.api import paths
 from bytespike.api.responses import JSON
 from bytespike.errors import STATUS_TYPES, BytespikeError
 from bytespike.proxy import errors as model_api
@@ -73,16 +74,16 @@ async def _http(request: Request, exc: Exception) -> JSON:
 
 
 def _model_api_envelope(path: str) -> Callable[[Failure, None], JSON] | None:
-    """The error envelope of the client API a path belongs to (None: not a model API's):
-    Gemini's under /v1beta/ and for /v1/models/{model}:{method}, Anthropic's under
-    /v1/messages, OpenAI's for the rest of /v1/."""
-    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
-        return gemini_errors.response
-    if path == "/v1/messages" or path.startswith("/v1/messages/"):
-        return model_api.anthropic_response
-    if path.startswith("/v1/"):
-        return model_api.openai_response
-    return None
+    """The error envelope of the client API a path belongs to (None: not a model API's)."""
+    api = paths.client_api(path)
+    return None if api is None else _ENVELOPES[api]
+
+
+_ENVELOPES: dict[paths.ClientApi, Callable[[Failure, None], JSON]] = {
+    "gemini": gemini_errors.response,
+    "anthropic": model_api.anthropic_response,
+    "openai": model_api.openai_response,
+}
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSON:
