@@ -142,21 +142,27 @@ class _Children:
                     registry=None,
                 )
             self._families[family] = made
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, family: Family, key: tuple[Any, ...]) -> Any:
-        """The child of `family` labelled `key`: one dict lookup once made."""
-        child = self._children.get((family, key))
-        if child is None:
-            made = self._families[family]
-            child = self._children[family, key] = made.labels(*key) if key else made
-        return child
+        self._children = _Labelled()
 
     def add(self, family: Family, key: tuple[Any, ...], amount: float) -> None:
-        self._child(family, key).inc(amount)
+        self._children.child(self._families[family], key).inc(amount)
 
     def observe(self, family: Family, key: tuple[Any, ...], value: float) -> None:
-        self._child(family, key).observe(value)
+        self._children.child(self._families[family], key).observe(value)
+
+
+class _Labelled:
+    """prometheus_client's labelled children, each made once per metric and label values
+    and then found with one dict lookup, without the library's label checks."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[MetricWrapperBase, tuple[Any, ...]], Any] = {}
+
+    def child(self, metric: MetricWrapperBase, labels: tuple[Any, ...]) -> Any:
+        child = self._made.get((metric, labels))
+        if child is None:
+            child = self._made[metric, labels] = metric.labels(*labels) if labels else metric
+        return child
 
 
 class _Tallies(Collector):
@@ -244,7 +250,7 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemin",
         )
-        self._children: dict[tuple[Any, ...], Any] = {}
+        self._children = _Labelled()  # the families off the request path's children
 
     @classmethod
     def build(cls, tracing: Tracing | None = None) -> Metrics:
@@ -261,15 +267,6 @@ class Metrics:
         if self.tracing is None:
             return Watch(self, path)
         return self.tracing.watch(self, path, request)
-
-    def _child(self, key: tuple[Any, ...]) -> Any:
-        """The child of family `key[0]` labelled `key[1:]` (the families off the request
-        path, always prometheus_client's)."""
-        child = self._children.get(key)
-        if child is None:
-            family: MetricWrapperBase = key[0]
-            child = self._children[key] = family.labels(*key[1:])
-        return child
 
     def answered(self, route: str, model: str, status: int, reason: str) -> None:
         self._record.add(REQUESTS, (route, model, status, reason), 1)
@@ -293,12 +290,12 @@ class Metrics:
         self._record.observe(BATCH_SIZE, (), size)
 
     def webhook_attempted(self, outcome: str) -> None:
-        self._child((self.webhook_attempts, outcome)).inc()
+        self._children.child(self.webhook_attempts, (outcome,)).inc()
 
     def deployment_state(self, model: str, deployment: str, *, up: bool) -> None:
         """Where a deployment's circuit breaker records its state: call it on every change
         (and once per deployment at start, so a healthy one shows as 1)."""
-        self._child((self.deployment_up, model, deployment)).set(1 if up else 0)
+        self._children.child(self.deployment_up, (model, deployment)).set(1 if up else 0)
 
     def upstream_attempted(self, model: str, deployment: str, outcome: str) -> None:
         """One attempt at one deployment; `outcome`: "ok" or a bounded failure kind."""
