@@ -9,6 +9,7 @@ from typing import Any
 
 from procstat import Machine
 from results import (
+    BY_ROUND,
     COMPARED,
     TITLES,
     Comparison,
@@ -150,13 +151,12 @@ def _comparison_header(rounds: bool) -> str:
         cells += [f"base {label}", f"cur {label}", "ratio"]
     cells.append("errors base / cur")
     if rounds:
-        cells += [f"{label} ratio by round" for key, label in COMPARED if key in ROUNDS]
+        cells += [f"{label} ratio by round" for key, label in COMPARED if key in BY_ROUND]
     aligns = ["---", "---", "--:"] + ["--:"] * (len(cells) - 3)
     return "| " + " | ".join(cells) + " |\n|" + "|".join(aligns) + "|\n"
 
 
 DIGITS = {"rps": 0, "cpu_ms_per_request": 3, "postgres_cpu_ms_per_request": 3}
-ROUNDS = ("rps", "cpu_ms_per_request")  # results.compare's ratios by round
 
 
 def _comparison_row(title: str, comparison: Comparison) -> str:
@@ -166,7 +166,7 @@ def _comparison_row(title: str, comparison: Comparison) -> str:
         cells += [_num(pair.baseline, digits), _num(pair.current, digits), _num(pair.ratio)]
     cells.append(" / ".join(_num(e, 0) for e in comparison.errors))
     if comparison.rounds:
-        cells += [" ".join(_num(r) for r in comparison.rounds[key]) for key in ROUNDS]
+        cells += [" ".join(_num(r) for r in comparison.rounds[key]) for key in BY_ROUND]
     return "| " + " | ".join(cells) + " |\n"
 
 

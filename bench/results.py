@@ -10,6 +10,7 @@ They are reported, never asserted: one run on a noisy machine is a sample.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,14 @@ COMPARED = (
 )
 
 
+# What the comparison also gives round by round (with --repeat): each round's cur / base,
+# read off the two runs of that round.
+BY_ROUND: dict[str, Callable[[Measurement], float | None]] = {
+    "rps": lambda run: float(run.load["rps"]),
+    "cpu_ms_per_request": lambda run: run.cpu_ms_per_request,
+}
+
+
 def _compared_values(row: Row) -> dict[str, float | None]:
     if row.gateway is None:
         return dict.fromkeys(key for key, _ in COMPARED)
@@ -239,13 +248,9 @@ def compare(base: Row, row: Row) -> Comparison:
     metrics = {key: Pair(baseline[key], current[key]) for key, _ in COMPARED}
     rounds: dict[str, tuple[float, ...]] = {}
     if len(row.rounds) > 1 and len(base.rounds) == len(row.rounds):
-        paired = list(zip(base.rounds, row.rounds, strict=True))
-        rounds["rps"] = tuple(c.load["rps"] / b.load["rps"] for b, c in paired if b.load["rps"])
-        rounds["cpu_ms_per_request"] = tuple(
-            c.cpu_ms_per_request / b.cpu_ms_per_request
-            for b, c in paired
-            if b.cpu_ms_per_request and c.cpu_ms_per_request is not None
-        )
+        for key, read in BY_ROUND.items():
+            pairs = ((read(b), read(c)) for b, c in zip(base.rounds, row.rounds, strict=True))
+            rounds[key] = tuple(c / b for b, c in pairs if b and c is not None)
     errors = (_errors(base), _errors(row))
     return Comparison(row.mode, row.concurrency, metrics, errors, rounds)
 

@@ -212,11 +212,17 @@ def bench_rows(opts: Options, upstream: Service, up: Gateway | None) -> Iterator
     for case in todo:
         direct = directs.run(case)
         runs = [run_once(opts, case, up) for _ in range(opts.repeat)] if up else []
-        through = median_of(runs) if runs else None
-        rounds = tuple(runs) if len(runs) > 1 else ()
-        row = results.Row(case.mode, case.concurrency, direct, through, case.model, rounds)
+        row = _row(case, direct, runs)
         log(_progress(row))
         yield row
+
+
+def _row(case: Case, direct: Measurement, runs: list[Measurement]) -> results.Row:
+    """A case's row: its gateway figures the median of its runs (none: a direct-only row),
+    and the runs themselves when there were several (--repeat)."""
+    through = median_of(runs) if runs else None
+    rounds = tuple(runs) if len(runs) > 1 else ()
+    return results.Row(case.mode, case.concurrency, direct, through, case.model, rounds)
 
 
 def _progress(row: results.Row) -> str:
@@ -252,7 +258,7 @@ def _compared_progress(rows: dict[str, results.Row]) -> str:
         f" | {label} cur/base {_ratio(compared.metrics[key].ratio)}"
         + (f" (rounds {' '.join(map(_ratio, compared.rounds[key]))})" if compared.rounds else "")
         for key, label in results.COMPARED
-        if key in ("rps", "cpu_ms_per_request")
+        if key in results.BY_ROUND
     )
 
 
@@ -348,17 +354,7 @@ def compared_rows(
         for round_ in range(opts.repeat):
             for up in gateways if (turn + round_) % 2 == 0 else gateways[::-1]:
                 runs[up.code.side].append(run_once(opts, case, up))
-        rows = {
-            side: results.Row(
-                case.mode,
-                case.concurrency,
-                direct,
-                median_of(runs[side]),
-                case.model,
-                tuple(runs[side]) if opts.repeat > 1 else (),
-            )
-            for side in ("baseline", "current")
-        }
+        rows = {side: _row(case, direct, runs[side]) for side in ("baseline", "current")}
         log(_compared_progress(rows))
         yield rows
 
