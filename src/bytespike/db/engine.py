@@ -109,6 +109,8 @@ class Database:
         # PostgreSQL's group-commit writer drives its transactions on the driver itself
         # (`batch`): SQLAlchemy, in autocommit mode there, issues no BEGIN or COMMIT of its own.
         self._batcher: AsyncEngine | None = None
+        self._idle_batch: tuple[AsyncConnection, Any] | None = None  # see `batch`
+        self._closing = False
         if not self.is_sqlite:
             self._batcher = create_async_engine(
                 driver_url,
@@ -133,18 +135,29 @@ class Database:
     async def batch(self) -> AsyncIterator[tuple[AsyncConnection, Any]]:
         """PostgreSQL: a SQLAlchemy connection in autocommit mode and the asyncpg connection
         under it, for db/batch.py, which begins and commits its transactions on asyncpg (a
-        round trip each, and no greenlet hop for the statements it runs there itself)."""
+        round trip each, and no greenlet hop for the statements it runs there itself).
+
+        The connection a batch ended with cleanly is kept for the next one instead of going
+        back to the pool: a checkout and its return cost more Python than a small batch's
+        own statements. One is kept at most; a batch that fails drops its connection."""
         if self._batcher is None:
             raise RuntimeError("batch() is for PostgreSQL; SQLite batches run in db/batch.py")
         with outage.guarded():  # the statements run on asyncpg raise its own exceptions
-            async with self._batcher.connect() as conn:
-                raw = (await conn.get_raw_connection()).driver_connection
-                try:
-                    yield conn, raw
-                except BaseException:
-                    # Whatever state the driver is in now, it does not go back to the pool.
-                    await conn.invalidate()
-                    raise
+            held, self._idle_batch = self._idle_batch, None
+            if held is None:
+                conn = await self._batcher.connect()
+                held = (conn, (await conn.get_raw_connection()).driver_connection)
+            try:
+                yield held
+            except BaseException:
+                # Whatever state the driver is in now, it does not go back to the pool.
+                await held[0].invalidate()
+                await held[0].close()
+                raise
+            if self._idle_batch is None and not self._closing:
+                self._idle_batch = held
+            else:
+                await held[0].close()
 
     @property
     def dialect(self) -> Dialect:
@@ -162,6 +175,10 @@ class Database:
                 yield conn
 
     async def close(self) -> None:
+        self._closing = True
+        held, self._idle_batch = self._idle_batch, None
+        if held is not None:
+            await held[0].close()
         await self._writer.dispose()
         if self._batcher is not None:
             await self._batcher.dispose()
