@@ -40,15 +40,13 @@ def current() -> str | None:
 
 def name(scope: Scope) -> tuple[str, list[tuple[bytes, bytes]]]:
     """The request's id, put in its scope's state, and the headers that carry it out."""
-    # One pass over the raw headers, whose names ASGI servers give in lower case: this runs
-    # for every metered call (proxy/hot.py), where a Headers view would decode them all.
-    given: str | None = None
-    anthropic = paths.client_api(scope["path"]) == "anthropic"
-    for key, value in scope["headers"]:
-        if key == _HEADER and given is None:
-            given = value.decode("latin-1")
-        elif key == b"anthropic-version":
-            anthropic = True
+    # The raw headers, whose names ASGI servers give in lower case, as a dict made in C (the
+    # first of a repeated name wins): this runs for every metered call (proxy/hot.py), where
+    # a Headers view would decode them all, and a loop in Python costs more than the dict.
+    headers = dict(reversed(scope["headers"]))
+    raw_id = headers.get(_HEADER)
+    given = None if raw_id is None else raw_id.decode("latin-1")
+    anthropic = b"anthropic-version" in headers or paths.client_api(scope["path"]) == "anthropic"
     request_id = accepted(given)
     scope.setdefault("state", {})["request_id"] = request_id
     encoded = request_id.encode()

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.db import outage
-from bytespike.db.direct import Direct, PgDirect, Plans, is_hot
+from bytespike.db.direct import HOT, Direct, PgDirect, Plans
 from bytespike.db.engine import Database, sqlite_pragmas
 from bytespike.errors import BytespikeError
 
@@ -95,7 +95,7 @@ class SyncConnection(Later):
         self.dialect = conn.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        if isinstance(parameters, dict) and is_hot(statement):
+        if isinstance(parameters, dict) and id(statement) in HOT:
             return self._direct.execute(statement, parameters)
         return self._conn.execute(statement, parameters)
 
@@ -112,7 +112,7 @@ class AsyncDirectConnection(Later):
         self.dialect = conn.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        if isinstance(parameters, dict) and is_hot(statement):
+        if isinstance(parameters, dict) and id(statement) in HOT:
             return await self._direct.execute(statement, parameters)
         return await self._conn.execute(statement, parameters)
 

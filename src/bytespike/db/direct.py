@@ -29,18 +29,19 @@ S = TypeVar("S", bound=sa.Executable)
 Processor = Callable[[Any], Any]
 
 # The hot statements by id, kept alive here so that no other statement ever takes an id of
-# theirs. One dict lookup: this runs for every statement a batch executes.
-_HOT: dict[int, Any] = {}
+# theirs. One dict lookup: this runs for every statement a batch executes (db/batch.py looks
+# it up itself, `id(statement) in HOT`, sparing a call).
+HOT: dict[int, Any] = {}
 
 
 def hot(statement: S) -> S:
     """Mark a statement built once at import for the group-commit writer's direct path."""
-    _HOT[id(statement)] = statement
+    HOT[id(statement)] = statement
     return statement
 
 
 def is_hot(statement: Any) -> bool:
-    return id(statement) in _HOT
+    return id(statement) in HOT
 
 
 class _Plan:
@@ -125,19 +126,19 @@ class _SqliteDateTime:
         return self._fallback(value)
 
 
-class Rows:
-    """The result calls the hot statements' callers make, over fetched rows."""
+class Rows(list[Sequence[Any]]):
+    """The fetched rows, with the result calls the hot statements' callers make. A list, so
+    that making one from the driver's rows runs no Python."""
 
-    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
-        self._rows = rows
+    __slots__ = ()
 
     def one(self) -> tuple[Any, ...]:
-        if len(self._rows) != 1:
-            raise sa.exc.NoResultFound() if not self._rows else sa.exc.MultipleResultsFound()
-        return tuple(self._rows[0])
+        if len(self) != 1:
+            raise sa.exc.NoResultFound() if not self else sa.exc.MultipleResultsFound()
+        return tuple(self[0])
 
     def one_or_none(self) -> tuple[Any, ...] | None:
-        return None if not self._rows else self.one()
+        return None if not self else self.one()
 
     def scalar_one(self) -> Any:
         return self.one()[0]
@@ -149,13 +150,15 @@ class Plans:
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self._plans: dict[tuple[int, tuple[str, ...]], _Plan] = {}
+        # By statement id and parameter names; `Direct` reads it itself, sparing a call
+        # per statement.
+        self.compiled: dict[tuple[int, tuple[str, ...]], _Plan] = {}
 
     def get(self, statement: Any, params: dict[str, Any]) -> _Plan:
         key = (id(statement), tuple(params))
-        plan = self._plans.get(key)
+        plan = self.compiled.get(key)
         if plan is None:
-            plan = self._plans[key] = _plan(statement, params, self._dialect)
+            plan = self.compiled[key] = _plan(statement, params, self._dialect)
         return plan
 
 
@@ -165,11 +168,14 @@ class Direct:
     def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
         self._raw = raw
         self._plans = Plans(dialect)
+        self._compiled = self._plans.compiled
 
     def execute(self, statement: Any, params: dict[str, Any]) -> Rows:
-        plan = self._plans.get(statement, params)
+        plan = self._compiled.get((id(statement), tuple(params)))  # as Plans.get keys it
+        if plan is None:
+            plan = self._plans.get(statement, params)
         cursor = self._raw.execute(plan.sql, plan.arguments(params))
-        return Rows(cursor.fetchall() if cursor.description else [])
+        return Rows(cursor.fetchall() if cursor.description else ())
 
 
 class PgDirect:
