@@ -211,7 +211,8 @@ ROUND_NOTE = (
 
 def _target(target: Target) -> str:
     verdict = {True: "pass", False: "**FAIL**", None: "not measured"}[target.passed]
-    cells = [target.database, target.name, target.limit, _num(target.measured), verdict]
+    measured = _num(target.measured, target.digits)
+    cells = [target.database, target.name, target.limit, measured, verdict]
     return "| " + " | ".join(cells) + " |\n"
 
 

@@ -85,6 +85,7 @@ class Target:
     measured: float | None
     limit: str
     passed: bool | None  # None: not measured
+    digits: int = 2  # decimals the report shows of `measured`
 
 
 def targets(result: DatabaseResult) -> list[Target]:
@@ -112,6 +113,7 @@ def targets(result: DatabaseResult) -> list[Target]:
             rps,
             f"≥ {RPS_FLOOR:,.0f}/s",
             None if rps is None else rps >= RPS_FLOOR,
+            digits=0,  # a median of rounds' rates has decimals that mean nothing
         )
     )
     peak = result.peak_rss_mb
