@@ -146,13 +146,20 @@ class Database:
             held, self._idle_batch = self._idle_batch, None
             if held is None:
                 conn = await self._batcher.connect()
-                held = (conn, (await conn.get_raw_connection()).driver_connection)
+                try:
+                    held = (conn, (await conn.get_raw_connection()).driver_connection)
+                except BaseException:
+                    await conn.close()
+                    raise
             try:
                 yield held
             except BaseException:
-                # Whatever state the driver is in now, it does not go back to the pool.
-                await held[0].invalidate()
-                await held[0].close()
+                # Whatever state the driver is in now, it does not go back to the pool; and
+                # its pool slot is given back even if invalidating fails too.
+                try:
+                    await held[0].invalidate()
+                finally:
+                    await held[0].close()
                 raise
             if self._idle_batch is None and not self._closing:
                 self._idle_batch = held
