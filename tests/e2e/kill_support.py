@@ -29,7 +29,7 @@ from bytespike.context import Context
 from bytespike.db.engine import Database
 from bytespike.upstream.base import Usage
 from bytespike.usage.tables import usage_records
-from tests.e2e.test_graceful_stop import MODEL, assert_books_closed
+from tests.e2e.serve_process import MODEL, assert_books_closed
 from tests.factories import make_key, make_user, top_up, wallet_of
 from tests.fakes import openai as openai_fake
 from tests.fakes.base import FakeUpstream, Script

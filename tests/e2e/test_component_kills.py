@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from bytespike.context import Context
 from bytespike.money import parse_usd
 from bytespike.usage.tables import usage_records
+from tests.database_faults import Relay, terminate_other_backends
 from tests.e2e.gateway_support import gateway, upstreams
 from tests.e2e.kill_support import (
     SHORT_HOLDS,
@@ -53,9 +54,8 @@ from tests.e2e.kill_support import (
     reply_dropping,
     strike_point,
 )
-from tests.e2e.test_graceful_stop import gateway_env, gateway_process
+from tests.e2e.serve_process import gateway_env, gateway_process
 from tests.factories import make_key, top_up
-from tests.integration.test_database_outage import Relay, terminate_other_backends
 from tests.processes import clean_env
 from tests.services import REDIS_URL, require
 

@@ -23,60 +23,27 @@ import pytest
 import sqlalchemy as sa
 
 from bytespike.billing import pricing
-from bytespike.billing.tables import holds
 from bytespike.context import Context
 from bytespike.keys import service as keys
 from bytespike.upstream.base import Usage
 from bytespike.usage.tables import usage_records
 from bytespike.webhooks import service as webhooks
 from bytespike.webhooks.tables import webhook_deliveries
-from tests.e2e.gateway_support import books_balance
+from tests.e2e.serve_process import (
+    MODEL,
+    assert_books_closed,
+    gateway_env,
+    gateway_process,
+    said,
+)
 from tests.factories import make_key, make_user, top_up, wallet_of
 from tests.fakes import openai as openai_fake
 from tests.fakes.base import FakeUpstream, Script
 from tests.integration.webhooks_support import receiving
-from tests.processes import BYTESPIKE, READY_SECONDS, clean_env, free_port
+from tests.processes import BYTESPIKE, READY_SECONDS, clean_env
 
-MODEL = "gpt-5-4"
 TEXT = "One two three four five six seven eight nine ten eleven twelve."
 STOP_SECONDS = 60  # a deadline for the process to exit, far past the grace periods used
-
-
-@asynccontextmanager
-async def gateway_process(
-    env: dict[str, str], logs: Path, *args: str
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """`bytespike serve *args` on a free port, started without blocking this loop (the fake
-    upstream runs on it); yields the process, once every worker is up, and its URL."""
-    port = free_port()
-    with (logs / "serve.log").open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            *(BYTESPIKE, "serve", "--host", "127.0.0.1", "--port", str(port), *args),
-            env=env,
-            cwd=logs,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
-        await _started(proc, logs / "serve.log", workers)
-        yield proc, f"http://127.0.0.1:{port}"
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
-async def _started(proc: asyncio.subprocess.Process, log: Path, workers: int) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while _said(log).count("Application startup complete.") < workers:
-        if proc.returncode is not None or time.monotonic() > deadline:
-            pytest.fail(f"bytespike serve did not start:\n{_said(log)}")
-        await asyncio.sleep(0.1)
-
-
-def _said(log: Path) -> str:
-    return log.read_text()
 
 
 async def refused(url: str) -> None:
@@ -98,17 +65,6 @@ async def refused(url: str) -> None:
 
 async def exit_code(proc: asyncio.subprocess.Process) -> int:
     return await asyncio.wait_for(proc.wait(), STOP_SECONDS)
-
-
-def gateway_env(db_url: str, fake: FakeUpstream, **settings: str) -> dict[str, str]:
-    return clean_env(
-        BYTESPIKE_DATABASE_URL=db_url,
-        BYTESPIKE_SECRET_KEY="test-secret-key",
-        BYTESPIKE_LOG_LEVEL="INFO",
-        OPENAI_BASE_URL=fake.url,
-        OPENAI_API_KEY="sk-upstream-openai",
-        **settings,
-    )
 
 
 async def funded_key(ctx: Context) -> tuple[str, int]:
@@ -151,22 +107,6 @@ async def usage_rows(ctx: Context) -> list[Any]:
         return list((await conn.execute(query.order_by(u.id))).all())
 
 
-async def assert_books_closed(ctx: Context, env: dict[str, str], wallet: int) -> int:
-    """No hold left pending, the wallet's books consistent, `ledger verify` clean; the
-    amount spent."""
-    async with ctx.db.read() as conn:
-        pending = sa.select(sa.func.count()).where(holds.c.status == "pending")
-        assert (await conn.execute(pending)).scalar_one() == 0
-    balances = await books_balance(ctx, wallet)
-    assert balances.held == 0
-    verify = await asyncio.create_subprocess_exec(
-        BYTESPIKE, "ledger", "verify", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await verify.communicate()
-    assert verify.returncode == 0, (out + err).decode()
-    return balances.spent
-
-
 @pytest.mark.parametrize("workers", ["1", "2"])
 async def test_a_stream_in_flight_at_sigterm_ends_whole_within_the_grace_period(
     ctx: Context, db_url: str, tmp_path: Path, workers: str
@@ -186,7 +126,7 @@ async def test_a_stream_in_flight_at_sigterm_ends_whole_within_the_grace_period(
             resume.set()
             async for chunk in stream:
                 text += "".join(c.delta.content or "" for c in chunk.choices)
-            assert await exit_code(proc) == 0, _said(tmp_path / "serve.log")
+            assert await exit_code(proc) == 0, said(tmp_path / "serve.log")
 
     assert text == TEXT
     entry = ctx.catalog.get(MODEL)
@@ -212,7 +152,7 @@ async def test_a_stream_still_running_past_the_grace_period_is_cut_and_settled(
             with pytest.raises((httpx.HTTPError, openai.APIError)):
                 async for chunk in stream:
                     text += "".join(c.delta.content or "" for c in chunk.choices)
-            assert await exit_code(proc) == 0, _said(tmp_path / "serve.log")
+            assert await exit_code(proc) == 0, said(tmp_path / "serve.log")
             # The gateway hung up on the upstream too (it stops generating).
             await asyncio.wait_for(fake.disconnected.wait(), STOP_SECONDS)
 

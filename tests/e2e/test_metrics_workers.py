@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from bytespike.billing import ledger
 from bytespike.usage.tables import usage_records
-from tests.e2e.test_serve_workers import (
+from tests.e2e.workers_support import (
     WORKERS,
     all_workers_up,
     answered_by,

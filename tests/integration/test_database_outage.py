@@ -16,20 +16,18 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from bytespike import catalog
 from bytespike.app import create_app
 from bytespike.context import Context
 from bytespike.db.batch import GroupCommit
-from bytespike.db.engine import Database, async_url
+from bytespike.db.engine import Database
 from bytespike.errors import ServiceUnavailable
 from bytespike.ratelimit.memory import MemoryRateLimiter
 from bytespike.settings import Settings
 from tests.conftest import ADMIN_TOKEN, FakeClock, _truncate
+from tests.database_faults import Relay, terminate_other_backends
 from tests.factories import make_key, make_user, top_up
-from tests.processes import free_port
 
 WELL_FORMED = "bsk-" + "A" * 43  # hashed and looked up: the lookup is what fails
 HI = {"model": "mock", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
@@ -140,53 +138,6 @@ async def test_a_sqlite_write_busy_past_its_timeout_is_503(sqlite_url: str) -> N
         other.close()
 
 
-class Relay:
-    """A TCP relay to PostgreSQL that a test can cut: its connections are dropped and its
-    port refuses new ones, as when the database host goes away, until it is resumed."""
-
-    def __init__(self, target_port: int) -> None:
-        self.port = free_port()
-        self._target_port = target_port
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    async def resume(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()
-        await self._server.wait_closed()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-        self._writers.clear()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
-        if self._server is None or not self._server.is_serving():
-            # Cut while this connection was being made (under load, it happens): it goes too.
-            writer.transport.abort()
-            up_writer.transport.abort()
-            return
-        self._writers |= {writer, up_writer}
-        pipes = [self._pipe(reader, up_writer), self._pipe(up_reader, writer)]
-        tasks = [asyncio.ensure_future(pipe) for pipe in pipes]
-        self._pipes.update(tasks)
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.transport.abort()
-
-
 async def _provisioned(url: str) -> str:
     """A funded key on `url`'s database, made through its own short-lived Database."""
     db = Database(url)
@@ -218,28 +169,6 @@ async def test_postgresql_lost_mid_life_is_503_on_every_route_then_recovers(
         for entry in KEY_CALLS:
             assert (await call(client, entry, key)).status_code == 200, entry
     await relay.cut()
-
-
-# Every connection to this test's own database but the asking one (the database is this
-# test session's, nobody else's); each terminated and waited for (PostgreSQL 14+: the
-# timeout, in ms, only bounds the wait), so none is still half-alive afterwards. A backend
-# listed may have exited by itself before its turn (under load, one the pool let go of):
-# then its termination is false.
-TERMINATE = sa.text(
-    "SELECT count(*), count(*) FILTER (WHERE pg_terminate_backend(pid, 60000))"
-    " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-)
-
-
-async def terminate_other_backends(url: str) -> tuple[int, int]:
-    """Terminate every other connection to `url`'s database: (listed, terminated)."""
-    engine = create_async_engine(async_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            listed, terminated = (await conn.execute(TERMINATE)).one()
-            return int(listed), int(terminated)
-    finally:
-        await engine.dispose()
 
 
 async def test_postgresql_backends_terminated_under_the_app_are_503_not_500(
