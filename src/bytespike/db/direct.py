@@ -29,8 +29,8 @@ S = TypeVar("S", bound=sa.Executable)
 Processor = Callable[[Any], Any]
 
 # The hot statements by id, kept alive here so that no other statement ever takes an id of
-# theirs. One dict lookup: this runs for every statement a batch executes (db/batch.py looks
-# it up itself, `id(statement) in HOT`, sparing a call).
+# theirs. A statement is hot if `id(statement) in HOT`: one dict lookup, written out where
+# it runs (db/batch.py), for every statement a batch executes.
 HOT: dict[int, Any] = {}
 
 
@@ -38,10 +38,6 @@ def hot(statement: S) -> S:
     """Mark a statement built once at import for the group-commit writer's direct path."""
     HOT[id(statement)] = statement
     return statement
-
-
-def is_hot(statement: Any) -> bool:
-    return id(statement) in HOT
 
 
 class _Plan:
