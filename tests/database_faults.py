@@ -1,5 +1,6 @@
 """Database faults a test can cause: a TCP relay to PostgreSQL that it cuts (the host gone
-away) and the termination of a database's other backends (the server killing them)."""
+away), one that drops a reply (a commit whose answer is lost), and the termination of a
+database's other backends (the server killing them)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,62 @@ class Relay:
             pass
         finally:
             writer.transport.abort()
+
+
+class ReplyDropper:
+    """A TCP relay to PostgreSQL that, once `armed`, lets the next message a client sends
+    reach the server and drops the server's reply, then the connection: a statement that
+    committed while its connection was lost."""
+
+    DROP_AFTER_SECONDS = 0.3  # ample for the local server to have run and committed it
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self.armed = False
+        self._target_port = target_port
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.WriteTransport] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for transport in self._transports:
+            transport.abort()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
+        ends = (writer.transport, up_writer.transport)
+        self._transports.update(ends)
+        dropping = asyncio.Event()
+
+        def cut() -> None:
+            for end in ends:
+                end.abort()
+
+        async def up() -> None:
+            while data := await reader.read(65536):
+                if self.armed:
+                    self.armed = False
+                    dropping.set()
+                    asyncio.get_running_loop().call_later(self.DROP_AFTER_SECONDS, cut)
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def down() -> None:
+            while data := await up_reader.read(65536):
+                if not dropping.is_set():
+                    writer.write(data)
+                    await writer.drain()
+
+        # Either side ending ends both: a client closing waits to see the server close.
+        pipes = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        cut()
+        await asyncio.gather(*pipes, return_exceptions=True)
 
 
 # Every connection to this test's own database but the asking one (the database is this

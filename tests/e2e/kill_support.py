@@ -29,11 +29,11 @@ from bytespike.context import Context
 from bytespike.db.engine import Database
 from bytespike.upstream.base import Usage
 from bytespike.usage.tables import usage_records
+from tests.database_faults import ReplyDropper
 from tests.e2e.serve_process import MODEL, assert_books_closed
 from tests.factories import make_key, make_user, top_up, wallet_of
 from tests.fakes import openai as openai_fake
 from tests.fakes.base import FakeUpstream, Script
-from tests.processes import free_port
 
 CHAT = "/v1/chat/completions"
 CLIENTS = 24
@@ -252,62 +252,6 @@ async def fund(ctx: Context, usd: str) -> tuple[str, int]:
     await top_up(ctx, usd, user="ada")
     key = await make_key(ctx, "ada", rate_limit=100_000)
     return key["key"], await wallet_of(ctx, user="ada")
-
-
-class ReplyDropper:
-    """A TCP relay to PostgreSQL that, once `armed`, lets the next message a client sends
-    reach the server and drops the server's reply, then the connection: a statement that
-    committed while its connection was lost."""
-
-    DROP_AFTER_SECONDS = 0.3  # ample for the local server to have run and committed it
-
-    def __init__(self, target_port: int) -> None:
-        self.port = free_port()
-        self.armed = False
-        self._target_port = target_port
-        self._server: asyncio.Server | None = None
-        self._transports: set[asyncio.WriteTransport] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-
-    async def close(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for transport in self._transports:
-            transport.abort()
-        await self._server.wait_closed()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
-        ends = (writer.transport, up_writer.transport)
-        self._transports.update(ends)
-        dropping = asyncio.Event()
-
-        def cut() -> None:
-            for end in ends:
-                end.abort()
-
-        async def up() -> None:
-            while data := await reader.read(65536):
-                if self.armed:
-                    self.armed = False
-                    dropping.set()
-                    asyncio.get_running_loop().call_later(self.DROP_AFTER_SECONDS, cut)
-                up_writer.write(data)
-                await up_writer.drain()
-
-        async def down() -> None:
-            while data := await up_reader.read(65536):
-                if not dropping.is_set():
-                    writer.write(data)
-                    await writer.drain()
-
-        # Either side ending ends both: a client closing waits to see the server close.
-        pipes = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
-        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-        cut()
-        await asyncio.gather(*pipes, return_exceptions=True)
 
 
 @asynccontextmanager
