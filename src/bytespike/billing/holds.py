@@ -10,7 +10,6 @@ process killed mid-request) to `available`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from bytespike.billing.ledger import Movement, Overdraft
 from bytespike.billing.tables import PENDING, holds, wallets
 from bytespike.db.direct import hot
 from bytespike.errors import InsufficientBalance
+from bytespike.records import record
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class HoldClosed(Exception):
     """The hold was already settled or released; settling it again would charge twice."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Settlement:
     charged: int
     uncollected: int  # cost above the hold that the wallet (or a cap) could not cover

@@ -22,13 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bytespike.billing import alerts
 from bytespike.billing.tables import PENDING, holds, ledger_entries, wallets
 from bytespike.db.direct import hot
+from bytespike.records import record
 
 
 class Overdraft(Exception):
     """The movement would take `available` or `held` below zero; nothing was written."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Movement:
     """Deltas to a wallet's five accounts; balanced means assets + spend = funding."""
 

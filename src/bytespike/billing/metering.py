@@ -36,6 +36,7 @@ from bytespike.errors import (
 from bytespike.keys.tables import api_keys
 from bytespike.money import to_usd_text
 from bytespike.orgs.tables import orgs
+from bytespike.records import record
 from bytespike.upstream.base import Usage
 from bytespike.upstream.deployments import Attempt
 from bytespike.usage import repo as usage_repo
@@ -55,7 +56,7 @@ class KeyChanged(BytespikeError):
     code = "key_changed"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ticket:
     """A placed hold and what it pays for."""
 
@@ -72,7 +73,7 @@ class Ticket:
     started: datetime | None = None  # when the hold was placed: what prices the call
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HoldRequest:
     """What a call asks to reserve: its key and paying wallet, the model, and its bounds."""
 
@@ -128,7 +129,7 @@ def ticket_or_raise(reservation: Reservation) -> Ticket:
     return reservation
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """How the call ended, for the usage record."""
 

@@ -18,7 +18,6 @@ many as the request's search tools allow (`Reach`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +26,7 @@ from bytespike.billing import pricebook
 from bytespike.billing.pricebook import Period, Rates
 from bytespike.catalog import Model
 from bytespike.money import MICROS_PER_USD, cost_micros, round_up
+from bytespike.records import record
 from bytespike.upstream.base import Usage
 
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators, per message
@@ -93,7 +93,7 @@ def input_bound(body: dict[str, Any]) -> int:
     return tokens
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Line:
     """One line of a receipt: `quantity` tokens (or calls, for a fee) at `unit_price` USD
     per million tokens (or per call), `amount` exact micro-dollars."""
@@ -108,7 +108,7 @@ class Line:
         return self.name in pricebook.FEES
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Receipt:
     """How a call's cost was made: the price period and tier, and a line per class."""
 
@@ -176,7 +176,7 @@ def input_cost(model: Model, tokens: int) -> int:
     return cost(model, tokens, 0)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reach:
     """What a request may be billed for beyond its tokens' bounds: server-side web searches,
     and whether it may write a prompt cache for an hour (an opt-in: Anthropic's

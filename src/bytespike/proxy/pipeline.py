@@ -56,6 +56,7 @@ from bytespike.proxy import estimate, fallback, streaming
 from bytespike.proxy.inflight import InFlight
 from bytespike.proxy.streaming import Meter
 from bytespike.ratelimit.base import RateLimiter
+from bytespike.records import record
 from bytespike.upstream.base import JSONObject, Provider, UpstreamFailure, Usage
 from bytespike.upstream.deployments import Attempts
 from bytespike.upstream.registry import Providers
@@ -80,7 +81,7 @@ class Gateway:
     metrics: Metrics = field(default_factory=Metrics)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallSpec:
     """A checked request: what it asks for and the most it may cost."""
 
@@ -94,7 +95,7 @@ class CallSpec:
     referenced: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Answer:
     """A whole answer in the client's format, with the usage it reported (if any)."""
 
@@ -156,7 +157,7 @@ def _implements(cls: type, protocol: type) -> bool:
     return issubclass(cls, protocol)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Admitted:
     key: CachedKey
     model: Model

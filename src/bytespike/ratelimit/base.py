@@ -6,14 +6,15 @@ Redis agrees on when a window resets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
+
+from bytespike.records import record
 
 WINDOW_SECONDS = 60
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Decision:
     allowed: bool
     limit: int

@@ -22,11 +22,12 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from bytespike.errors import InvalidRequest
+from bytespike.records import record
 
 JSONObject = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Usage:
     """What the upstream reported, by billing class. `input_tokens` counts every prompt
     token (read from a cache, written to one, tool-use prompts: all included) and

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from bytespike.catalog import Deployment, Model
 from bytespike.clock import Clock
+from bytespike.records import record
 from bytespike.upstream.base import (
     Provider,
     UpstreamError,
@@ -195,7 +196,7 @@ class Health:
         ]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Route:
     """A deployment ready to call: its provider and its breaker."""
 
@@ -204,7 +205,7 @@ class Route:
     breaker: Breaker
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Plan:
     """One call's routes, in the order to try them, and how many tries it may make."""
 
@@ -213,7 +214,7 @@ class Plan:
     attempts: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Attempt:
     """One try of one deployment within a call, as its usage record lists it."""
 
