@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint install chromium screenshots
+.PHONY: serve test lint install chromium screenshots valgrind
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package-lock.json
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
 		|| echo "chromium not installed: the console's browser tests will skip"
+
+# Debian's valgrind, for bench/instructions.py (instructions per call under callgrind).
+valgrind:
+	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
 
 test: lint $(CLIENTS)/node_modules/.installed chromium
 	$(BIN)/pytest
