@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -98,3 +100,16 @@ class PostgresDatabase:
 
 def metering_counts(db: BenchDatabase) -> dict[str, int | None]:
     return {label: db.count(query) for label, query in METERING_COUNTS}
+
+
+@contextmanager
+def fresh_database(
+    name: str, workdir: Path, postgres: str, suffix: str = ""
+) -> Iterator[BenchDatabase]:
+    db: BenchDatabase = (
+        SqliteDatabase(workdir) if name == "sqlite" else PostgresDatabase(postgres, suffix)
+    )
+    try:
+        yield db
+    finally:
+        db.drop()

@@ -27,15 +27,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import gateway
 import revisions
-from databases import BenchDatabase, PostgresDatabase, SqliteDatabase
+from databases import fresh_database
 from measure import request_body
 from revisions import Code
 from servers import BenchError, Service, free_port, running
@@ -105,23 +103,12 @@ def control(*args: str) -> None:
         raise BenchError(f"callgrind_control {' '.join(args)} failed: {done.stderr!r}")
 
 
-@contextmanager
-def fresh(name: str, directory: Path, postgres: str, side: str) -> Iterator[BenchDatabase]:
-    db: BenchDatabase = (
-        SqliteDatabase(directory) if name == "sqlite" else PostgresDatabase(postgres, f"_{side}")
-    )
-    try:
-        yield db
-    finally:
-        db.drop()
-
-
 def counted(
     opts: argparse.Namespace, upstream: Service, name: str, directory: Path, code: Code
 ) -> Counts:
     """One side's gateway under callgrind: its counts per call."""
     directory.mkdir(parents=True)
-    with fresh(name, directory, opts.postgres, code.side) as db:
+    with fresh_database(name, directory, opts.postgres, f"_{code.side}") as db:
         port = free_port()
         catalog = gateway.write_catalog(directory, upstream.url, code.shipped_catalog)
         env = code.env(gateway.environment(db.url, catalog, port, upstream.url))
@@ -132,41 +119,19 @@ def counted(
             "--branch-sim=yes", f"--callgrind-out-file={out}",
             *code.argv("serve", "--host", "127.0.0.1", "--port", str(port)),
         ]  # fmt: skip
-        log_path = directory / "serve.log"
-        with log_path.open("wb") as output:
-            # A fixed program; the arguments are the benchmark's own.
-            proc = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)  # noqa: S603
-        try:
-            _wait(proc, port, log_path)
-            code.confirm("bytespike serve", log_path.read_text(errors="replace"))
+        url = f"http://127.0.0.1:{port}"
+        serve_log = directory / "serve.log"
+        with running("bytespike serve", argv, url, serve_log, env, START_SECONDS) as served:
+            code.confirm("bytespike serve", serve_log.read_text(errors="replace"))
             calls(port, key, opts.model, opts.warmup)
-            control("--instr=on", str(proc.pid))
+            control("--instr=on", str(served.pid))
             calls(port, key, opts.model, opts.calls)
-            control("--dump", str(proc.pid))
-            control("--instr=off", str(proc.pid))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=120)
-        dumps = sorted(directory.glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
-        if not dumps:
+            control("--dump", str(served.pid))  # the first dump: callgrind.out.1
+            control("--instr=off", str(served.pid))
+        dump = directory / "callgrind.out.1"
+        if not dump.is_file():
             raise BenchError(f"callgrind wrote no dump in {directory}")
-        return per_call(_summary(dumps[0]), opts.calls)
-
-
-def _wait(proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"the gateway exited with {proc.returncode}:\n{log_path.read_text()}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise BenchError(f"the gateway did not answer within {START_SECONDS:.0f}s")
+        return per_call(_summary(dump), opts.calls)
 
 
 def _summary(dump: Path) -> dict[str, int]:

@@ -34,7 +34,7 @@ import procstat
 import report
 import results
 import revisions
-from databases import BenchDatabase, PostgresDatabase, SqliteDatabase, metering_counts
+from databases import BenchDatabase, fresh_database, metering_counts
 from measure import Load, Measurement, measure, median_of, request_body, responses_body
 from revisions import INSTALLED, Code
 from servers import BenchError, Service, free_port, running, wait_for_workers
@@ -264,19 +264,6 @@ def _compared_progress(rows: dict[str, results.Row]) -> str:
 
 def _ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
-
-
-@contextmanager
-def fresh_database(
-    name: str, workdir: Path, postgres: str, suffix: str = ""
-) -> Iterator[BenchDatabase]:
-    db: BenchDatabase = (
-        SqliteDatabase(workdir) if name == "sqlite" else PostgresDatabase(postgres, suffix)
-    )
-    try:
-        yield db
-    finally:
-        db.drop()
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,14 +64,20 @@ class Service:
 
 @contextmanager
 def running(
-    name: str, argv: list[str], url: str, log: Path, env: dict[str, str] | None = None
+    name: str,
+    argv: list[str],
+    url: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    ready_seconds: float = READY_SECONDS,
 ) -> Iterator[Service]:
-    """Run `argv` until the block ends; yield once `url`/healthz answers 200."""
+    """Run `argv` until the block ends; yield once `url`/healthz answers 200, within
+    `ready_seconds`."""
     with log.open("wb") as out:
         # The argv is built by the benchmark itself from fixed programs and its own values.
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
     try:
-        _wait_until_ready(name, proc, url, log)
+        _wait_until_ready(name, proc, url, log, ready_seconds)
         yield Service(name=name, pid=proc.pid, url=url)
     finally:
         proc.terminate()
@@ -97,8 +103,10 @@ def wait_for_workers(name: str, pid: int, workers: int) -> None:
     raise BenchError(f"{name}: its {workers} workers were not all up within {READY_SECONDS:.0f}s")
 
 
-def _wait_until_ready(name: str, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_SECONDS
+def _wait_until_ready(
+    name: str, proc: subprocess.Popen[bytes], url: str, log: Path, seconds: float
+) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise BenchError(f"{name} exited with {proc.returncode}:\n{log.read_text()}")
@@ -108,4 +116,4 @@ def _wait_until_ready(name: str, proc: subprocess.Popen[bytes], url: str, log: P
         except OSError:
             pass
         time.sleep(0.1)
-    raise BenchError(f"{name} did not answer {url}/healthz within {READY_SECONDS:.0f}s")
+    raise BenchError(f"{name} did not answer {url}/healthz within {seconds:.0f}s")
