@@ -36,7 +36,7 @@ import revisions
 from databases import fresh_database
 from measure import request_body
 from revisions import Code
-from servers import BenchError, Service, free_port, running
+from servers import BenchError, Service, fake_upstream, free_port, running
 
 HERE = Path(__file__).parent
 START_SECONDS = 300.0  # a gateway's start-up under valgrind takes tens of seconds
@@ -192,18 +192,8 @@ def main() -> int:
     rows: dict[str, dict[str, Counts]] = {}
     try:
         with ExitStack() as stack:
-            baseline = stack.enter_context(revisions.checked_out("baseline", opts.baseline))
-            current = (
-                stack.enter_context(revisions.checked_out("current", opts.current))
-                if opts.current
-                else revisions.working_tree()
-            )
-            port = free_port()
-            argv = [sys.executable, str(HERE / "fake_upstream.py"), "--port", str(port)]
-            url = f"http://127.0.0.1:{port}"
-            upstream = stack.enter_context(
-                running("fake upstream", argv, url, workdir / "upstream.log")
-            )
+            baseline, current = revisions.compared(stack, opts.baseline, opts.current)
+            upstream = stack.enter_context(fake_upstream(workdir))
             for name in opts.databases.split(","):
                 rows[name] = {}
                 for code in (baseline, current):

@@ -41,7 +41,7 @@ import revisions
 from databases import fresh_database
 from instructions import calls
 from revisions import Code
-from servers import BenchError, Service, free_port, running
+from servers import BenchError, Service, fake_upstream, free_port, running
 
 HERE = Path(__file__).parent
 
@@ -197,18 +197,9 @@ def main() -> int:
     rows: dict[str, dict[str, object]] = {}
     try:
         with ExitStack() as stack:
-            baseline = stack.enter_context(revisions.checked_out("baseline", opts.baseline))
-            current = (
-                stack.enter_context(revisions.checked_out("current", opts.current))
-                if opts.current
-                else revisions.working_tree()
-            )
+            baseline, current = revisions.compared(stack, opts.baseline, opts.current)
             codes = (baseline, current)
-            port = free_port()
-            argv = [sys.executable, str(HERE / "fake_upstream.py"), "--port", str(port)]
-            upstream = stack.enter_context(
-                running("fake upstream", argv, f"http://127.0.0.1:{port}", workdir / "up.log")
-            )
+            upstream = stack.enter_context(fake_upstream(workdir))
             for name in opts.databases.split(","):
                 log(f"{name}: {opts.rounds} rounds")
                 rows[name] = compared(opts, name, upstream, workdir / name, codes)

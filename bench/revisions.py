@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +111,14 @@ def checked_out(side: str, ref: str) -> Iterator[Code]:
             shutil.rmtree(tree, ignore_errors=True)
             _git("worktree", "prune")
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def compared(stack: ExitStack, baseline: str, current: str | None) -> tuple[Code, Code]:
+    """The baseline's code and the current code (`current`'s, or the working tree as it is),
+    their worktrees held open by `stack`."""
+    base = stack.enter_context(checked_out("baseline", baseline))
+    cur = stack.enter_context(checked_out("current", current)) if current else working_tree()
+    return base, cur
 
 
 def working_tree() -> Code:

@@ -37,7 +37,7 @@ import revisions
 from databases import BenchDatabase, fresh_database, metering_counts
 from measure import Load, Measurement, measure, median_of, request_body, responses_body
 from revisions import INSTALLED, Code
-from servers import BenchError, Service, free_port, running, wait_for_workers
+from servers import BenchError, Service, fake_upstream, free_port, running, wait_for_workers
 
 HERE = Path(__file__).parent
 MODES = {"non-streaming": False, "streaming": True}
@@ -393,10 +393,7 @@ def bench_direct(opts: Options, upstream: Service) -> results.DatabaseResult:
 
 
 def run(opts: Options, workdir: Path, codes: list[Code] | None) -> list[results.DatabaseResult]:
-    port = free_port()
-    argv = [sys.executable, str(HERE / "fake_upstream.py"), "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with running("fake upstream", argv, url, workdir / "upstream.log") as upstream:
+    with fake_upstream(workdir) as upstream:
         if opts.direct_only:
             return [bench_direct(opts, upstream)]
         if codes:
@@ -413,15 +410,10 @@ def sides(opts: Options, stack: ExitStack) -> list[Code] | None:
     `stack`; otherwise None (the installed bytespike only)."""
     if opts.baseline is None:
         return None
-    baseline = stack.enter_context(revisions.checked_out("baseline", opts.baseline))
-    current = (
-        stack.enter_context(revisions.checked_out("current", opts.current))
-        if opts.current
-        else revisions.working_tree()
-    )
-    for code in (baseline, current):
+    codes = revisions.compared(stack, opts.baseline, opts.current)
+    for code in codes:
         log(f"{code.side}: {code.described}, {code.src}")
-    return [baseline, current]
+    return list(codes)
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,3 +118,12 @@ def _wait_until_ready(
             pass
         time.sleep(0.1)
     raise BenchError(f"{name} did not answer {url}/healthz within {seconds:.0f}s")
+
+
+@contextmanager
+def fake_upstream(workdir: Path) -> Iterator[Service]:
+    """bench/fake_upstream.py on a free port until the block ends (its log in `workdir`)."""
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).with_name("fake_upstream.py")), "--port", str(port)]
+    with running("fake upstream", argv, f"http://127.0.0.1:{port}", workdir / "upstream.log") as up:
+        yield up
