@@ -12,11 +12,15 @@ import os
 import secrets
 import subprocess
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from databases import BenchDatabase, fresh_database
 from revisions import INSTALLED, Code
-from servers import BenchError, call
+from servers import READY_SECONDS, BenchError, Service, call, free_port, running
 
 MODEL = "bench-model"
 # A shipped catalog model on the `openai` provider's path (upstream/openai_responses.py),
@@ -139,3 +143,43 @@ def account(url: str, key: str) -> dict[str, Any]:
         raise BenchError(f"GET /api/v1/me/account answered {reply.status}:\n{reply.text()}")
     result: dict[str, Any] = json.loads(reply.body)
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A side's gateway, up: its process, the key provisioned for it, its database."""
+
+    service: Service
+    key: str
+    db: BenchDatabase
+    port: int
+    log: Path
+
+
+@contextmanager
+def served(
+    code: Code,
+    database: str,
+    directory: Path,
+    postgres: str,
+    upstream_url: str,
+    *,
+    suffix: str = "",
+    title: str = "bytespike serve",
+    wrapper: tuple[str, ...] = (),
+    options: tuple[str, ...] = (),
+    ready_seconds: float = READY_SECONDS,
+) -> Iterator[Served]:
+    """A fresh database provisioned by `code`'s CLI, and `code`'s `serve` on it (behind
+    `wrapper`, such as valgrind, with `options` after its own) while the block runs."""
+    directory.mkdir(parents=True)
+    with fresh_database(database, directory, postgres, suffix) as db:
+        port = free_port()
+        catalog = write_catalog(directory, upstream_url, code.shipped_catalog)
+        env = code.env(environment(db.url, catalog, port, upstream_url))
+        key = provision(env, code)
+        argv = [*wrapper, *code.argv("serve", "--host", "127.0.0.1", "--port", str(port), *options)]
+        log = directory / "serve.log"
+        url = f"http://127.0.0.1:{port}"
+        with running(title, argv, url, log, env, ready_seconds) as service:
+            yield Served(service, key, db, port, log)

@@ -33,10 +33,9 @@ from pathlib import Path
 
 import gateway
 import revisions
-from databases import fresh_database
 from measure import request_body
 from revisions import Code
-from servers import BenchError, Service, fake_upstream, free_port, running
+from servers import BenchError, Service, fake_upstream
 
 HERE = Path(__file__).parent
 START_SECONDS = 300.0  # a gateway's start-up under valgrind takes tens of seconds
@@ -107,27 +106,21 @@ def counted(
     opts: argparse.Namespace, upstream: Service, name: str, directory: Path, code: Code
 ) -> Counts:
     """One side's gateway under callgrind: its counts per call."""
-    directory.mkdir(parents=True)
-    with fresh_database(name, directory, opts.postgres, f"_{code.side}") as db:
-        port = free_port()
-        catalog = gateway.write_catalog(directory, upstream.url, code.shipped_catalog)
-        env = code.env(gateway.environment(db.url, catalog, port, upstream.url))
-        key = gateway.provision(env, code)
-        out = directory / "callgrind.out"
-        argv = [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes",
-            "--branch-sim=yes", f"--callgrind-out-file={out}",
-            *code.argv("serve", "--host", "127.0.0.1", "--port", str(port)),
-        ]  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        serve_log = directory / "serve.log"
-        with running("bytespike serve", argv, url, serve_log, env, START_SECONDS) as served:
-            code.confirm("bytespike serve", serve_log.read_text(errors="replace"))
-            calls(port, key, opts.model, opts.warmup)
-            control("--instr=on", str(served.pid))
-            calls(port, key, opts.model, opts.calls)
-            control("--dump", str(served.pid))  # the first dump: callgrind.out.1
-            control("--instr=off", str(served.pid))
+    valgrind = (
+        "valgrind", "--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes",
+        "--branch-sim=yes", f"--callgrind-out-file={directory / 'callgrind.out'}",
+    )  # fmt: skip
+    with gateway.served(
+        code, name, directory, opts.postgres, upstream.url,
+        suffix=f"_{code.side}", wrapper=valgrind, ready_seconds=START_SECONDS,
+    ) as up:  # fmt: skip
+        pid = str(up.service.pid)
+        code.confirm("bytespike serve", up.log.read_text(errors="replace"))
+        calls(up.port, up.key, opts.model, opts.warmup)
+        control("--instr=on", pid)
+        calls(up.port, up.key, opts.model, opts.calls)
+        control("--dump", pid)  # the first dump: callgrind.out.1
+        control("--instr=off", pid)
         dump = directory / "callgrind.out.1"
         if not dump.is_file():
             raise BenchError(f"callgrind wrote no dump in {directory}")

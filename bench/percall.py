@@ -38,10 +38,9 @@ from pathlib import Path
 import gateway
 import procstat
 import revisions
-from databases import fresh_database
 from instructions import calls
 from revisions import Code
-from servers import BenchError, Service, fake_upstream, free_port, running
+from servers import BenchError, Service, fake_upstream
 
 HERE = Path(__file__).parent
 
@@ -91,20 +90,12 @@ def on_cpu_seconds(pid: int) -> float:
 def started(stack: ExitStack, opts: argparse.Namespace, name: str, upstream: Service,
             directory: Path, code: Code) -> Side:  # fmt: skip
     """`code`'s gateway on a fresh database, provisioned and warmed up."""
-    directory.mkdir(parents=True)
-    db = stack.enter_context(fresh_database(name, directory, opts.postgres, f"_{code.side}"))
-    port = free_port()
-    catalog = gateway.write_catalog(directory, upstream.url, code.shipped_catalog)
-    env = code.env(gateway.environment(db.url, catalog, port, upstream.url))
-    key = gateway.provision(env, code)
-    argv = code.argv("serve", "--host", "127.0.0.1", "--port", str(port))
-    serve_log = directory / "serve.log"
-    served = stack.enter_context(
-        running("bytespike serve", argv, f"http://127.0.0.1:{port}", serve_log, env)
+    up = stack.enter_context(
+        gateway.served(code, name, directory, opts.postgres, upstream.url, suffix=f"_{code.side}")
     )
-    code.confirm("bytespike serve", serve_log.read_text(errors="replace"))
-    calls(port, key, opts.model, opts.warmup)
-    return Side(served.pid, port, key)
+    code.confirm("bytespike serve", up.log.read_text(errors="replace"))
+    calls(up.port, up.key, opts.model, opts.warmup)
+    return Side(up.service.pid, up.port, up.key)
 
 
 def measured(side: Side, opts: argparse.Namespace, postgres: bool) -> None:

@@ -34,10 +34,10 @@ import procstat
 import report
 import results
 import revisions
-from databases import BenchDatabase, fresh_database, metering_counts
+from databases import BenchDatabase, metering_counts
 from measure import Load, Measurement, measure, median_of, request_body, responses_body
 from revisions import INSTALLED, Code
-from servers import BenchError, Service, fake_upstream, free_port, running, wait_for_workers
+from servers import BenchError, Service, fake_upstream, wait_for_workers
 
 HERE = Path(__file__).parent
 MODES = {"non-streaming": False, "streaming": True}
@@ -291,28 +291,23 @@ def gateway_up(
     """A fresh database provisioned by `code`'s CLI and `code`'s gateway serving it (with
     `workers` worker processes), checked with one call of each mode and model, while the
     block runs."""
-    directory.mkdir(parents=True)
-    with fresh_database(name, directory, opts.postgres, suffix) as db:
-        port = free_port()
-        catalog = gateway.write_catalog(directory, upstream.url, code.shipped_catalog)
-        env = code.env(gateway.environment(db.url, catalog, port, upstream.url))
-        key = gateway.provision(env, code)
-        argv = code.argv("serve", "--host", "127.0.0.1", "--port", str(port))
-        if workers > 1:  # only then: a baseline's `serve` may not know the option
-            argv += ["--workers", str(workers)]
-        url = f"http://127.0.0.1:{port}"
-        serve_log = directory / "serve.log"
-        title = "bytespike serve" if code.src is None else f"bytespike serve ({code.side})"
-        with running(title, argv, url, serve_log, env) as served:
-            if workers > 1:
-                wait_for_workers(title, served.pid, workers)
-            code.confirm(title, serve_log.read_text(errors="replace"))
-            start_rss_mb = procstat.sample(served.pid).rss_mb
-            for model in opts.models:
-                for stream in MODES.values():
-                    gateway.check_call(url, gateway.auth(key), request_body(model, stream))
-            checks = len(opts.models) * len(MODES)
-            yield Gateway(code, served, key, db, start_rss_mb, checks)
+    title = "bytespike serve" if code.src is None else f"bytespike serve ({code.side})"
+    # Only with workers: a baseline's `serve` may not know the option.
+    options = ("--workers", str(workers)) if workers > 1 else ()
+    with gateway.served(
+        code, name, directory, opts.postgres, upstream.url,
+        suffix=suffix, title=title, options=options,
+    ) as up:  # fmt: skip
+        served, url = up.service, up.service.url
+        if workers > 1:
+            wait_for_workers(title, served.pid, workers)
+        code.confirm(title, up.log.read_text(errors="replace"))
+        start_rss_mb = procstat.sample(served.pid).rss_mb
+        for model in opts.models:
+            for stream in MODES.values():
+                gateway.check_call(url, gateway.auth(up.key), request_body(model, stream))
+        checks = len(opts.models) * len(MODES)
+        yield Gateway(code, served, up.key, up.db, start_rss_mb, checks)
 
 
 def bench_database(
