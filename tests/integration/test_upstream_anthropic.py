@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import anthropic
 import orjson
 import pydantic
@@ -25,6 +24,7 @@ from bytespike.upstream.base import (
     Usage,
     usage_from_openai,
 )
+from bytespike.upstream.client import Client
 from tests.fakes import anthropic as fake_anthropic
 from tests.fakes.base import FakeUpstream, serve
 from tests.openai_schema import assert_valid
@@ -64,23 +64,22 @@ async def fake() -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+async def client() -> AsyncIterator[Client]:
+    client = Client(100)
+    yield client
+    await client.close()
 
 
-def provider_for(
-    url: str, session: aiohttp.ClientSession, read_timeout: float = 10.0
-) -> AnthropicProvider:
+def provider_for(url: str, client: Client, read_timeout: float = 10.0) -> AnthropicProvider:
     endpoint = Endpoint(
         base_url=url, api_key=API_KEY, connect_timeout=2.0, read_timeout=read_timeout
     )
-    return AnthropicProvider(name="anthropic", endpoint=endpoint, session=session)
+    return AnthropicProvider(name="anthropic", endpoint=endpoint, client=client)
 
 
 @pytest.fixture
-def provider(fake: FakeUpstream, session: aiohttp.ClientSession) -> AnthropicProvider:
-    return provider_for(fake.url, session)
+def provider(fake: FakeUpstream, client: Client) -> AnthropicProvider:
+    return provider_for(fake.url, client)
 
 
 # --- The fake speaks Anthropic's real wire format ----------------------------------------
@@ -258,11 +257,9 @@ async def test_5xx_becomes_502(
 # test_upstream_transport.py, for every provider; these are the native Messages calls.
 
 
-async def test_timeout_on_a_native_stream(
-    fake: FakeUpstream, session: aiohttp.ClientSession
-) -> None:
+async def test_timeout_on_a_native_stream(fake: FakeUpstream, client: Client) -> None:
     fake.script.delay = 1.0
-    provider = provider_for(fake.url, session, read_timeout=0.2)
+    provider = provider_for(fake.url, client, read_timeout=0.2)
     with pytest.raises(UpstreamTimeout):
         await anext(provider.messages_stream(native(stream=True)))
 
@@ -274,10 +271,10 @@ async def test_malformed_native_answer(fake: FakeUpstream, provider: AnthropicPr
 
 
 async def test_stalled_stream_times_out_with_usage_so_far(
-    fake: FakeUpstream, session: aiohttp.ClientSession
+    fake: FakeUpstream, client: Client
 ) -> None:
     fake.script.stall_after_chunks = 1
-    provider = provider_for(fake.url, session, read_timeout=0.3)
+    provider = provider_for(fake.url, client, read_timeout=0.3)
     received = []
     with pytest.raises(UpstreamTimeout) as caught:
         async for chunk in provider.stream(chat(stream=True)):
@@ -334,13 +331,13 @@ async def collect(provider: AnthropicProvider) -> list[tuple[str, dict[str, Any]
     return [e async for e in provider.messages_stream(native(stream=True))]
 
 
-async def test_error_event_mid_stream(session: aiohttp.ClientSession) -> None:
+async def test_error_event_mid_stream(client: Client) -> None:
     error = (
         b"event: error\n"
         b'data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
     )
     async with serve(raw_upstream(error)) as upstream:
-        provider = provider_for(upstream.url, session)
+        provider = provider_for(upstream.url, client)
         with pytest.raises(UpstreamError) as caught:
             await collect(provider)
         with pytest.raises(UpstreamError) as translated:
@@ -351,15 +348,15 @@ async def test_error_event_mid_stream(session: aiohttp.ClientSession) -> None:
         assert failure.usage == Usage(40, 1, 10)
 
 
-async def test_connection_dropped_mid_stream(session: aiohttp.ClientSession) -> None:
+async def test_connection_dropped_mid_stream(client: Client) -> None:
     async with serve(raw_upstream(b"", drop=True)) as upstream:
         with pytest.raises(UpstreamUnavailable) as caught:
-            await collect(provider_for(upstream.url, session))
+            await collect(provider_for(upstream.url, client))
     assert caught.value.usage == Usage(40, 1, 10)
 
 
-async def test_stream_ending_before_message_stop(session: aiohttp.ClientSession) -> None:
+async def test_stream_ending_before_message_stop(client: Client) -> None:
     async with serve(raw_upstream(b"")) as upstream:
         with pytest.raises(UpstreamUnavailable, match="message_stop") as caught:
-            await collect(provider_for(upstream.url, session))
+            await collect(provider_for(upstream.url, client))
     assert caught.value.usage == Usage(40, 1, 10)

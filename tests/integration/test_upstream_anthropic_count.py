@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bytespike.upstream.anthropic import AnthropicProvider
 from bytespike.upstream.base import CountsMessageTokens, Endpoint, UpstreamError, UpstreamMalformed
+from bytespike.upstream.client import Client
 from tests.fakes import anthropic as fake_anthropic
 from tests.fakes.base import FakeUpstream
 
@@ -30,8 +30,9 @@ async def fake() -> AsyncIterator[FakeUpstream]:
 @pytest.fixture
 async def provider(fake: FakeUpstream) -> AsyncIterator[AnthropicProvider]:
     endpoint = Endpoint(base_url=fake.url, api_key="sk-ant-test", read_timeout=5.0)
-    async with aiohttp.ClientSession() as session:
-        yield AnthropicProvider(name="anthropic", endpoint=endpoint, session=session)
+    client = Client(100)
+    yield AnthropicProvider(name="anthropic", endpoint=endpoint, client=client)
+    await client.close()
 
 
 async def test_the_count_is_anthropics_for_the_request_as_given(

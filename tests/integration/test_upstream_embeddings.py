@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
 from bytespike.upstream.base import (
@@ -17,6 +16,7 @@ from bytespike.upstream.base import (
     UpstreamTimeout,
     Usage,
 )
+from bytespike.upstream.client import Client
 from bytespike.upstream.embeddings import Embeddings
 from bytespike.upstream.gemini import GeminiProvider, NativeGemini
 from bytespike.upstream.openai import OpenAIProvider
@@ -27,9 +27,10 @@ from tests.fakes.openai import vector
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+async def client() -> AsyncIterator[Client]:
+    client = Client(100)
+    yield client
+    await client.close()
 
 
 @pytest.fixture
@@ -49,13 +50,13 @@ def endpoint(url: str) -> Endpoint:
 
 
 @pytest.fixture
-def openai(openai_fake: FakeUpstream, session: aiohttp.ClientSession) -> OpenAIProvider:
-    return OpenAIProvider(name="openai", endpoint=endpoint(openai_fake.url), session=session)
+def openai(openai_fake: FakeUpstream, client: Client) -> OpenAIProvider:
+    return OpenAIProvider(name="openai", endpoint=endpoint(openai_fake.url), client=client)
 
 
 @pytest.fixture
-def gemini(gemini_fake: FakeUpstream, session: aiohttp.ClientSession) -> GeminiProvider:
-    return GeminiProvider(name="gemini", endpoint=endpoint(gemini_fake.url), session=session)
+def gemini(gemini_fake: FakeUpstream, client: Client) -> GeminiProvider:
+    return GeminiProvider(name="gemini", endpoint=endpoint(gemini_fake.url), client=client)
 
 
 async def test_both_providers_have_the_capabilities_they_claim(
@@ -135,12 +136,12 @@ async def test_native_gemini_calls_answer_as_gemini_sent(
 
 
 async def test_a_native_stream_that_breaks_carries_the_usage_so_far(
-    gemini_fake: FakeUpstream, session: aiohttp.ClientSession
+    gemini_fake: FakeUpstream, client: Client
 ) -> None:
     provider = GeminiProvider(
         name="gemini",
         endpoint=Endpoint(base_url=gemini_fake.url, api_key=None, read_timeout=0.5),
-        session=session,
+        client=client,
     )
     gemini_fake.script.stall_after_chunks = 1
     request = Prepared("gemini-x", {"contents": [{"parts": [{"text": "Hi"}]}]}, limit_at=("x",))

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -20,6 +19,7 @@ from bytespike.upstream.base import (
     Usage,
     usage_from_openai,
 )
+from bytespike.upstream.client import Client
 from bytespike.upstream.gemini import GeminiProvider
 from tests.fakes import gemini as fake_gemini
 from tests.fakes.base import FakeUpstream, serve
@@ -40,9 +40,10 @@ WEATHER = {
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+async def client() -> AsyncIterator[Client]:
+    client = Client(100)
+    yield client
+    await client.close()
 
 
 @pytest.fixture
@@ -52,10 +53,10 @@ async def fake() -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-def make(session: aiohttp.ClientSession) -> Make:
+def make(client: Client) -> Make:
     def make(url: str, *, read_timeout: float = 5.0) -> GeminiProvider:
         endpoint = Endpoint(base_url=url, api_key="g-test", read_timeout=read_timeout)
-        return GeminiProvider(name="gemini", endpoint=endpoint, session=session)
+        return GeminiProvider(name="gemini", endpoint=endpoint, client=client)
 
     return make
 

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -22,6 +21,7 @@ from bytespike.upstream.base import (
     Usage,
     usage_from_openai,
 )
+from bytespike.upstream.client import Client
 from bytespike.upstream.openai import OpenAIProvider
 from tests.fakes import openai as fake_openai
 from tests.fakes.base import FakeUpstream, serve
@@ -31,9 +31,10 @@ Make = Callable[..., OpenAIProvider]
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+async def client() -> AsyncIterator[Client]:
+    client = Client(100)
+    yield client
+    await client.close()
 
 
 @pytest.fixture
@@ -43,10 +44,10 @@ async def fake() -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-def make(session: aiohttp.ClientSession) -> Make:
+def make(client: Client) -> Make:
     def make(url: str, *, read_timeout: float = 5.0, **kwargs: Any) -> OpenAIProvider:
         endpoint = Endpoint(base_url=url, api_key="sk-test", read_timeout=read_timeout)
-        return OpenAIProvider(name="openai", endpoint=endpoint, session=session, **kwargs)
+        return OpenAIProvider(name="openai", endpoint=endpoint, client=client, **kwargs)
 
     return make
 
@@ -75,12 +76,10 @@ async def test_complete_returns_the_upstreams_answer(fake: FakeUpstream, make: M
     assert "stream_options" not in fake.requests[0]
 
 
-async def test_compat_servers_get_max_tokens_and_no_key(
-    fake: FakeUpstream, session: aiohttp.ClientSession
-) -> None:
+async def test_compat_servers_get_max_tokens_and_no_key(fake: FakeUpstream, client: Client) -> None:
     endpoint = Endpoint(base_url=fake.url, api_key=None)
     provider = OpenAIProvider(
-        name="vllm", endpoint=endpoint, session=session, max_tokens_field="max_tokens"
+        name="vllm", endpoint=endpoint, client=client, max_tokens_field="max_tokens"
     )
     await provider.complete(request())
     assert fake.requests[0]["max_tokens"] == 50

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bytespike.upstream.anthropic import AnthropicProvider
@@ -20,6 +19,7 @@ from bytespike.upstream.base import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from bytespike.upstream.client import Client
 from bytespike.upstream.gemini import GeminiProvider
 from bytespike.upstream.openai import OpenAIProvider
 from tests.fakes import anthropic as fake_anthropic
@@ -50,16 +50,17 @@ async def fake(kind: str) -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+async def client() -> AsyncIterator[Client]:
+    client = Client(100)
+    yield client
+    await client.close()
 
 
 @pytest.fixture
-def make(kind: str, session: aiohttp.ClientSession) -> Callable[..., Provider]:
+def make(kind: str, client: Client) -> Callable[..., Provider]:
     def make(url: str, *, read_timeout: float = 5.0) -> Provider:
         endpoint = Endpoint(base_url=url, api_key="test-key", read_timeout=read_timeout)
-        provider: Provider = PROVIDERS[kind][0](name=kind, endpoint=endpoint, session=session)
+        provider: Provider = PROVIDERS[kind][0](name=kind, endpoint=endpoint, client=client)
         return provider
 
     return make

@@ -73,18 +73,13 @@ def test_events_without_data_and_unknown_fields_dispatch_nothing() -> None:
     assert parse(stream, 100) == [(None, "x")]
 
 
-class Body:
+class Response:
     def __init__(self, pieces: list[bytes]) -> None:
         self.pieces = pieces
 
-    async def iter_any(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
         for piece in self.pieces:
             yield piece
-
-
-class Response:
-    def __init__(self, pieces: list[bytes]) -> None:
-        self.content = Body(pieces)
 
 
 async def test_events_reads_a_response_body_incrementally() -> None:

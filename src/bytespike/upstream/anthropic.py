@@ -16,8 +16,6 @@ import contextlib
 from collections.abc import AsyncGenerator
 from contextlib import AbstractAsyncContextManager
 
-import aiohttp
-
 from bytespike.translate.anthropic_request import openai_request_to_messages
 from bytespike.translate.anthropic_response import is_message, message_to_openai
 from bytespike.translate.anthropic_stream import MessagesStreamToOpenAI, fold_stream_usage
@@ -33,6 +31,7 @@ from bytespike.upstream.base import (
     Usage,
     prepared_or_refused,
 )
+from bytespike.upstream.client import Client, Response
 
 API_VERSION = "2023-06-01"
 
@@ -57,9 +56,9 @@ def stream_error(data: JSONObject, usage: Usage | None) -> UpstreamError:
 class AnthropicProvider:
     """An Anthropic Messages upstream at `endpoint.base_url` (a bare host)."""
 
-    def __init__(self, *, name: str, endpoint: Endpoint, session: aiohttp.ClientSession) -> None:
+    def __init__(self, *, name: str, endpoint: Endpoint, client: Client) -> None:
         self.name = name
-        self._session = session  # its creator (upstream/registry.py) closes it
+        self._client = client  # its creator (upstream/registry.py) closes it
         self._url = endpoint.base_url.rstrip("/") + "/v1/messages"
         self._count_url = self._url + "/count_tokens"
         self._headers = {"anthropic-version": API_VERSION}
@@ -130,14 +129,14 @@ class AnthropicProvider:
         return count
 
     async def close(self) -> None:
-        """Nothing to release: the session belongs to whoever passed it in."""
+        """Nothing to release: the client belongs to whoever passed it in."""
 
     def _post(
         self, payload: JSONObject, beta: str | None = None, *, url: str | None = None
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    ) -> AbstractAsyncContextManager[Response]:
         headers = self._headers if beta is None else {**self._headers, "anthropic-beta": beta}
         return transport.post(
-            self._session,
+            self._client,
             url or self._url,
             payload,
             headers=headers,

@@ -22,8 +22,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
-import aiohttp
-
 from bytespike.upstream import gemini_embed, gemini_response, sse, transport
 from bytespike.upstream.base import (
     Endpoint,
@@ -35,6 +33,7 @@ from bytespike.upstream.base import (
     Usage,
     prepared_or_refused,
 )
+from bytespike.upstream.client import Client, Response
 from bytespike.upstream.gemini_request import generate_content_request
 
 LIMIT_AT = ("generationConfig", "maxOutputTokens")
@@ -61,9 +60,9 @@ class NativeGemini(Protocol):
 class GeminiProvider:
     """A Gemini upstream at `endpoint.base_url`, a bare host as in Google's SDKs."""
 
-    def __init__(self, *, name: str, endpoint: Endpoint, session: aiohttp.ClientSession) -> None:
+    def __init__(self, *, name: str, endpoint: Endpoint, client: Client) -> None:
         self.name = name
-        self._session = session  # its creator (upstream/registry.py) closes it
+        self._client = client  # its creator (upstream/registry.py) closes it
         self._base = endpoint.base_url.rstrip("/") + "/v1beta/models/"
         self._headers = {"x-goog-api-key": endpoint.api_key} if endpoint.api_key else {}
         self._timeout = transport.timeout(endpoint)
@@ -137,15 +136,15 @@ class GeminiProvider:
         return gemini_embed.openai_response(raw, model=request.model, count=count)
 
     async def close(self) -> None:
-        """Nothing to release: the session belongs to whoever passed it in."""
+        """Nothing to release: the client belongs to whoever passed it in."""
 
     def _post(
         self, model: str, method: str, payload: JSONObject
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    ) -> AbstractAsyncContextManager[Response]:
         # Catalog names may carry the resource prefix ("models/gemini-2.5-flash").
         url = self._base + quote(model.removeprefix("models/"), safe="") + method
         return transport.post(
-            self._session,
+            self._client,
             url,
             payload,
             headers=self._headers,

@@ -21,8 +21,6 @@ from collections.abc import AsyncGenerator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import aiohttp
-
 from bytespike.upstream import embeddings, sse, transport
 from bytespike.upstream.base import (
     Endpoint,
@@ -33,6 +31,7 @@ from bytespike.upstream.base import (
     UpstreamUnavailable,
     prepared_or_refused,
 )
+from bytespike.upstream.client import Client, Response
 
 ANSWER = "the upstream's answer"  # how malformed answers are named to clients
 
@@ -119,11 +118,11 @@ class OpenAIProvider:
         *,
         name: str,
         endpoint: Endpoint,
-        session: aiohttp.ClientSession,
+        client: Client,
         max_tokens_field: str = "max_completion_tokens",
     ) -> None:
         self.name = name
-        self._session = session  # its creator (upstream/registry.py) closes it
+        self._client = client  # its creator (upstream/registry.py) closes it
         self._base_url = endpoint.base_url.rstrip("/")
         self._url = self._base_url + "/chat/completions"
         self._embeddings_url = self._base_url + "/embeddings"
@@ -182,13 +181,13 @@ class OpenAIProvider:
         return embeddings.response(raw, count=count)
 
     async def close(self) -> None:
-        """Nothing to release: the session belongs to whoever passed it in."""
+        """Nothing to release: the client belongs to whoever passed it in."""
 
     def _post(
         self, payload: JSONObject, *, url: str | None = None
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    ) -> AbstractAsyncContextManager[Response]:
         return transport.post(
-            self._session,
+            self._client,
             url or self._url,
             payload,
             headers=self._headers,

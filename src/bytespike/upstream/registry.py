@@ -1,6 +1,6 @@
 """Which providers serve a catalog model: one per deployment, built from the catalog and the
-official SDKs' env vars, with one pooled aiohttp session per upstream host and key; and
-each call's plan, its deployments in the order to try them (upstream/deployments.py).
+official SDKs' env vars, with one pooled HTTP client (upstream/client.py) per upstream host
+and key; and each call's plan, its deployments in the order to try them (upstream/deployments.py).
 
 OPENAI_BASE_URL ends in /v1 (https://api.openai.com/v1); ANTHROPIC_BASE_URL and
 GEMINI_BASE_URL are bare hosts. A deployment's own `base_url`/`api_key_env` win.
@@ -16,14 +16,13 @@ import random
 from collections.abc import Mapping
 from datetime import timedelta
 
-import aiohttp
-
 from bytespike.catalog import Catalog, Deployment, Model
 from bytespike.clock import Clock, SystemClock
 from bytespike.settings import Settings
 from bytespike.upstream import deployments
 from bytespike.upstream.anthropic import AnthropicProvider
 from bytespike.upstream.base import Endpoint, Provider
+from bytespike.upstream.client import Client
 from bytespike.upstream.gemini import GeminiProvider
 from bytespike.upstream.mock import MockProvider
 from bytespike.upstream.openai import OpenAIProvider
@@ -39,7 +38,7 @@ DEFAULTS = {
 
 class Providers:
     """A model's deployments → their Providers, and the health of each (`health`, per
-    process). Sessions are created lazily inside the running loop. `clock` and `rng` are
+    process). Clients are created lazily inside the running loop. `clock` and `rng` are
     the breakers' time and the weighted choice's randomness (seams for tests)."""
 
     def __init__(
@@ -65,7 +64,7 @@ class Providers:
         self._by_model: dict[str, Provider] = {}
         self._by_deployment: dict[tuple[str, str], Provider] = {}
         self._shared: dict[tuple[str, str, str | None, bool], Provider] = {}
-        self._sessions: list[aiohttp.ClientSession] = []
+        self._clients: list[Client] = []
 
     def for_model(self, model: Model) -> Provider:
         """The provider of the model's first deployment by priority, for calls that hold no
@@ -110,39 +109,34 @@ class Providers:
         shared_key = (model.provider, endpoint.base_url, endpoint.api_key, model.responses_api)
         if shared_key in self._shared:
             return self._shared[shared_key]
-        session = self._session()
+        client = self._client()
         provider: Provider
         if model.provider == "anthropic":
-            provider = AnthropicProvider(name="anthropic", endpoint=endpoint, session=session)
+            provider = AnthropicProvider(name="anthropic", endpoint=endpoint, client=client)
         elif model.provider == "gemini":
-            provider = GeminiProvider(name="gemini", endpoint=endpoint, session=session)
+            provider = GeminiProvider(name="gemini", endpoint=endpoint, client=client)
         elif model.provider == "openai":
-            provider = OpenAIResponsesProvider(name="openai", endpoint=endpoint, session=session)
+            provider = OpenAIResponsesProvider(name="openai", endpoint=endpoint, client=client)
         else:
             compatible = OpenAIResponsesProvider if model.responses_api else OpenAIProvider
             provider = compatible(
                 name="openai-compatible",
                 endpoint=endpoint,
-                session=session,
+                client=client,
                 max_tokens_field="max_tokens",
             )
         self._shared[shared_key] = provider
         return provider
 
-    def _session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._settings.upstream_pool_size, ttl_dns_cache=300)
-        # No cookie jar: a provider's cookies (a CDN's, say) must not ride along on every
-        # user's later calls, and filtering a jar costs on each request.
-        session = aiohttp.ClientSession(
-            connector=connector, raise_for_status=False, cookie_jar=aiohttp.DummyCookieJar()
-        )
-        self._sessions.append(session)
-        return session
+    def _client(self) -> Client:
+        client = Client(self._settings.upstream_pool_size)
+        self._clients.append(client)
+        return client
 
     async def close(self) -> None:
-        for session in self._sessions:
-            await session.close()
-        self._sessions.clear()
+        for client in self._clients:
+            await client.close()
+        self._clients.clear()
         self._by_model.clear()
         self._by_deployment.clear()
         self._shared.clear()

@@ -15,13 +15,8 @@ from typing import Protocol
 Event = tuple[str | None, str]
 
 
-class _Body(Protocol):
-    def iter_any(self) -> AsyncIterator[bytes]: ...
-
-
 class _Response(Protocol):
-    @property
-    def content(self) -> _Body: ...
+    def chunks(self) -> AsyncIterator[bytes]: ...
 
 
 class Parser:
@@ -86,9 +81,9 @@ class Parser:
 
 
 async def events(response: _Response) -> AsyncIterator[Event]:
-    """(event name or None, data) for each event in an aiohttp response body."""
+    """(event name or None, data) for each event in an upstream's response body."""
     parser = Parser()
-    async for chunk in response.content.iter_any():
+    async for chunk in response.chunks():
         for event in parser.feed(chunk):
             yield event
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import aiohttp
 import orjson
 
 from bytespike.upstream.base import (
@@ -27,44 +26,38 @@ from bytespike.upstream.base import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from bytespike.upstream.client import Client, ConnectionFailed, Limits, Response
 
 ErrorReader = Callable[[int, bytes], UpstreamFailure]
+JSON = {"Content-Type": "application/json"}
 
 
-def timeout(endpoint: Endpoint) -> aiohttp.ClientTimeout:
+def timeout(endpoint: Endpoint) -> Limits:
     """No total limit (long answers are fine), only on connecting and on each silence."""
-    return aiohttp.ClientTimeout(
-        total=None, sock_connect=endpoint.connect_timeout, sock_read=endpoint.read_timeout
-    )
+    return Limits(connect=endpoint.connect_timeout, read=endpoint.read_timeout)
 
 
 @asynccontextmanager
 async def post(
-    session: aiohttp.ClientSession,
+    client: Client,
     url: str,
     body: JSONObject,
     *,
     headers: dict[str, str],
-    limits: aiohttp.ClientTimeout,
+    limits: Limits,
     error: ErrorReader,
-) -> AsyncIterator[aiohttp.ClientResponse]:
+) -> AsyncIterator[Response]:
     """POST `body` as JSON and yield the response if it is a 2xx."""
     try:
-        async with session.post(
-            url,
-            data=orjson.dumps(body),
-            headers={"Content-Type": "application/json", **headers},
-            timeout=limits,
-        ) as response:
+        async with client.post(url, orjson.dumps(body), {**JSON, **headers}, limits) as response:
             if not 200 <= response.status < 300:
                 raise error(response.status, await response.read())
             yield response
-    # aiohttp's ServerTimeoutError is also a ClientError: timeouts must be caught first.
     except TimeoutError as exc:
         raise UpstreamTimeout("the upstream did not answer in time") from exc
-    except aiohttp.ClientError as exc:
+    except ConnectionFailed as exc:
         # The message may reach API clients, so it names no address; the cause is chained.
-        raise UpstreamUnavailable(f"the upstream connection failed ({type(exc).__name__})") from exc
+        raise UpstreamUnavailable(f"the upstream connection failed: {exc}") from exc
 
 
 def json_object(raw: bytes | str, what: str) -> JSONObject:
