@@ -6,12 +6,20 @@ contract says (ConnectionFailed, TimeoutError), with the connection never reused
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gzip
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from bytespike.upstream.client import Client, ConnectionFailed, Limits
 
@@ -206,3 +214,85 @@ async def test_a_reader_that_stops_early_does_not_leave_the_rest_for_the_next_ca
             assert answer.status == 200  # left without reading the body
         assert await post(client, server.url) == (200, b"{}")
         assert server.connections == 2
+
+
+def certificates(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
+    """A CA (written to a PEM file) and a server context whose certificate it signed for
+    127.0.0.1: what a private upstream behind TLS looks like."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def signed(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: x509.Name,
+        signer: ec.EllipticCurvePrivateKey,
+        ca: bool,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            address = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+            builder = builder.add_extension(x509.SubjectAlternativeName([address]), False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = signed("test CA", ca_key, ca_name, ca_key, ca=True)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = signed("127.0.0.1", leaf_key, ca_name, ca_key, ca=False)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    chain = tmp_path / "server.pem"
+    chain.write_bytes(
+        leaf.public_bytes(serialization.Encoding.PEM)
+        + leaf_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain)
+    return ca_file, context
+
+
+@asynccontextmanager
+async def serving_tls(server: Server, context: ssl.SSLContext) -> AsyncIterator[Server]:
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=context)
+    port = listener.sockets[0].getsockname()[1]
+    server.url = f"https://127.0.0.1:{port}/v1/messages"
+    try:
+        yield server
+    finally:
+        listener.close()
+        for task in server.handlers:
+            task.cancel()
+        await asyncio.gather(*server.handlers)
+
+
+async def test_tls_upstreams_are_verified_against_the_trusted_cas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca_file, context = certificates(tmp_path)
+    async with serving_tls(Server(lambda n: [OK]), context) as server:
+        untrusting = Client(2)  # the system's CAs only: this upstream's CA is not one
+        with pytest.raises(ConnectionFailed, match="SSLCertVerificationError"):
+            await post(untrusting, server.url)
+        await untrusting.close()
+        # SSL_CERT_FILE names the CA bundle to trust, as for any OpenSSL client.
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        trusting = Client(2)
+        assert await post(trusting, server.url) == (200, b"{}")
+        assert await post(trusting, server.url) == (200, b"{}")
+        await trusting.close()
+    assert (
+        server.connections == 1
+    )  # both calls on one connection (a refused handshake never counts)
