@@ -67,10 +67,11 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(server: Server) -> AsyncIterator[Server]:
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+async def serving(server: Server, tls: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=tls)
     port = listener.sockets[0].getsockname()[1]
-    server.url = f"http://127.0.0.1:{port}/v1/chat/completions?x=1"
+    scheme = "https" if tls else "http"
+    server.url = f"{scheme}://127.0.0.1:{port}/v1/chat/completions?x=1"
     try:
         yield server
     finally:
@@ -118,6 +119,16 @@ async def test_chunked_and_read_to_close_bodies_are_read_whole(client: Client) -
     async with serving(Server(lambda n: [until_close], close_after=True)) as server:
         assert await post(client, server.url) == (200, b"no length, the close ends it")
         assert await post(client, server.url) == (200, b"no length, the close ends it")
+        assert server.connections == 2
+
+
+async def test_an_answer_saying_connection_close_is_not_followed_on_its_connection(
+    client: Client,
+) -> None:
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    async with serving(Server(lambda n: [closing])) as server:  # the server keeps it open
+        assert await post(client, server.url) == (200, b"{}")
+        assert await post(client, server.url) == (200, b"{}")
         assert server.connections == 2
 
 
@@ -264,25 +275,11 @@ def certificates(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
     return ca_file, context
 
 
-@asynccontextmanager
-async def serving_tls(server: Server, context: ssl.SSLContext) -> AsyncIterator[Server]:
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=context)
-    port = listener.sockets[0].getsockname()[1]
-    server.url = f"https://127.0.0.1:{port}/v1/messages"
-    try:
-        yield server
-    finally:
-        listener.close()
-        for task in server.handlers:
-            task.cancel()
-        await asyncio.gather(*server.handlers)
-
-
 async def test_tls_upstreams_are_verified_against_the_trusted_cas(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ca_file, context = certificates(tmp_path)
-    async with serving_tls(Server(lambda n: [OK]), context) as server:
+    async with serving(Server(lambda n: [OK]), context) as server:
         untrusting = Client(2)  # the system's CAs only: this upstream's CA is not one
         with pytest.raises(ConnectionFailed, match="SSLCertVerificationError"):
             await post(untrusting, server.url)

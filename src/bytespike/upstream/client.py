@@ -195,6 +195,8 @@ class _Connection(asyncio.Protocol):
         self.status, self._started, self._headed, self._done = 0, True, False, False
         self._keep_alive = self._length_known = self._streaming = False
         self._decoder = None
+        self._chunks.clear()
+        self._buffered = 0
         self._read_timeout = read_timeout
         self._last_data = self._loop.time()
         self._timer = self._loop.call_at(self._last_data + read_timeout, self._silence)
@@ -208,6 +210,7 @@ class _Connection(asyncio.Protocol):
             await self._wait()
         body = b"".join(self._chunks)
         self._chunks.clear()
+        self._buffered = 0
         return body
 
     async def chunks(self) -> AsyncIterator[bytes]:
