@@ -127,7 +127,7 @@ class Client:
                 _, connection = await loop.create_connection(
                     lambda: _Connection(loop), host, port, ssl=context
                 )
-        except TimeoutError:
+        except TimeoutError:  # an OSError too, but a timeout to the caller, not a failure
             raise
         except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
             raise ConnectionFailed(f"could not connect ({type(exc).__name__})") from exc
