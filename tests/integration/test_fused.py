@@ -482,3 +482,209 @@ async def test_a_settlement_run_again_after_its_commit_changes_nothing(
     assert len(before["usage"]) == 1
     async with ctx.db.read() as conn:
         assert await ledger.verify(conn, wallet_id) == []
+
+
+# A run of fused operations as one statement (billing/fused.py's RESERVE_MANY, SETTLE_MANY).
+
+
+async def run_many(ctx: Context, ops: Sequence[Fused[Any] | None]) -> list[Any]:
+    """The run's statement over all of `ops` at once, as a batch runs consecutive fused
+    operations: one value per operation (None: it did nothing for that one)."""
+    present = [op for op in ops if op is not None]
+    assert len(present) == len(ops) and present[0].many is not None
+    many = present[0].many
+    async with ctx.db.batch() as (_conn, raw):
+        direct = PgDirect(raw, Plans(ctx.db.dialect))
+        return await direct.many(many.sql, many.arguments([op.params for op in present]))
+
+
+async def test_a_run_of_calls_in_one_statement_books_what_a_statement_each_books(
+    ctx: Context,
+) -> None:
+    """Five calls on one wallet reserved and settled in one statement each way leave the
+    same rows, movements, receipts and balances as the same calls one statement each."""
+    fast_key, fast_wallet = await account(ctx, "ada", "25")
+    slow_key, slow_wallet = await account(ctx, "bob", "25")
+    budgets = [None, 700, 10, 700, 3_000]
+
+    fast_reserves = [
+        metering.fused_reserve(request(ctx, fast_key, fast_wallet, m)) for m in budgets
+    ]
+    hold_ids = await run_many(ctx, fast_reserves)
+    assert None not in hold_ids and len(set(hold_ids)) == 5
+    fast = [
+        metering.ticket_or_raise(r.result(h))
+        for r, h in zip(fast_reserves, hold_ids, strict=True)
+        if r
+    ]
+    slow = []
+    for budget in budgets:
+        reserve = metering.fused_reserve(request(ctx, slow_key, slow_wallet, budget))
+        assert reserve is not None
+        slow.append(metering.ticket_or_raise(reserve.result(await run_fused(ctx, reserve))))
+    assert [t.amount for t in fast] == [t.amount for t in slow]
+    assert (await books(ctx, fast_wallet)) == (await books(ctx, slow_wallet))
+
+    usages = [  # by budget: what each call's hold covers
+        USAGE,
+        USAGE,
+        Usage(input_tokens=10, output_tokens=1),
+        Usage(input_tokens=0, output_tokens=0),
+        USAGE,
+    ]
+    now = ctx.clock.now() + timedelta(seconds=3)
+    settles = [
+        metering.fused_settle(t, u, OUTCOME, now=now) for t, u in zip(fast, usages, strict=True)
+    ]
+    assert await run_many(ctx, settles) == [fast_wallet] * 5
+    for ticket, usage in zip(slow, usages, strict=True):
+        assert await run_fused(ctx, metering.fused_settle(ticket, usage, OUTCOME, now=now))
+    fast_books, slow_books = await books(ctx, fast_wallet), await books(ctx, slow_wallet)
+    # The run's statement leaves the day's rollup to its batch's end (Later); a settlement
+    # alone writes it in its statement.
+    assert fast_books.pop("daily") == [] and slow_books.pop("daily") != []
+    assert fast_books == slow_books
+    assert [e[0] for e in fast_books["entries"]] == ["topup"] + ["hold"] * 5 + ["settle"] * 5
+    async with ctx.db.read() as conn:
+        assert await ledger.verify(conn, fast_wallet) == []
+        assert await ledger.verify(conn, slow_wallet) == []
+
+
+async def test_a_run_of_reserves_holds_each_call_on_its_own_conditions(ctx: Context) -> None:
+    """One statement for calls of several wallets: each wallet's holds are placed in order
+    while its money lasts; a revoked key's call, or one whose wallet would page its owner,
+    gets nothing and takes nothing from the calls after it; the other wallets go on."""
+    await make_user(ctx, "ada")
+    ada_key, ada_wallet = (await make_key(ctx, "ada"))["id"], await wallet_of(ctx, user="ada")
+    revoked = (await make_key(ctx, "ada"))["id"]
+    await keys.revoke(ctx, revoked)
+    full = metering.fused_reserve(request(ctx, ada_key, ada_wallet, None))
+    assert full is not None
+    amount = full.params["amount"]
+    await top_up(ctx, to_usd_text(amount * 7 // 2), user="ada")  # three holds and a half
+    bob_key, bob_wallet = await account(ctx, "bob", "25")
+    # 4 USD, under the default 5 USD threshold, never paged: armed, its next debit pages.
+    cy_key, cy_wallet = await account(ctx, "cy", "4")
+
+    calls = [
+        (ada_key, ada_wallet),
+        (bob_key, bob_wallet),
+        (ada_key, ada_wallet),
+        (revoked, ada_wallet),
+        (cy_key, cy_wallet),
+        (ada_key, ada_wallet),
+        (ada_key, ada_wallet),
+        (bob_key, bob_wallet),
+    ]
+    before = await counts(ctx)
+    held = await run_many(ctx, [metering.fused_reserve(request(ctx, k, w, None)) for k, w in calls])
+    assert [h is not None for h in held] == [True, True, True, False, False, True, False, True]
+    async with ctx.db.read() as conn:
+        ada = await ledger.balances(conn, ada_wallet)
+        cy = await ledger.balances(conn, cy_wallet)
+        for wallet in (ada_wallet, bob_wallet, cy_wallet):
+            assert await ledger.verify(conn, wallet) == []
+    assert (ada.held, ada.available) == (3 * amount, amount // 2)
+    assert (cy.held, cy.available) == (0, parse_usd("4"))
+    holds, entries, *_ = await counts(ctx)
+    assert (holds, entries) == (before[0] + 5, before[1] + 5)
+    assert (await pages(ctx, cy_wallet)) == 0  # the general path's to send
+
+
+async def test_a_run_of_settles_charges_each_call_on_its_own_conditions(ctx: Context) -> None:
+    """One statement for five settlements of a wallet: a hold named twice is settled once, a
+    cost beyond its hold is left alone, and once the charges so far would leave settled
+    money at the armed threshold, that charge and the later ones are left to the general
+    path, which settles them and pages the owner once."""
+    key_id, wallet_id = await listening(ctx, "ada", "25")
+    tickets = []
+    for _ in range(4):
+        req = request(ctx, key_id, wallet_id, 700)
+        tickets.append(
+            metering.ticket_or_raise(await general(ctx, lambda c, r=req: metering.reserve(c, r)))
+        )
+    cost = pricing.charge(model(ctx), USAGE)
+    # Two charges leave settled money above the threshold, a third would not.
+    await set_threshold(ctx, wallet_id, parse_usd("25") - 3 * cost)
+    now = ctx.clock.now() + timedelta(seconds=3)
+    settles = [metering.fused_settle(t, USAGE, OUTCOME, now=now) for t in tickets]
+    first, second, third, fourth = settles
+    assert first and second and third and fourth
+    beyond = Fused(
+        second.statement,
+        {**second.params, "cost": tickets[1].amount + 1},
+        second.result,
+        many=second.many,
+    )
+    run = [first, beyond, first, third, fourth, second]
+    assert await run_many(ctx, run) == [wallet_id, None, None, wallet_id, None, None]
+    async with ctx.db.read() as conn:
+        after = await ledger.balances(conn, wallet_id)
+        assert await ledger.verify(conn, wallet_id) == []
+    assert after.spent == 2 * cost and (await pages(ctx, wallet_id)) == 0
+
+    # The general path takes the rest from there, as a batch would: one page.
+    for ticket in (tickets[1], tickets[3]):
+        await general(ctx, lambda c, t=ticket: metering.settle(c, t, USAGE, OUTCOME, now=now))
+    async with ctx.db.read() as conn:
+        after = await ledger.balances(conn, wallet_id)
+        assert await ledger.verify(conn, wallet_id) == []
+    assert (after.spent, after.held) == (4 * cost, 0)
+    assert (await pages(ctx, wallet_id)) == 1
+
+
+async def test_two_replicas_batching_calls_of_shared_wallets_keep_the_books(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two group-commit writers (two replicas) each run many calls of the same three wallets
+    at once: their runs lock wallets in one order, so neither deadlocks, no wallet is
+    overdrawn, every call is held then settled once, and the books verify."""
+    runs: list[int] = []
+    many = PgDirect.many
+
+    async def counted(self: PgDirect, sql: str, arguments: list[list[Any]]) -> list[Any]:
+        runs.append(len(arguments[0]))
+        return await many(self, sql, arguments)
+
+    monkeypatch.setattr(PgDirect, "many", counted)
+    accounts = [await account(ctx, name, "0.5") for name in ("ada", "bob", "cy")]
+    replicas = [GroupCommit(ctx.db), GroupCommit(ctx.db)]
+
+    async def call(n: int) -> int:
+        key_id, wallet_id = accounts[n % 3]
+        writes = replicas[n % 2]
+        req = request(ctx, key_id, wallet_id, 700)
+        try:
+            ticket = metering.ticket_or_raise(
+                await writes.run(
+                    lambda c: metering.reserve(c, req),
+                    order=wallet_id,
+                    fused=metering.fused_reserve(req),
+                )
+            )
+        except InsufficientBalance:
+            return 0
+        await asyncio.sleep(0)
+        now = ctx.clock.now()
+        return await writes.run(
+            lambda c: metering.settle(c, ticket, USAGE, OUTCOME, now=now),
+            order=wallet_id,
+            fused=metering.fused_settle(ticket, USAGE, OUTCOME, now=now),
+        )
+
+    try:
+        charged = await asyncio.gather(*(call(n) for n in range(240)))
+    finally:
+        for writes in replicas:
+            await writes.close()
+    assert max(runs) > 1, "no run of calls went to PostgreSQL as one statement"
+    cost = pricing.charge(model(ctx), USAGE)
+    assert set(charged) <= {0, cost} and cost in charged
+    async with ctx.db.read() as conn:
+        for _key, wallet_id in accounts:
+            assert await ledger.verify(conn, wallet_id) == []
+            after = await ledger.balances(conn, wallet_id)
+            assert after.held == 0 and after.available >= 0
+        spent = sum([(await ledger.balances(conn, w)).spent for _k, w in accounts])
+    assert spent == sum(charged)
+    await assert_rollups_match(ctx)

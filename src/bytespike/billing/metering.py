@@ -244,7 +244,10 @@ def fused_reserve(req: HoldRequest) -> Fused[Reservation] | None:
         token=req.token,
     )
     return Fused(
-        fused.RESERVE, params, lambda hold_id: req.ticket(hold_id, amount, output, capped=False)
+        fused.RESERVE,
+        params,
+        lambda hold_id: req.ticket(hold_id, amount, output, capped=False),
+        many=fused.RESERVE_MANY,
     )
 
 
@@ -443,4 +446,5 @@ def fused_settle(
         lambda _wallet_id: cost,
         later=(rollups.add_all, record),  # its rollup, with its batch's (usage/rollups.py)
         alone=fused.SETTLE_ALONE,
+        many=fused.SETTLE_MANY,
     )

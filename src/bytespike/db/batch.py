@@ -118,12 +118,28 @@ class AsyncDirectConnection(Later):
 
 
 @dataclass(frozen=True, slots=True)
+class Many:
+    """A fused statement's form for a whole run of its operations (PostgreSQL): one execution
+    for all of them, each parameter an array with one element per operation, in `columns`'
+    order ($1, $2, ...). It returns one row per operation, in their order: the value the
+    single statement would have returned for it, NULL for one it did no work for."""
+
+    sql: str
+    columns: tuple[str, ...]
+
+    def arguments(self, params: list[dict[str, Any]]) -> list[list[Any]]:
+        return [[p[name] for p in params] for name in self.columns]
+
+
+@dataclass(frozen=True, slots=True)
 class Fused(Generic[T]):
     """An operation's common case as one statement, for PostgreSQL, where each statement is a
     round trip. The statement does all of the operation's work or none of it, and returns
     one row either way: a value when it did the work (`result` turns it into the
     operation's answer), NULL when it wrote nothing (the operation then runs as usual).
-    Consecutive fused operations with the same statement go to the server in one round trip.
+    Consecutive fused operations with the same statement go to the server in one round trip,
+    as one execution of `many` if it has one (the statement's overhead and the wallet's
+    update paid once for them all), else as one execution each.
 
     `later`: what the operation leaves for its batch's end when the statement did its work
     (Later). `alone`: the statement that does that too, for a batch of this one operation,
@@ -134,6 +150,7 @@ class Fused(Generic[T]):
     result: Callable[[Any], T]
     later: tuple[Writer, Any] | None = None
     alone: Any = None
+    many: Many | None = None
 
     @property
     def single(self) -> Any:
@@ -490,7 +507,10 @@ async def _run_postgres(
                     outcomes.append(await _outcome(run[0].op, adapter))
                     continue
                 params = [item.fused.params for item in run if item.fused]
-                values = await direct.values(head.statement, params)
+                if head.many is not None and len(params) > 1:
+                    values = await direct.many(head.many.sql, head.many.arguments(params))
+                else:
+                    values = await direct.values(head.statement, params)
                 for item, value in zip(run, values, strict=True):
                     if value is None or item.fused is None:  # not the common case after all
                         outcomes.append(await _outcome(item.op, adapter))
