@@ -290,12 +290,13 @@ WITH input AS (
     WHERE id = ANY($1::int8[]) AND status = 'pending'
     ORDER BY id
     FOR NO KEY UPDATE
+), once AS (
+    SELECT DISTINCT ON (hold) * FROM input ORDER BY hold, ord
 ), covered AS (
-    SELECT input.*, pending.wallet_id AS wallet, pending.amount_micros AS amount,
+    SELECT once.*, pending.wallet_id AS wallet, pending.amount_micros AS amount,
            pending.key_id AS key, pending.model AS model
-    FROM input JOIN pending ON pending.id = input.hold
-    WHERE pending.amount_micros >= input.cost
-      AND input.ord = (SELECT min(first.ord) FROM input AS first WHERE first.hold = input.hold)
+    FROM once JOIN pending ON pending.id = once.hold
+    WHERE pending.amount_micros >= once.cost
 ), locked AS (
     SELECT id, available_micros + held_micros AS settled, low_balance_armed AS armed,
            low_balance_threshold_micros AS threshold
