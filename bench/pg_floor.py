@@ -15,18 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import gateway
-from databases import DEFAULT_POSTGRES_SERVER, PostgresDatabase
-from revisions import INSTALLED
+from databases import DEFAULT_POSTGRES_SERVER
+from fused_calls import OUTCOME, hold_request, the_account, throwaway
 
 from bytespike import catalog
 from bytespike.billing import metering
-from bytespike.billing.metering import HoldRequest, Outcome
 from bytespike.clock import SystemClock
 from bytespike.db.direct import PgDirect, Plans
 from bytespike.db.engine import Database
@@ -37,35 +34,21 @@ async def measure(url: str, catalog_path: Path, calls: int) -> dict[str, float]:
     db = Database(url)
     model = catalog.load(catalog_path).get(gateway.MODEL)
     assert model is not None
-    outcome = Outcome(status="ok", http_status=200, stream=False, latency_ms=1, provider="bench")
     timings: dict[str, list[float]] = {"SELECT 1": [], "reserve": [], "settle": []}
     try:
         async with db.batch() as (_conn, raw):
-            key_id, wallet_id = await raw.fetchrow(
-                "SELECT api_keys.id, wallets.id FROM api_keys JOIN wallets"
-                " ON wallets.user_id = api_keys.user_id"
-            )
+            key_id, wallet_id = await the_account(raw)
             direct = PgDirect(raw, Plans(db.dialect))
             for _ in range(calls):
                 now = SystemClock().now()
-                hold = HoldRequest(
-                    key_id=key_id,
-                    wallet_id=wallet_id,
-                    model=model,
-                    quota_reset=None,
-                    capped=False,
-                    input_tokens=40,
-                    max_tokens=16,
-                    now=now,
-                    ttl=timedelta(minutes=10),
-                )
+                hold = hold_request(model, key_id, wallet_id, now)
                 reserve = metering.fused_reserve(hold)
                 assert reserve is not None
                 started = time.perf_counter()
                 (hold_id,) = await direct.values(reserve.statement, [reserve.params])
                 timings["reserve"].append(time.perf_counter() - started)
                 ticket = metering.ticket_or_raise(reserve.result(hold_id))
-                settle = metering.fused_settle(ticket, Usage(9, 16), outcome, now=now)
+                settle = metering.fused_settle(ticket, Usage(9, 16), OUTCOME, now=now)
                 assert settle is not None
                 started = time.perf_counter()
                 (settled,) = await direct.values(settle.single, [settle.params])
@@ -85,16 +68,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES_SERVER)
     args = parser.parse_args()
-    db = PostgresDatabase(args.postgres)
-    try:
-        directory = Path(tempfile.mkdtemp(prefix="bytespike-floor-"))
-        # Nothing is called upstream: the catalog's entries point at a closed port.
-        upstream = "http://127.0.0.1:9"
-        catalog_path = gateway.write_catalog(directory, upstream, INSTALLED.shipped_catalog)
-        gateway.provision(gateway.environment(db.url, catalog_path, 9, upstream))
-        medians = asyncio.run(measure(db.url, catalog_path, args.calls))
-    finally:
-        db.drop()
+    with throwaway(args.postgres, "bytespike-floor-") as (url, catalog_path):
+        medians = asyncio.run(measure(url, catalog_path, args.calls))
     print(f"median of {args.calls} calls, one connection, durable commits:")
     for name, ms in medians.items():
         print(f"  {name:<9} {ms:.3f} ms")

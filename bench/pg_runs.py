@@ -18,18 +18,15 @@ import argparse
 import asyncio
 import os
 import statistics
-import tempfile
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import gateway
-from databases import DEFAULT_POSTGRES_SERVER, PostgresDatabase
-from revisions import INSTALLED
+from databases import DEFAULT_POSTGRES_SERVER
+from fused_calls import OUTCOME, hold_request, the_account, throwaway
 
 from bytespike import catalog
 from bytespike.billing import metering
-from bytespike.billing.metering import HoldRequest, Outcome
 from bytespike.clock import SystemClock
 from bytespike.db.batch import Fused
 from bytespike.db.direct import PgDirect, Plans
@@ -50,14 +47,10 @@ async def measure(url: str, catalog_path: Path, sizes: list[int], calls: int, ro
     db = Database(url)
     model = catalog.load(catalog_path).get(gateway.MODEL)
     assert model is not None
-    outcome = Outcome(status="ok", http_status=200, stream=False, latency_ms=1, provider="bench")
     results: dict[int, tuple[float, float]] = {}
     try:
         async with db.batch() as (_conn, raw):
-            key_id, wallet_id = await raw.fetchrow(
-                "SELECT api_keys.id, wallets.id FROM api_keys JOIN wallets"
-                " ON wallets.user_id = api_keys.user_id"
-            )
+            key_id, wallet_id = await the_account(raw)
             server = await raw.fetchval("SELECT pg_backend_pid()")
             direct = PgDirect(raw, Plans(db.dialect))
 
@@ -75,24 +68,14 @@ async def measure(url: str, catalog_path: Path, sizes: list[int], calls: int, ro
 
             async def batch(size: int, as_one: bool) -> None:
                 now = SystemClock().now()
-                hold = HoldRequest(
-                    key_id=key_id,
-                    wallet_id=wallet_id,
-                    model=model,
-                    quota_reset=None,
-                    capped=False,
-                    input_tokens=40,
-                    max_tokens=16,
-                    now=now,
-                    ttl=timedelta(minutes=10),
-                )
+                hold = hold_request(model, key_id, wallet_id, now)
                 reserves = [metering.fused_reserve(hold) for _ in range(size)]
                 held = await run([r for r in reserves if r], as_one)
                 settles = []
                 for reserve, hold_id in zip(reserves, held, strict=True):
                     assert reserve is not None
                     ticket = metering.ticket_or_raise(reserve.result(hold_id))
-                    settles.append(metering.fused_settle(ticket, Usage(9, 16), outcome, now=now))
+                    settles.append(metering.fused_settle(ticket, Usage(9, 16), OUTCOME, now=now))
                 await run([s for s in settles if s], as_one)
 
             for size in sizes:
@@ -129,17 +112,9 @@ def main() -> None:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES_SERVER)
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    db = PostgresDatabase(args.postgres)
-    try:
-        directory = Path(tempfile.mkdtemp(prefix="bytespike-runs-"))
-        # Nothing is called upstream: the catalog's entries point at a closed port.
-        upstream = "http://127.0.0.1:9"
-        catalog_path = gateway.write_catalog(directory, upstream, INSTALLED.shipped_catalog)
-        gateway.provision(gateway.environment(db.url, catalog_path, 9, upstream))
+    with throwaway(args.postgres, "bytespike-runs-") as (url, catalog_path):
         print(f"PostgreSQL CPU per call, median of {args.rounds} interleaved rounds:")
-        asyncio.run(measure(db.url, catalog_path, sizes, args.calls, args.rounds))
-    finally:
-        db.drop()
+        asyncio.run(measure(url, catalog_path, sizes, args.calls, args.rounds))
 
 
 if __name__ == "__main__":
