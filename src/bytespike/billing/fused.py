@@ -24,24 +24,13 @@ from bytespike.db.batch import Many
 from bytespike.db.direct import hot
 from bytespike.usage import rollups
 
-# The columns every statement here writes of a ledger entry and of a usage record.
-_INTO_LEDGER = """INSERT INTO ledger_entries (wallet_id, kind, d_available, d_held, d_spent,
-                                d_topped_up, d_adjusted, hold_id, key_id, model, created_at)"""
-_INTO_USAGE = """INSERT INTO usage_records (wallet_id, key_id, hold_id, model, provider,
-                               input_tokens, output_tokens, cached_tokens, cost_micros, status,
-                               http_status, stream, latency_ms, created_at, request_id,
-                               attempts, cache_write_tokens, cache_write_1h_tokens,
-                               reasoning_tokens, tool_prompt_tokens, web_search_requests,
-                               price_period, price_tier, unit_prices)"""
-
 # The wallet moves only if the key is live and unchanged since the caller read it, neither
 # its org nor the paying org is paused, `available` covers the hold, and the hold would not
 # page the owner. A hold is a debit, so `alerts.after_movement` pages when it finds the alert
 # armed and settled available (available + held, which a hold does not change) at or below
 # the threshold: that page is the general path's.
 RESERVE = hot(
-    sa.text(
-        """
+    sa.text("""
 WITH live AS (
     SELECT 1
     FROM api_keys LEFT JOIN orgs ON orgs.id = api_keys.org_id
@@ -61,15 +50,13 @@ WITH live AS (
     SELECT w.id, :key, :model, :amount, 'pending', :now, :expires, :token FROM w
     RETURNING id
 ), entry AS (
-    """
-        + _INTO_LEDGER
-        + """
+    INSERT INTO ledger_entries (wallet_id, kind, d_available, d_held, d_spent, d_topped_up,
+                                d_adjusted, hold_id, key_id, model, created_at)
     SELECT w.id, 'hold', -CAST(:amount AS BIGINT), :amount, 0, 0, 0, h.id, :key, :model, :now
     FROM w, h
 )
 SELECT (SELECT h.id FROM h)
-"""
-    ).bindparams(
+""").bindparams(
         sa.bindparam("key", type_=sa.Integer),
         sa.bindparam("version", type_=sa.Integer),
         sa.bindparam("wallet", type_=sa.Integer),
@@ -92,8 +79,7 @@ SELECT (SELECT h.id FROM h)
 # the hold closes only once the wallet is sure to move, and the statement writes all of its
 # rows or none (a condition re-checked by the wallet's UPDATE itself could fail there, after
 # the hold had closed).
-_SETTLE = (
-    """
+_SETTLE = """
 WITH pending AS (
     SELECT wallet_id FROM holds
     WHERE id = :hold AND status = 'pending' AND amount_micros >= :cost
@@ -115,16 +101,18 @@ WITH pending AS (
     FROM h WHERE wallets.id = h.wallet_id
     RETURNING wallets.id
 ), entry AS (
-    """
-    + _INTO_LEDGER
-    + """
+    INSERT INTO ledger_entries (wallet_id, kind, d_available, d_held, d_spent, d_topped_up,
+                                d_adjusted, hold_id, key_id, model, created_at)
     SELECT w.id, 'settle', h.amount_micros - :cost, -h.amount_micros, :cost, 0, 0, :hold,
            h.key_id, h.model, :now
     FROM w, h
 ), record AS (
-    """
-    + _INTO_USAGE
-    + """
+    INSERT INTO usage_records (wallet_id, key_id, hold_id, model, provider, input_tokens,
+                               output_tokens, cached_tokens, cost_micros, status, http_status,
+                               stream, latency_ms, created_at, request_id, attempts,
+                               cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,
+                               tool_prompt_tokens, web_search_requests, price_period,
+                               price_tier, unit_prices)
     SELECT w.id, h.key_id, :hold, h.model, :provider, :input_tokens, :output_tokens,
            :cached_tokens, :cost, :status, :http_status, :stream, :latency_ms, :now,
            :request_id, :attempts, :cache_write_tokens, :cache_write_1h_tokens,
@@ -132,7 +120,6 @@ WITH pending AS (
            :price_tier, :unit_prices
     FROM w, h
 )"""
-)
 # The day's rollup row (usage/rollups.py's upsert): in a batch of several operations, the
 # batch writes it once for all of them as it ends (db/batch.py's Later); alone, SETTLE_ALONE
 # does it in the statement, which then needs no transaction.
@@ -234,9 +221,8 @@ WITH input AS (
     SELECT hold, wallet, key, model, amount, 'pending', now, expires, token
     FROM held ORDER BY ord
 ), entry AS (
-    """
-    + _INTO_LEDGER
-    + """
+    INSERT INTO ledger_entries (wallet_id, kind, d_available, d_held, d_spent, d_topped_up,
+                                d_adjusted, hold_id, key_id, model, created_at)
     SELECT wallet, 'hold', -amount, amount, 0, 0, 0, hold, key, model, now
     FROM held ORDER BY ord
 )
@@ -343,15 +329,17 @@ WITH input AS (
 ), settled AS (
     SELECT chosen.* FROM chosen JOIN h ON h.id = chosen.hold JOIN w ON w.id = chosen.wallet
 ), entry AS (
-    """
-    + _INTO_LEDGER
-    + """
+    INSERT INTO ledger_entries (wallet_id, kind, d_available, d_held, d_spent, d_topped_up,
+                                d_adjusted, hold_id, key_id, model, created_at)
     SELECT wallet, 'settle', amount - cost, -amount, cost, 0, 0, hold, key, model, now
     FROM settled ORDER BY ord
 ), record AS (
-    """
-    + _INTO_USAGE
-    + """
+    INSERT INTO usage_records (wallet_id, key_id, hold_id, model, provider, input_tokens,
+                               output_tokens, cached_tokens, cost_micros, status, http_status,
+                               stream, latency_ms, created_at, request_id, attempts,
+                               cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,
+                               tool_prompt_tokens, web_search_requests, price_period,
+                               price_tier, unit_prices)
     SELECT wallet, key, hold, model, provider, input_tokens, output_tokens, cached_tokens,
            cost, status, http_status, stream, latency_ms, now, request_id, attempts,
            cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, tool_prompt_tokens,
