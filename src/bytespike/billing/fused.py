@@ -171,10 +171,10 @@ SETTLE_ALONE = hot(
 
 
 # RESERVE for a run of calls (db/batch.py's Many): one statement, so its overhead and each
-# wallet's update are paid once per run, not per call (at 16 calls a run, measured: a fifth
-# of PostgreSQL's time per hold). Each call is held or not on RESERVE's own conditions:
-# its key live and unchanged, its orgs not paused, the wallet's alert not due, and the
-# holds of the run on one wallet, counted in order, within what the wallet has available.
+# wallet's update are paid once per run, not per call (what that saves by run length:
+# db/batch.py's MANY_FROM, bench/pg_runs.py). Each call is held or not on RESERVE's own
+# conditions: its key live and unchanged, its orgs not paused, the wallet's alert not due,
+# and the holds of the run on one wallet, counted in order, within what it has available.
 # The wallets are locked first, in id order (as a batch's operations run, so two replicas'
 # batches cannot deadlock on them), and the conditions are read from the locked rows, the
 # latest committed ones. A call not held gets NULL and takes the general path, which sees
