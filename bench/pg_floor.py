@@ -51,7 +51,7 @@ async def measure(url: str, catalog_path: Path, calls: int) -> dict[str, float]:
                 settle = metering.fused_settle(ticket, Usage(9, 16), OUTCOME, now=now)
                 assert settle is not None
                 started = time.perf_counter()
-                (settled,) = await direct.values(settle.single, [settle.params])
+                (settled,) = await direct.values(settle.statement, [settle.params])
                 timings["settle"].append(time.perf_counter() - started)
                 assert hold_id is not None and settled is not None, "the fast path was not taken"
                 started = time.perf_counter()

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from bytespike.context import Context
-from bytespike.db.batch import GroupCommit
+from bytespike.db.batch import Fused, GroupCommit
 from bytespike.errors import InsufficientBalance
 from bytespike.settings import Settings
 from tests.factories import make_user
@@ -76,6 +76,44 @@ async def test_concurrent_operations_are_answered_after_their_commit(ctx: Contex
         assert await names(ctx) == sorted(done)
     finally:
         await writes.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_fused_run_commits_on_its_own_and_is_not_run_again(ctx: Context) -> None:
+    """PostgreSQL: a batch's run of fused operations commits as its statement ends, and its
+    callers are answered then; when the batch's other operations fail together afterwards
+    (a database error), only they are run again, one by one."""
+    users = [await make_user(ctx, name) for name in ("ada", "bob", "cy", "dee")]
+    statement = sa.text("UPDATE users SET username = :name WHERE id = :id RETURNING id")
+    general_runs = []
+
+    def fused(user_id: int, name: str) -> Fused[str]:
+        return Fused(statement, {"id": user_id, "name": name}, lambda _id: name)
+
+    def general(user_id: int, name: str) -> Any:
+        async def op(conn: Any) -> str:
+            general_runs.append(name)
+            return await rename(user_id, name)(conn)  # type: ignore[no-any-return]
+
+        return op
+
+    writes = GroupCommit(ctx.db)
+    try:
+        results = await asyncio.gather(
+            *(
+                writes.run(general(u["id"], name), fused=fused(u["id"], name))
+                for u, name in ((users[0], "ada2"), (users[1], "bob2"))
+            ),
+            writes.run(rename(users[2]["id"], "dee")),  # unique violation: a database error
+            writes.run(rename(users[3]["id"], "dee2")),
+            return_exceptions=True,
+        )
+    finally:
+        await writes.close()
+    assert results[:2] == ["ada2", "bob2"] and results[3] == "dee2"
+    assert isinstance(results[2], sa.exc.IntegrityError)
+    assert general_runs == []  # the run committed once, as one statement, and stood
+    assert await names(ctx) == ["ada2", "bob2", "cy", "dee2"]
 
 
 async def test_an_unexpected_exception_reaches_its_caller(ctx: Context) -> None:

@@ -70,7 +70,7 @@ SELECT (SELECT h.id FROM h)
 
 # Settles a pending hold that covers the cost: the hold closes, the wallet is charged the
 # cost and gets the rest back, the ledger records it, and the usage record is written (and
-# counted in its day's rollup: _DAILY below; `day` is the UTC day of `now`).
+# counted in its day's rollup row, usage/rollups.py's upsert: `day` is the UTC day of `now`).
 # Not when the charge would page the owner: a charge is a debit, and `alerts.after_movement`
 # pages when the alert is armed and settled available after it (available + held - cost)
 # is at or below the threshold; that is the general path's. So the hold's row is locked,
@@ -79,7 +79,8 @@ SELECT (SELECT h.id FROM h)
 # the hold closes only once the wallet is sure to move, and the statement writes all of its
 # rows or none (a condition re-checked by the wallet's UPDATE itself could fail there, after
 # the hold had closed).
-_SETTLE = """
+SETTLE = hot(
+    sa.text("""
 WITH pending AS (
     SELECT wallet_id FROM holds
     WHERE id = :hold AND status = 'pending' AND amount_micros >= :cost
@@ -119,11 +120,7 @@ WITH pending AS (
            :reasoning_tokens, :tool_prompt_tokens, :web_search_requests, :price_period,
            :price_tier, :unit_prices
     FROM w, h
-)"""
-# The day's rollup row (usage/rollups.py's upsert): in a batch of several operations, the
-# batch writes it once for all of them as it ends (db/batch.py's Later); alone, SETTLE_ALONE
-# does it in the statement, which then needs no transaction.
-_DAILY = """, daily AS (
+), daily AS (
     INSERT INTO usage_daily (day, wallet_id, key_id, model, requests, input_tokens,
                              output_tokens, cached_tokens, cost_micros, last_at)
     SELECT :day, w.id, h.key_id, h.model, 1, :input_tokens, :output_tokens, :cached_tokens,
@@ -136,36 +133,31 @@ _DAILY = """, daily AS (
         cached_tokens = usage_daily.cached_tokens + EXCLUDED.cached_tokens,
         cost_micros = usage_daily.cost_micros + EXCLUDED.cost_micros,
         last_at = greatest(usage_daily.last_at, EXCLUDED.last_at)
-)"""
-_SETTLE_PARAMS = (
-    sa.bindparam("hold", type_=sa.BigInteger),
-    sa.bindparam("cost", type_=sa.BigInteger),
-    sa.bindparam("provider", type_=sa.String),
-    sa.bindparam("input_tokens", type_=sa.Integer),
-    sa.bindparam("output_tokens", type_=sa.Integer),
-    sa.bindparam("cached_tokens", type_=sa.Integer),
-    sa.bindparam("status", type_=sa.String),
-    sa.bindparam("http_status", type_=sa.Integer),
-    sa.bindparam("stream", type_=sa.Boolean),
-    sa.bindparam("latency_ms", type_=sa.Integer),
-    sa.bindparam("request_id", type_=sa.String),
-    sa.bindparam("attempts", type_=sa.Text),
-    sa.bindparam("cache_write_tokens", type_=sa.Integer),
-    sa.bindparam("cache_write_1h_tokens", type_=sa.Integer),
-    sa.bindparam("reasoning_tokens", type_=sa.Integer),
-    sa.bindparam("tool_prompt_tokens", type_=sa.Integer),
-    sa.bindparam("web_search_requests", type_=sa.Integer),
-    sa.bindparam("price_period", type_=sa.String),
-    sa.bindparam("price_tier", type_=sa.Integer),
-    sa.bindparam("unit_prices", type_=sa.Text),
-    sa.bindparam("now", type_=sa.DateTime(timezone=True)),
 )
-_SETTLED = "\nSELECT (SELECT w.id FROM w)"
-# Composed of the constant texts above only; every value is a bound parameter.
-SETTLE = hot(sa.text(_SETTLE + _SETTLED).bindparams(*_SETTLE_PARAMS))
-SETTLE_ALONE = hot(
-    sa.text(_SETTLE + _DAILY + _SETTLED).bindparams(
-        *_SETTLE_PARAMS, sa.bindparam("day", type_=sa.Date)
+SELECT (SELECT w.id FROM w)
+""").bindparams(
+        sa.bindparam("hold", type_=sa.BigInteger),
+        sa.bindparam("cost", type_=sa.BigInteger),
+        sa.bindparam("provider", type_=sa.String),
+        sa.bindparam("input_tokens", type_=sa.Integer),
+        sa.bindparam("output_tokens", type_=sa.Integer),
+        sa.bindparam("cached_tokens", type_=sa.Integer),
+        sa.bindparam("status", type_=sa.String),
+        sa.bindparam("http_status", type_=sa.Integer),
+        sa.bindparam("stream", type_=sa.Boolean),
+        sa.bindparam("latency_ms", type_=sa.Integer),
+        sa.bindparam("request_id", type_=sa.String),
+        sa.bindparam("attempts", type_=sa.Text),
+        sa.bindparam("cache_write_tokens", type_=sa.Integer),
+        sa.bindparam("cache_write_1h_tokens", type_=sa.Integer),
+        sa.bindparam("reasoning_tokens", type_=sa.Integer),
+        sa.bindparam("tool_prompt_tokens", type_=sa.Integer),
+        sa.bindparam("web_search_requests", type_=sa.Integer),
+        sa.bindparam("price_period", type_=sa.String),
+        sa.bindparam("price_tier", type_=sa.Integer),
+        sa.bindparam("unit_prices", type_=sa.Text),
+        sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+        sa.bindparam("day", type_=sa.Date),
     )
 )
 
@@ -271,7 +263,9 @@ _RECORDED = (
 # cost, and the charge not paging the owner, counted in order with the run's earlier
 # charges to the same wallet (settled available falls by each). The holds are locked, then
 # the wallets, each in id order (the general path's order, hold then wallet). A hold named
-# twice is settled for its first call only: the other takes the general path.
+# twice is settled for its first call only: the other takes the general path. The calls
+# settled are counted in their days' rollup rows, one upsert per row, in rollups.add_all's
+# order (day, wallet, key, model), so two runs upserting the same rows lock them in one order.
 SETTLE_MANY = Many(
     """
 WITH input AS (
@@ -279,12 +273,12 @@ WITH input AS (
                          $6::int4[], $7::text[], $8::int4[], $9::bool[], $10::int4[],
                          $11::text[], $12::text[], $13::int4[], $14::int4[], $15::int4[],
                          $16::int4[], $17::int4[], $18::text[], $19::int4[], $20::text[],
-                         $21::timestamptz[])
+                         $21::timestamptz[], $22::date[])
         WITH ORDINALITY AS i(hold, cost, provider, input_tokens, output_tokens, cached_tokens,
                              status, http_status, stream, latency_ms, request_id, attempts,
                              cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,
                              tool_prompt_tokens, web_search_requests, price_period,
-                             price_tier, unit_prices, now, ord)
+                             price_tier, unit_prices, now, day, ord)
 ), pending AS (
     SELECT id, wallet_id, amount_micros, key_id, model FROM holds
     WHERE id = ANY($1::int8[]) AND status = 'pending'
@@ -345,11 +339,25 @@ WITH input AS (
            cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, tool_prompt_tokens,
            web_search_requests, price_period, price_tier, unit_prices
     FROM settled ORDER BY ord
+), daily AS (
+    INSERT INTO usage_daily (day, wallet_id, key_id, model, requests, input_tokens,
+                             output_tokens, cached_tokens, cost_micros, last_at)
+    SELECT day, wallet, key, model, count(*), sum(input_tokens), sum(output_tokens),
+           sum(cached_tokens), CAST(sum(cost) AS BIGINT), max(now)
+    FROM settled GROUP BY day, wallet, key, model
+    ORDER BY day, wallet, key, model
+    ON CONFLICT (day, wallet_id, key_id, model) DO UPDATE
+    SET requests = usage_daily.requests + EXCLUDED.requests,
+        input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens,
+        cached_tokens = usage_daily.cached_tokens + EXCLUDED.cached_tokens,
+        cost_micros = usage_daily.cost_micros + EXCLUDED.cost_micros,
+        last_at = greatest(usage_daily.last_at, EXCLUDED.last_at)
 )
 SELECT settled.wallet FROM input LEFT JOIN settled ON settled.ord = input.ord
 ORDER BY input.ord
 """,
-    ("hold", "cost", *_RECORDED, "now"),
+    ("hold", "cost", *_RECORDED, "now", "day"),
 )
 
 

@@ -40,7 +40,6 @@ from bytespike.records import record
 from bytespike.upstream.base import Usage
 from bytespike.upstream.deployments import Attempt
 from bytespike.usage import repo as usage_repo
-from bytespike.usage import rollups
 from bytespike.webhooks import events
 
 
@@ -444,7 +443,5 @@ def fused_settle(
         fused.SETTLE,
         fused.settle_params(record),
         lambda _wallet_id: cost,
-        later=(rollups.add_all, record),  # its rollup, with its batch's (usage/rollups.py)
-        alone=fused.SETTLE_ALONE,
         many=fused.SETTLE_MANY,
     )

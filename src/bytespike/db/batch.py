@@ -10,13 +10,16 @@ The operations are the same async functions the rest of the code uses: they get 
 `SyncConnection`, whose `execute` never suspends, so each runs to completion at once.
 
 Operations must check before they write, so that an expected refusal (a `BytespikeError`)
-leaves nothing behind and the batch still commits. On PostgreSQL the batch is one
-transaction, driven on asyncpg itself: one commit instead of one per operation.
+leaves nothing behind and the batch still commits. On PostgreSQL a batch is its runs of
+fused statements (`Fused`), each one round trip that commits on its own, then one
+transaction for the rest, driven on asyncpg itself.
 
 Failure policy: if a batch fails for any other reason (a database error), it is rolled
-back and every operation in it is retried alone, so one bad operation fails only itself.
-A caller is answered only after its batch has committed. An operation that fails because
-the database is unavailable fails with ServiceUnavailable, a 503 (db/outage.py).
+back (on PostgreSQL, what has not committed: a run answered before stands) and every
+operation in it not yet answered is retried alone, so one bad operation fails only itself.
+A caller is answered only after what wrote its operation has committed. An operation that
+fails because the database is unavailable fails with ServiceUnavailable, a 503
+(db/outage.py).
 """
 
 from __future__ import annotations
@@ -139,30 +142,18 @@ class Many:
 @dataclass(frozen=True, slots=True)
 class Fused(Generic[T]):
     """An operation's common case as one statement, for PostgreSQL, where each statement is a
-    round trip. The statement does all of the operation's work or none of it, and returns
-    one row either way: a value when it did the work (`result` turns it into the
-    operation's answer), NULL when it wrote nothing (the operation then runs as usual).
-    Consecutive fused operations with the same statement go to the server in one round trip,
-    as one execution of `many` if it has one and they are at least MANY_FROM (the
-    statement's overhead and the wallet's update paid once for them all), else as one
-    execution each.
-
-    `later`: what the operation leaves for its batch's end when the statement did its work
-    (Later). `alone`: the statement that does that too, for a batch of this one operation,
-    which then needs no transaction."""
+    round trip. The statement does all of the operation's work or none of it, on its own (no
+    transaction around it: it commits as it ends), and returns one row either way: a value
+    when it did the work (`result` turns it into the operation's answer), NULL when it wrote
+    nothing (the operation then runs as usual). Consecutive fused operations with the same
+    statement go to the server in one round trip, as one execution of `many` if it has one
+    and they are at least MANY_FROM (the statement's overhead and the wallet's update paid
+    once for them all), else as one execution each."""
 
     statement: Any
     params: dict[str, Any]
     result: Callable[[Any], T]
-    later: tuple[Writer, Any] | None = None
-    alone: Any = None
     many: Many | None = None
-
-    @property
-    def single(self) -> Any:
-        """The statement that does all of the work as its batch's only operation, with no
-        transaction around it (None: there is none, it needs its batch's end)."""
-        return self.statement if self.later is None else self.alone
 
 
 def _drive(op: Operation[Any], conn: SyncConnection) -> Any:
@@ -433,7 +424,8 @@ class GroupCommit:
                 async with self._db.write_lock or contextlib.nullcontext():
                     outcomes = await self._writer.run([item.op for item in batch])
             else:
-                outcomes = await _run_postgres(self._db, self._plans, batch, again=alone)
+                await _run_postgres(self._db, self._plans, batch, self._committed, again=alone)
+                return
         except Exception as exc:
             if not alone:
                 raise
@@ -483,54 +475,61 @@ async def _outcome(op: Operation[Any], conn: AsyncDirectConnection) -> Outcome:
 
 
 async def _run_postgres(
-    db: Database, plans: Plans, batch: list[_Queued], *, again: bool = False
-) -> list[Outcome]:
-    """The batch in one transaction (one commit, one checkout for all of it; other replicas
-    still meet these rows' locks), its fused operations a round trip per run of the same
-    statement. A batch of one fused operation needs no transaction: its statement is one.
+    db: Database,
+    plans: Plans,
+    batch: list[_Queued],
+    committed: Callable[[list[_Queued], list[Outcome]], None],
+    *,
+    again: bool = False,
+) -> None:
+    """The batch on one connection: each run of fused operations with the same statement a
+    round trip that commits on its own (a run's statement is its whole transaction), and
+    its operations answered (`committed`) as it does; then, in one transaction, the
+    operations not fused and those a fused statement did no work for, answered as it
+    commits. Other replicas still meet these rows' locks.
 
-    `again`: the operations are run again after their batch failed, perhaps as it committed
-    (its answer lost with the connection). They take their general path, told so
-    (`conn.again`), to undo or find what the first run may have left (billing/metering.py)."""
-    if again:
-        batch = [_Queued(item.order, item.op, None, item.future) for item in batch]
+    If the batch fails, the runs answered so far have committed, and the rest are run again
+    one by one (GroupCommit._flush_all). `again`: the operations are run again so, perhaps
+    after their run or transaction committed (its answer lost with the connection). They
+    take their general path, told so (`conn.again`), to undo or find what the first run may
+    have left (billing/metering.py)."""
     async with db.batch() as (conn, raw):
         direct = PgDirect(raw, plans)
-        first = batch[0].fused
-        if len(batch) == 1 and first is not None and first.single is not None:
-            (value,) = await direct.values(first.single, [first.params])
-            if value is not None:
-                return [(first.result(value), None)]
-            batch = [_Queued(batch[0].order, batch[0].op, None, batch[0].future)]
+        rest = list(batch) if again else []
+        for run in [] if again else _runs(batch):
+            head = run[0].fused
+            if head is None:
+                rest += run
+                continue
+            params = [item.fused.params for item in run if item.fused]
+            if head.many is not None and len(params) >= MANY_FROM:
+                values = await direct.many(head.many.sql, head.many.arguments(params))
+            else:
+                values = await direct.values(head.statement, params)
+            answered: list[_Queued] = []
+            outcomes: list[Outcome] = []
+            for item, value in zip(run, values, strict=True):
+                if value is None or item.fused is None:  # not the common case after all
+                    rest.append(item)
+                else:
+                    answered.append(item)
+                    outcomes.append((item.fused.result(value), None))
+            if answered:
+                committed(answered, outcomes)
+        if not rest:
+            return
         adapter = AsyncDirectConnection(conn, direct)
         adapter.again = again
-        outcomes: list[Outcome] = []
         await raw.execute("BEGIN")
         try:
-            for run in _runs(batch):
-                head = run[0].fused
-                if head is None:
-                    outcomes.append(await _outcome(run[0].op, adapter))
-                    continue
-                params = [item.fused.params for item in run if item.fused]
-                if head.many is not None and len(params) >= MANY_FROM:
-                    values = await direct.many(head.many.sql, head.many.arguments(params))
-                else:
-                    values = await direct.values(head.statement, params)
-                for item, value in zip(run, values, strict=True):
-                    if value is None or item.fused is None:  # not the common case after all
-                        outcomes.append(await _outcome(item.op, adapter))
-                        continue
-                    if item.fused.later is not None:
-                        adapter.later(*item.fused.later)
-                    outcomes.append((item.fused.result(value), None))
+            outcomes = [await _outcome(item.op, adapter) for item in rest]
             await adapter.write_later()
         except BaseException:
             with contextlib.suppress(Exception):  # a broken connection is invalidated anyway
                 await raw.execute("ROLLBACK")
             raise
         await raw.execute("COMMIT")
-    return outcomes
+    committed(rest, outcomes)
 
 
 def _runs(batch: list[_Queued]) -> list[list[_Queued]]:

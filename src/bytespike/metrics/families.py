@@ -286,7 +286,8 @@ class Metrics:
             record.add(MICROS, (model,), charged)
 
     def batched(self, size: int) -> None:
-        """A group-commit batch of `size` operations committed (db/batch.py)."""
+        """`size` operations committed together, in one transaction (db/batch.py: a batch, or
+        on PostgreSQL one of its runs of fused statements, or the rest of it)."""
         self._record.observe(BATCH_SIZE, (), size)
 
     def webhook_attempted(self, outcome: str) -> None:
