@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from bytespike.billing import ledger, metering, pricing, wallets
+from bytespike.billing.fused import RESERVE_MANY
 from bytespike.billing.metering import HoldRequest, Outcome, Ticket
 from bytespike.catalog import Model
 from bytespike.context import Context
@@ -631,6 +632,61 @@ async def test_a_run_of_settles_charges_each_call_on_its_own_conditions(ctx: Con
     assert (await pages(ctx, wallet_id)) == 1
 
 
+async def test_a_batch_holds_several_wallets_in_one_statement_and_settles_them_in_another(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of reserves and settlements of three wallets, queued together, goes to
+    PostgreSQL as two statements, not one or two per wallet, and books what it should."""
+    runs: list[tuple[str, int]] = []
+    many = PgDirect.many
+
+    async def counted(self: PgDirect, sql: str, arguments: list[list[Any]]) -> list[Any]:
+        runs.append(("reserve" if sql == RESERVE_MANY.sql else "settle", len(arguments[0])))
+        return await many(self, sql, arguments)
+
+    monkeypatch.setattr(PgDirect, "many", counted)
+    accounts = [await account(ctx, name, "25") for name in ("ada", "bob", "cy")]
+    tickets = []
+    for key_id, wallet_id in accounts:
+        req = request(ctx, key_id, wallet_id, 700)
+        tickets.append(
+            metering.ticket_or_raise(await general(ctx, lambda c, r=req: metering.reserve(c, r)))
+        )
+    reqs = [request(ctx, key_id, wallet_id, 700) for key_id, wallet_id in accounts]
+    now = ctx.clock.now() + timedelta(seconds=3)
+    writes = GroupCommit(ctx.db)
+    try:
+        done = await asyncio.gather(
+            *(
+                writes.run(
+                    lambda c, r=r: metering.reserve(c, r),
+                    order=r.wallet_id,
+                    fused=metering.fused_reserve(r),
+                )
+                for r in reqs
+            ),
+            *(
+                writes.run(
+                    lambda c, t=t: metering.settle(c, t, USAGE, OUTCOME, now=now),
+                    order=t.wallet_id,
+                    fused=metering.fused_settle(t, USAGE, OUTCOME, now=now),
+                )
+                for t in tickets
+            ),
+        )
+    finally:
+        await writes.close()
+    assert sorted(runs) == [("reserve", 3), ("settle", 3)]
+    cost = pricing.charge(model(ctx), USAGE)
+    assert done[3:] == [cost] * 3
+    async with ctx.db.read() as conn:
+        for (_key, wallet_id), held in zip(accounts, done[:3], strict=True):
+            assert await ledger.verify(conn, wallet_id) == []
+            after = await ledger.balances(conn, wallet_id)
+            assert (after.spent, after.held) == (cost, metering.ticket_or_raise(held).amount)
+    await assert_rollups_match(ctx)
+
+
 async def test_two_replicas_batching_calls_of_shared_wallets_keep_the_books(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -638,10 +694,13 @@ async def test_two_replicas_batching_calls_of_shared_wallets_keep_the_books(
     at once: their runs lock wallets in one order, so neither deadlocks, no wallet is
     overdrawn, every call is held then settled once, and the books verify."""
     runs: list[int] = []
+    wallets_held: list[int] = []  # by each run of reserves
     many = PgDirect.many
 
     async def counted(self: PgDirect, sql: str, arguments: list[list[Any]]) -> list[Any]:
         runs.append(len(arguments[0]))
+        if sql == RESERVE_MANY.sql:
+            wallets_held.append(len(set(arguments[2])))
         return await many(self, sql, arguments)
 
     monkeypatch.setattr(PgDirect, "many", counted)
@@ -676,6 +735,7 @@ async def test_two_replicas_batching_calls_of_shared_wallets_keep_the_books(
         for writes in replicas:
             await writes.close()
     assert max(runs) > 1, "no run of calls went to PostgreSQL as one statement"
+    assert max(wallets_held) > 1, "no run held the calls of several wallets"
     cost = pricing.charge(model(ctx), USAGE)
     assert set(charged) <= {0, cost} and cost in charged
     async with ctx.db.read() as conn:

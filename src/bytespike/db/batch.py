@@ -402,10 +402,11 @@ class GroupCommit:
             self._flusher = asyncio.create_task(self._flush_all())
 
     def _take(self) -> list[_Queued]:
-        """The next batch, by wallet; within a wallet, fused operations with the same
-        statement side by side, so they go to PostgreSQL together."""
+        """The next batch: fused operations with the same statement side by side, whatever
+        their wallets, so they go to PostgreSQL together, as one run; each run, and the
+        rest, by wallet. Every transaction then locks wallets in id order (a run is one)."""
         taken, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-        return sorted(taken, key=lambda q: (q.order, id(q.fused.statement) if q.fused else 0))
+        return sorted(taken, key=lambda q: (id(q.fused.statement) if q.fused else 0, q.order))
 
     async def _flush_all(self) -> None:
         while self._queue:
