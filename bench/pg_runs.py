@@ -3,11 +3,11 @@ one execution each per call (pipelined) or as one statement for the whole run.
 
     python bench/pg_runs.py [--sizes 1,2,3,4,8,16] [--calls 1600] [--rounds 6] [--postgres URL]
 
-A group-commit batch on PostgreSQL sends its consecutive fused reserves, then its fused
-settlements, either pipelined, one execution of RESERVE / SETTLE per call, or as one
-execution of RESERVE_MANY / SETTLE_MANY for the run (billing/fused.py, db/batch.py's
-MANY_FROM). This runs both ways, in the same transactions a batch would (BEGIN, the run,
-COMMIT), on one connection to a throw-away database, and reads the server process's CPU
+A group-commit batch on PostgreSQL sends its fused reserves, then its fused settlements,
+either pipelined, one execution of RESERVE / SETTLE per call, or as one execution of
+RESERVE_MANY / SETTLE_MANY for the run (billing/fused.py, db/batch.py's MANY_FROM), each
+run its own transaction, as a batch sends it. This runs both ways, on one connection to a
+throw-away database, and reads the server process's CPU
 from /proc: PostgreSQL CPU per call for each run length, as the median of interleaved
 rounds, and their ratio. The gateway's side is not measured here (bench/run.py does).
 """
@@ -59,12 +59,10 @@ async def measure(
 
             async def run(ops: list[Fused[Any]], as_one: bool) -> list[Any]:
                 params, many = [op.params for op in ops], ops[0].many
-                await raw.execute("BEGIN")
                 if as_one and many is not None:
                     values = await direct.many(many.sql, many.arguments(params))
                 else:
                     values = await direct.values(ops[0].statement, params)
-                await raw.execute("COMMIT")
                 assert None not in values, "the fast path was not taken"
                 return values
 

@@ -54,7 +54,7 @@ MAX_BATCH = 256
 # The shortest run of fused operations sent as one statement (`Many`): its statement costs
 # PostgreSQL more to start than one call's, so a run of 2 costs the same or more that way
 # than as 2 pipelined executions; from 3 on it costs less (PostgreSQL CPU per call, by
-# bench/pg_runs.py: 0.90 of the pipelined at 3 calls, 0.70 at 8, 0.56 at 16).
+# bench/pg_runs.py: 1.07 of the pipelined at 2 calls, 0.85 at 3, 0.57 at 8, 0.44 at 16).
 MANY_FROM = 3
 # Inline batches between two WAL checkpoints (SQLite's own default is every 1,000 pages).
 CHECKPOINT_EVERY = 500
