@@ -490,10 +490,10 @@ async def _run_postgres(
     commits. Other replicas still meet these rows' locks.
 
     If the batch fails, the runs answered so far have committed, and the rest are run again
-    one by one (GroupCommit._flush_all). `again`: the operations are run again so, perhaps
-    after their run or transaction committed (its answer lost with the connection). They
-    take their general path, told so (`conn.again`), to undo or find what the first run may
-    have left (billing/metering.py)."""
+    one by one (GroupCommit._flush_all). `again`: the operations are being run so after
+    their batch failed, perhaps after what wrote them committed (its answer lost with the
+    connection). They take their general path, told so (`conn.again`), to undo or find what
+    the first run may have left (billing/metering.py)."""
     async with db.batch() as (conn, raw):
         direct = PgDirect(raw, plans)
         rest = list(batch) if again else []
