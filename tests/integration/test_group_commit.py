@@ -116,6 +116,35 @@ async def test_a_fused_run_commits_on_its_own_and_is_not_run_again(ctx: Context)
     assert await names(ctx) == ["ada2", "bob2", "cy", "dee2"]
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_what_a_batch_leaves_to_its_transaction_runs_in_wallet_order(
+    ctx: Context,
+) -> None:
+    """PostgreSQL: the operations a batch runs in its transaction (not fused, or fused but
+    their statement did nothing) run in wallet order, the order in which every transaction
+    locks wallets, so two replicas' transactions cannot deadlock on them."""
+    ran: list[int] = []
+
+    def op(order: int) -> Any:
+        async def run(_conn: Any) -> int:
+            ran.append(order)
+            return order
+
+        return run
+
+    nothing = Fused(sa.text("SELECT CAST(:nothing AS INTEGER)"), {"nothing": None}, int)
+    writes = GroupCommit(ctx.db)
+    try:
+        done = await asyncio.gather(
+            writes.run(op(5), order=5),
+            writes.run(op(1), order=1, fused=nothing),
+            writes.run(op(3), order=3),
+        )
+    finally:
+        await writes.close()
+    assert done == [5, 1, 3] and ran == [1, 3, 5]
+
+
 async def test_an_unexpected_exception_reaches_its_caller(ctx: Context) -> None:
     writes = GroupCommit(ctx.db)
 

@@ -519,6 +519,7 @@ async def _run_postgres(
                 committed(answered, outcomes)
         if not rest:
             return
+        rest.sort(key=lambda item: item.order)  # by wallet, as every transaction locks them
         adapter = AsyncDirectConnection(conn, direct)
         adapter.again = again
         await raw.execute("BEGIN")
