@@ -348,6 +348,10 @@ class _Queued:
     future: asyncio.Future[Any]
 
 
+# Answers the callers of operations that have just committed (GroupCommit._committed).
+Committed = Callable[[list[_Queued], list[Outcome]], None]
+
+
 class GroupCommit:
     def __init__(self, db: Database, *, batches: Callable[[int], None] | None = None) -> None:
         self._db = db
@@ -479,15 +483,14 @@ async def _run_postgres(
     db: Database,
     plans: Plans,
     batch: list[_Queued],
-    committed: Callable[[list[_Queued], list[Outcome]], None],
+    committed: Committed,
     *,
     again: bool = False,
 ) -> None:
-    """The batch on one connection: each run of fused operations with the same statement a
-    round trip that commits on its own (a run's statement is its whole transaction), and
-    its operations answered (`committed`) as it does; then, in one transaction, the
-    operations not fused and those a fused statement did no work for, answered as it
-    commits. Other replicas still meet these rows' locks.
+    """The batch on one connection: its runs of fused operations first (`_commit_runs`),
+    then, in one transaction, the operations not fused and those a fused statement did no
+    work for, answered (`committed`) as it commits. Other replicas still meet these rows'
+    locks.
 
     If the batch fails, the runs answered so far have committed, and the rest are run again
     one by one (GroupCommit._flush_all). `again`: the operations are being run so after
@@ -496,27 +499,7 @@ async def _run_postgres(
     the first run may have left (billing/metering.py)."""
     async with db.batch() as (conn, raw):
         direct = PgDirect(raw, plans)
-        rest = list(batch) if again else []
-        for run in [] if again else _runs(batch):
-            head = run[0].fused
-            if head is None:
-                rest += run
-                continue
-            params = [item.fused.params for item in run if item.fused]
-            if head.many is not None and len(params) >= MANY_FROM:
-                values = await direct.many(head.many.sql, head.many.arguments(params))
-            else:
-                values = await direct.values(head.statement, params)
-            answered: list[_Queued] = []
-            outcomes: list[Outcome] = []
-            for item, value in zip(run, values, strict=True):
-                if value is None or item.fused is None:  # not the common case after all
-                    rest.append(item)
-                else:
-                    answered.append(item)
-                    outcomes.append((item.fused.result(value), None))
-            if answered:
-                committed(answered, outcomes)
+        rest = list(batch) if again else await _commit_runs(direct, batch, committed)
         if not rest:
             return
         rest.sort(key=lambda item: item.order)  # by wallet, as every transaction locks them
@@ -532,6 +515,39 @@ async def _run_postgres(
             raise
         await raw.execute("COMMIT")
     committed(rest, outcomes)
+
+
+async def _commit_runs(
+    direct: PgDirect,
+    batch: list[_Queued],
+    committed: Committed,
+) -> list[_Queued]:
+    """Each run of the batch's fused operations with the same statement, as a round trip
+    that commits on its own (a run's statement is its whole transaction), its operations
+    answered (`committed`) as it does. Returns the rest: the operations not fused, and those
+    a fused statement did no work for."""
+    rest: list[_Queued] = []
+    for run in _runs(batch):
+        head = run[0].fused
+        if head is None:
+            rest += run
+            continue
+        params = [item.fused.params for item in run if item.fused]
+        if head.many is not None and len(params) >= MANY_FROM:
+            values = await direct.many(head.many.sql, head.many.arguments(params))
+        else:
+            values = await direct.values(head.statement, params)
+        answered: list[_Queued] = []
+        outcomes: list[Outcome] = []
+        for item, value in zip(run, values, strict=True):
+            if value is None or item.fused is None:  # not the common case after all
+                rest.append(item)
+            else:
+                answered.append(item)
+                outcomes.append((item.fused.result(value), None))
+        if answered:
+            committed(answered, outcomes)
+    return rest
 
 
 def _runs(batch: list[_Queued]) -> list[list[_Queued]]:
