@@ -632,19 +632,26 @@ async def test_a_run_of_settles_charges_each_call_on_its_own_conditions(ctx: Con
     assert (await pages(ctx, wallet_id)) == 1
 
 
+def record_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[list[Any]]]]:
+    """Every run a batch sends as one statement from now on: its SQL and its arguments (a
+    list per column, an element per call)."""
+    runs: list[tuple[str, list[list[Any]]]] = []
+    many = PgDirect.many
+
+    async def recorded(self: PgDirect, sql: str, arguments: list[list[Any]]) -> list[Any]:
+        runs.append((sql, arguments))
+        return await many(self, sql, arguments)
+
+    monkeypatch.setattr(PgDirect, "many", recorded)
+    return runs
+
+
 async def test_a_batch_holds_several_wallets_in_one_statement_and_settles_them_in_another(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch of reserves and settlements of three wallets, queued together, goes to
     PostgreSQL as two statements, not one or two per wallet, and books what it should."""
-    runs: list[tuple[str, int]] = []
-    many = PgDirect.many
-
-    async def counted(self: PgDirect, sql: str, arguments: list[list[Any]]) -> list[Any]:
-        runs.append(("reserve" if sql == RESERVE_MANY.sql else "settle", len(arguments[0])))
-        return await many(self, sql, arguments)
-
-    monkeypatch.setattr(PgDirect, "many", counted)
+    runs = record_runs(monkeypatch)
     accounts = [await account(ctx, name, "25") for name in ("ada", "bob", "cy")]
     tickets = []
     for key_id, wallet_id in accounts:
@@ -676,7 +683,10 @@ async def test_a_batch_holds_several_wallets_in_one_statement_and_settles_them_i
         )
     finally:
         await writes.close()
-    assert sorted(runs) == [("reserve", 3), ("settle", 3)]
+    kinds = sorted(
+        ("reserve" if sql == RESERVE_MANY.sql else "settle", len(a[0])) for sql, a in runs
+    )
+    assert kinds == [("reserve", 3), ("settle", 3)]
     cost = pricing.charge(model(ctx), USAGE)
     assert done[3:] == [cost] * 3
     async with ctx.db.read() as conn:
@@ -693,17 +703,7 @@ async def test_two_replicas_batching_calls_of_shared_wallets_keep_the_books(
     """Two group-commit writers (two replicas) each run many calls of the same three wallets
     at once: their runs lock wallets in one order, so neither deadlocks, no wallet is
     overdrawn, every call is held then settled once, and the books verify."""
-    runs: list[int] = []
-    wallets_held: list[int] = []  # by each run of reserves
-    many = PgDirect.many
-
-    async def counted(self: PgDirect, sql: str, arguments: list[list[Any]]) -> list[Any]:
-        runs.append(len(arguments[0]))
-        if sql == RESERVE_MANY.sql:
-            wallets_held.append(len(set(arguments[2])))
-        return await many(self, sql, arguments)
-
-    monkeypatch.setattr(PgDirect, "many", counted)
+    runs = record_runs(monkeypatch)
     accounts = [await account(ctx, name, "0.5") for name in ("ada", "bob", "cy")]
     replicas = [GroupCommit(ctx.db), GroupCommit(ctx.db)]
 
@@ -734,7 +734,10 @@ async def test_two_replicas_batching_calls_of_shared_wallets_keep_the_books(
     finally:
         for writes in replicas:
             await writes.close()
-    assert max(runs) > 1, "no run of calls went to PostgreSQL as one statement"
+    assert max(len(a[0]) for _, a in runs) > 1, (
+        "no run of calls went to PostgreSQL as one statement"
+    )
+    wallets_held = [len(set(a[2])) for sql, a in runs if sql == RESERVE_MANY.sql]  # $3: wallet
     assert max(wallets_held) > 1, "no run held the calls of several wallets"
     cost = pricing.charge(model(ctx), USAGE)
     assert set(charged) <= {0, cost} and cost in charged
