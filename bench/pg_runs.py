@@ -7,9 +7,9 @@ A group-commit batch on PostgreSQL sends its fused reserves, then its fused sett
 either pipelined, one execution of RESERVE / SETTLE per call, or as one execution of
 RESERVE_MANY / SETTLE_MANY for the run (billing/fused.py, db/batch.py's MANY_FROM), each
 run its own transaction, as a batch sends it. This runs both ways, on one connection to a
-throw-away database, and reads the server process's CPU
-from /proc: PostgreSQL CPU per call for each run length, as the median of interleaved
-rounds, and their ratio. The gateway's side is not measured here (bench/run.py does).
+throw-away database, and reads the server process's CPU from /proc: PostgreSQL CPU per
+call for each run length, as the median of interleaved rounds, and their ratio. The
+gateway's side is not measured here (bench/run.py does).
 """
 
 from __future__ import annotations
