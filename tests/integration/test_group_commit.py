@@ -145,6 +145,42 @@ async def test_what_a_batch_leaves_to_its_transaction_runs_in_wallet_order(
     assert done == [5, 1, 3] and ran == [1, 3, 5]
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_callers_answered_by_a_batch_join_the_next_with_those_queued_meanwhile(
+    ctx: Context,
+) -> None:
+    """PostgreSQL: after a batch commits, its callers get a turn of the event loop to queue
+    their next operation before the next batch is taken, so those go in one batch with the
+    operations queued while the first was in flight, not in a round trip of their own."""
+    sizes: list[int] = []
+    writes = GroupCommit(ctx.db, batches=sizes.append)
+    in_flight = asyncio.Event()
+
+    async def slow(conn: Any) -> str:
+        in_flight.set()
+        await asyncio.sleep(0.05)  # the batch is in flight meanwhile
+        await conn.execute(sa.text("SELECT 1"))
+        return "slow"
+
+    async def quick(conn: Any) -> str:
+        await conn.execute(sa.text("SELECT 1"))
+        return "quick"
+
+    async def call(first: Any) -> list[str]:
+        return [await writes.run(first), await writes.run(quick)]  # the next one at once
+
+    async def latecomer() -> list[str]:
+        await in_flight.wait()
+        return [await writes.run(quick)]
+
+    try:
+        done = await asyncio.gather(call(slow), call(quick), latecomer())
+    finally:
+        await writes.close()
+    assert done == [["slow", "quick"], ["quick", "quick"], ["quick"]]
+    assert sizes == [2, 3]  # not [2, 1, 2]: the latecomer's batch of its own
+
+
 async def test_an_unexpected_exception_reaches_its_caller(ctx: Context) -> None:
     writes = GroupCommit(ctx.db)
 

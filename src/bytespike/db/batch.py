@@ -421,6 +421,12 @@ class GroupCommit:
                 for item in batch:
                     if not item.future.done():
                         await self._flush([item], alone=True)
+            if self._writer is None and self._queue:
+                # PostgreSQL, with a next batch waiting: one turn of the event loop first, so
+                # that the callers just answered, and calls whose upstream answered meanwhile,
+                # queue their next operation in time to join it. Fewer, fuller batches: at
+                # concurrency 16, 1.2 times the calls per second (README, Performance).
+                await asyncio.sleep(0)
 
     async def _flush(self, batch: list[_Queued], *, alone: bool = False) -> None:
         try:
