@@ -12,7 +12,8 @@ The operations are the same async functions the rest of the code uses: they get 
 Operations must check before they write, so that an expected refusal (a `BytespikeError`)
 leaves nothing behind and the batch still commits. On PostgreSQL a batch is its runs of
 fused statements (`Fused`), each one round trip that commits on its own, then one
-transaction for the rest, driven on asyncpg itself.
+transaction for the rest, driven on asyncpg itself; the next batch waits one turn of the
+event loop, so that the callers just answered can join it (`GroupCommit._flush_all`).
 
 Failure policy: if a batch fails for any other reason (a database error), it is rolled
 back (on PostgreSQL, what has not committed: a run answered before stands) and every
