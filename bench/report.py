@@ -40,7 +40,9 @@ METHOD = """\
   to `data: [DONE]`); percentiles are nearest-rank over the measured requests.
 - Each row first runs straight at the fake upstream ("direct"), then through bytespike
   with full metering: key authentication, rate limit, hold, upstream call, settlement and
-  usage record. *Added p50* = gateway p50 minus direct p50.
+  usage record. *Added p50* = gateway p50 minus direct p50. The databases' gateways are up
+  at once, and each row runs through them one after the other, the first alternating from
+  row to row (and round to round), so that both meet the same moments of the machine.
 - *CPU ms/req* is the gateway's user + system CPU time (`/proc/<pid>/stat`) over the
   whole load-generator run divided by the requests finished in it; *peak RSS* is its
   `VmHWM` after the row. In direct-only tables both are the fake upstream's.
@@ -235,7 +237,8 @@ def _goal_cell(goal: Goal) -> str:
     digits = 0 if goal.against is not None else 2
     value = _num(goal.measured, digits)
     if goal.against is not None:
-        value += f" (SQLite {_num(goal.against, 0)})"
+        by_round = f"; by round {' '.join(_num(r) for r in goal.rounds)}" if goal.rounds else ""
+        value += f" (SQLite {_num(goal.against, 0)}{by_round})"
     return f"{value} | {VERDICTS[goal.met]}"
 
 

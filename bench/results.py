@@ -139,6 +139,8 @@ class Goal:
     measured: float | None
     met: bool | None  # None: not measured
     against: float | None = None  # what `measured` must reach, when it is another measure
+    # With `against`, and --repeat: each round's measured / against, the two taken in turns.
+    rounds: tuple[float, ...] = ()
 
 
 def issue_13(results: list[DatabaseResult], models: list[str]) -> list[Goal]:
@@ -159,8 +161,17 @@ def issue_13(results: list[DatabaseResult], models: list[str]) -> list[Goal]:
         pg_rps = float(pg.gateway.load["rps"]) if pg and pg.gateway else None
         lite_rps = float(lite.gateway.load["rps"]) if lite and lite.gateway else None
         met = None if pg_rps is None or lite_rps is None else pg_rps >= lite_rps
+        rounds = _rps_by_round(pg, lite) if pg and lite else ()
         found.append(
-            Goal("PostgreSQL calls/s, concurrency 16", "≥ SQLite's", model, pg_rps, met, lite_rps)
+            Goal(
+                "PostgreSQL calls/s, concurrency 16",
+                "≥ SQLite's",
+                model,
+                pg_rps,
+                met,
+                lite_rps,
+                rounds,
+            )
         )
         for name, limit in ISSUE_13_ADDED_P50_MS.items():
             row = measured(name, model, 1)
@@ -184,6 +195,14 @@ def issue_13(results: list[DatabaseResult], models: list[str]) -> list[Goal]:
             goal = f"gateway CPU ms per call, concurrency 16, {TITLES[name]}"
             found.append(Goal(goal, f"≤ {limit:g} ms", model, cpu, at_most(cpu, limit)))
     return found
+
+
+def _rps_by_round(row: Row, against: Row) -> tuple[float, ...]:
+    """Each round's calls/s of `row` over `against`'s (none unless both have the rounds)."""
+    if len(row.rounds) < 2 or len(row.rounds) != len(against.rounds):
+        return ()
+    pairs = zip(row.rounds, against.rounds, strict=True)
+    return tuple(float(a.load["rps"]) / float(b.load["rps"]) for a, b in pairs if b.load["rps"])
 
 
 # What the comparison sets side by side: (key, what it is), each read off a row's gateway.

@@ -201,20 +201,33 @@ class Directs:
         return self._runs[key]
 
 
-def bench_rows(opts: Options, upstream: Service, up: Gateway | None) -> Iterator[results.Row]:
-    """Each case: straight to the fake (once per stream and concurrency), then through the
-    gateway. Without one, only the bench model's chat rows, direct."""
+def direct_rows(opts: Options, upstream: Service) -> Iterator[results.Row]:
+    """The bench model's chat cases straight at the fake upstream, no gateway."""
     directs = Directs(opts, upstream)
-    if up is None:
-        todo = [c for c in cases([gateway.MODEL], opts.concurrency) if c.api == "chat"]
-    else:
-        todo = cases(opts.models, opts.concurrency)
-    for case in todo:
+    for case in cases([gateway.MODEL], opts.concurrency):
+        if case.api == "chat":
+            row = _row(case, directs.run(case), [])
+            log(_progress(row))
+            yield row
+
+
+def rows_in_turns(
+    opts: Options, upstream: Service, gateways: dict[str, Gateway], todo: list[Case]
+) -> Iterator[dict[str, results.Row]]:
+    """Each case: straight to the fake (once per stream and concurrency), then through each
+    gateway in turn, the first one alternating from round to round and row to row
+    (--repeat rounds per row, each figure their median); the case's rows by gateway name.
+    The gateways so meet the same moments of a noisy machine, and their ratio holds where
+    a section after section would compare one minute with the next."""
+    directs = Directs(opts, upstream)
+    names = list(gateways)
+    for turn, case in enumerate(todo):
         direct = directs.run(case)
-        runs = [run_once(opts, case, up) for _ in range(opts.repeat)] if up else []
-        row = _row(case, direct, runs)
-        log(_progress(row))
-        yield row
+        runs: dict[str, list[Measurement]] = {name: [] for name in names}
+        for round_ in range(opts.repeat):
+            for name in names if (turn + round_) % 2 == 0 else names[::-1]:
+                runs[name].append(run_once(opts, case, gateways[name]))
+        yield {name: _row(case, direct, runs[name]) for name in names}
 
 
 def _row(case: Case, direct: Measurement, runs: list[Measurement]) -> results.Row:
@@ -310,35 +323,29 @@ def gateway_up(
         yield Gateway(code, served, up.key, up.db, start_rss_mb, checks)
 
 
-def bench_database(
-    opts: Options, upstream: Service, name: str, workdir: Path, workers: int = 1
-) -> results.DatabaseResult:
-    label = name if workers == 1 else f"{name}-{workers}-workers"
-    log(f"{label}: provisioning")
-    with gateway_up(opts, upstream, name, workdir / label, INSTALLED, workers=workers) as up:
-        result = results.DatabaseResult(name, workers, start_rss_mb=up.start_rss_mb)
-        result.rows = list(bench_rows(opts, upstream, up))
-        result.metering = metering(up, result)
-    return result
-
-
-def compared_rows(
-    opts: Options, upstream: Service, gateways: list[Gateway]
-) -> Iterator[dict[str, results.Row]]:
-    """Each chat case: straight to the fake (once per stream and concurrency), then through
-    each gateway in turn, the first one alternating from round to round and row to row
-    (--repeat rounds per row, each figure their median); the rows by side."""
-    directs = Directs(opts, upstream)
-    chat = [c for c in cases(opts.models, opts.concurrency) if c.api == "chat"]
-    for turn, case in enumerate(chat):
-        direct = directs.run(case)
-        runs: dict[str, list[Measurement]] = {up.code.side: [] for up in gateways}
-        for round_ in range(opts.repeat):
-            for up in gateways if (turn + round_) % 2 == 0 else gateways[::-1]:
-                runs[up.code.side].append(run_once(opts, case, up))
-        rows = {side: _row(case, direct, runs[side]) for side in ("baseline", "current")}
-        log(_compared_progress(rows))
-        yield rows
+def bench_databases(
+    opts: Options, upstream: Service, workdir: Path, workers: int = 1
+) -> list[results.DatabaseResult]:
+    """Every database's gateway (`workers` workers each), all up at once and measured in
+    turns, row by row (`rows_in_turns`); a result per database."""
+    with ExitStack() as stack:
+        gateways: dict[str, Gateway] = {}
+        for name in opts.databases:
+            label = name if workers == 1 else f"{name}-{workers}-workers"
+            log(f"{label}: provisioning")
+            starting = gateway_up(opts, upstream, name, workdir / label, INSTALLED, workers=workers)
+            gateways[name] = stack.enter_context(starting)
+        by_name = {
+            name: results.DatabaseResult(name, workers, start_rss_mb=up.start_rss_mb)
+            for name, up in gateways.items()
+        }
+        for rows in rows_in_turns(opts, upstream, gateways, cases(opts.models, opts.concurrency)):
+            for name, row in rows.items():
+                log(f"{name:>8}{_progress(row)}")
+                by_name[name].rows.append(row)
+        for name, up in gateways.items():
+            by_name[name].metering = metering(up, by_name[name])
+    return list(by_name.values())
 
 
 def bench_compared(
@@ -346,22 +353,23 @@ def bench_compared(
 ) -> results.DatabaseResult:
     """The current code's result on `name`, with the baseline's beside it (`.baseline`)."""
     with ExitStack() as stack:
-        gateways: list[Gateway] = []
+        gateways: dict[str, Gateway] = {}
         for code in codes:
             log(f"{name}: provisioning the {code.side}")
             directory = workdir / name / code.side
             starting = gateway_up(opts, upstream, name, directory, code, f"_{code.side}")
-            gateways.append(stack.enter_context(starting))
+            gateways[code.side] = stack.enter_context(starting)
         by_side = {
-            up.code.side: results.DatabaseResult(name, start_rss_mb=up.start_rss_mb)
-            for up in gateways
+            side: results.DatabaseResult(name, start_rss_mb=up.start_rss_mb)
+            for side, up in gateways.items()
         }
-        for rows in compared_rows(opts, upstream, gateways):
+        chat = [c for c in cases(opts.models, opts.concurrency) if c.api == "chat"]
+        for rows in rows_in_turns(opts, upstream, gateways, chat):
+            log(_compared_progress(rows))
             for side, row in rows.items():
                 by_side[side].rows.append(row)
-        for up in gateways:
-            result = by_side[up.code.side]
-            result.metering = metering(up, result)
+        for side, up in gateways.items():
+            by_side[side].metering = metering(up, by_side[side])
     current = by_side["current"]
     current.baseline = by_side["baseline"]
     return current
@@ -384,7 +392,7 @@ def metering(up: Gateway, result: results.DatabaseResult) -> dict[str, Any]:
 
 def bench_direct(opts: Options, upstream: Service) -> results.DatabaseResult:
     log("direct only")
-    return results.DatabaseResult("direct only", rows=list(bench_rows(opts, upstream, None)))
+    return results.DatabaseResult("direct only", rows=list(direct_rows(opts, upstream)))
 
 
 def run(opts: Options, workdir: Path, codes: list[Code] | None) -> list[results.DatabaseResult]:
@@ -393,11 +401,9 @@ def run(opts: Options, workdir: Path, codes: list[Code] | None) -> list[results.
             return [bench_direct(opts, upstream)]
         if codes:
             return [bench_compared(opts, upstream, name, workdir, codes) for name in opts.databases]
-        return [
-            bench_database(opts, upstream, name, workdir, workers)
-            for name in opts.databases
-            for workers in opts.workers
-        ]
+        by_workers = [bench_databases(opts, upstream, workdir, n) for n in opts.workers]
+        # A table per database, then per worker count, as the report reads them.
+        return [r for name in opts.databases for rs in by_workers for r in rs if r.name == name]
 
 
 def sides(opts: Options, stack: ExitStack) -> list[Code] | None:
