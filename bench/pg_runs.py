@@ -8,8 +8,9 @@ either pipelined, one execution of RESERVE / SETTLE per call, or as one executio
 RESERVE_MANY / SETTLE_MANY for the run (billing/fused.py, db/batch.py's MANY_FROM), each
 run its own transaction, as a batch sends it. This runs both ways, on one connection to a
 throw-away database, and reads the server process's CPU from /proc: PostgreSQL CPU per
-call for each run length, as the median of interleaved rounds, and their ratio. The
-gateway's side is not measured here (bench/run.py does).
+call for each run length, as the median of interleaved rounds, and their ratio; and the
+same for this process's own CPU (`time.process_time`): what encoding the arguments,
+sending them and reading the rows back costs the gateway's side of those statements.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,8 @@ def cpu_seconds(pid: int) -> float:
 async def measure(
     url: str, catalog_path: Path, sizes: list[int], calls: int, rounds: int
 ) -> dict[int, tuple[float, float]]:
-    """PostgreSQL CPU ms per call by run length: (pipelined, one statement), each printed."""
+    """PostgreSQL CPU ms per call by run length: (pipelined, one statement), each printed
+    with this process's CPU ms per call."""
     db = Database(url)
     model = catalog.load(catalog_path).get(gateway.MODEL)
     assert model is not None
@@ -60,7 +63,7 @@ async def measure(
             async def run(ops: list[Fused[Any]], as_one: bool) -> list[Any]:
                 params, many = [op.params for op in ops], ops[0].many
                 if as_one and many is not None:
-                    values = await direct.many(many.sql, many.arguments(params))
+                    values = await direct.many(many.sql, many.arguments(params), len(params))
                 else:
                     values = await direct.values(ops[0].statement, params)
                 assert None not in values, "the fast path was not taken"
@@ -80,23 +83,29 @@ async def measure(
 
             for size in sizes:
                 per_call: dict[bool, list[float]] = {False: [], True: []}
+                client: dict[bool, list[float]] = {False: [], True: []}
                 for _ in range(rounds):
                     for as_one in (False, True):
                         for _ in range(max(1, 40 // size)):  # prepare and warm up
                             await batch(size, as_one)
                         started, done = cpu_seconds(server), 0
+                        ours = time.process_time()
                         while done < calls:
                             await batch(size, as_one)
                             done += size
                         per_call[as_one].append((cpu_seconds(server) - started) / done * 1000)
+                        client[as_one].append((time.process_time() - ours) / done * 1000)
                 results[size] = (
                     statistics.median(per_call[False]),
                     statistics.median(per_call[True]),
                 )
                 pipelined, one = results[size]
+                ours_pipelined, ours_one = (statistics.median(client[w]) for w in (False, True))
                 print(
                     f"  run of {size:>3}: pipelined {pipelined:.3f} ms, one statement"
-                    f" {one:.3f} ms of PostgreSQL CPU per call ({one / pipelined:.2f}x)",
+                    f" {one:.3f} ms of PostgreSQL CPU per call ({one / pipelined:.2f}x);"
+                    f" this process {ours_pipelined:.3f} ms, {ours_one:.3f} ms"
+                    f" ({ours_one / ours_pipelined:.2f}x)",
                     flush=True,
                 )
     finally:

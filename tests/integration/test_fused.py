@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -496,7 +497,8 @@ async def run_many(ctx: Context, ops: Sequence[Fused[Any] | None]) -> list[Any]:
     many = present[0].many
     async with ctx.db.batch() as (_conn, raw):
         direct = PgDirect(raw, Plans(ctx.db.dialect))
-        return await direct.many(many.sql, many.arguments([op.params for op in present]))
+        params = [op.params for op in present]
+        return await direct.many(many.sql, many.arguments(params), len(params))
 
 
 async def test_a_run_of_calls_in_one_statement_books_what_a_statement_each_books(
@@ -632,15 +634,15 @@ async def test_a_run_of_settles_charges_each_call_on_its_own_conditions(ctx: Con
     assert (await pages(ctx, wallet_id)) == 1
 
 
-def record_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[list[Any]]]]:
-    """Every run a batch sends as one statement from now on: its SQL and its arguments (a
-    list per column, an element per call)."""
-    runs: list[tuple[str, list[list[Any]]]] = []
+def record_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every run a batch sends as one statement from now on: its SQL and its calls'
+    parameters (its JSON argument, read back: an object per call)."""
+    runs: list[tuple[str, list[dict[str, Any]]]] = []
     many = PgDirect.many
 
-    async def recorded(self: PgDirect, sql: str, arguments: list[list[Any]]) -> list[Any]:
-        runs.append((sql, arguments))
-        return await many(self, sql, arguments)
+    async def recorded(self: PgDirect, sql: str, arguments: list[Any], count: int) -> list[Any]:
+        runs.append((sql, orjson.loads(arguments[0])))
+        return await many(self, sql, arguments, count)
 
     monkeypatch.setattr(PgDirect, "many", recorded)
     return runs
@@ -684,7 +686,7 @@ async def test_a_batch_holds_several_wallets_in_one_statement_and_settles_them_i
     finally:
         await writes.close()
     kinds = sorted(
-        ("reserve" if sql == RESERVE_MANY.sql else "settle", len(a[0])) for sql, a in runs
+        ("reserve" if sql == RESERVE_MANY.sql else "settle", len(calls)) for sql, calls in runs
     )
     assert kinds == [("reserve", 3), ("settle", 3)]
     cost = pricing.charge(model(ctx), USAGE)
@@ -734,10 +736,12 @@ async def test_two_replicas_batching_calls_of_shared_wallets_keep_the_books(
     finally:
         for writes in replicas:
             await writes.close()
-    assert max(len(a[0]) for _, a in runs) > 1, (
+    assert max(len(calls) for _, calls in runs) > 1, (
         "no run of calls went to PostgreSQL as one statement"
     )
-    wallets_held = [len(set(a[2])) for sql, a in runs if sql == RESERVE_MANY.sql]  # $3: wallet
+    wallets_held = [
+        len({c["wallet"] for c in calls}) for sql, calls in runs if sql == RESERVE_MANY.sql
+    ]
     assert max(wallets_held) > 1, "no run held the calls of several wallets"
     cost = pricing.charge(model(ctx), USAGE)
     assert set(charged) <= {0, cost} and cost in charged

@@ -175,9 +175,9 @@ SELECT (SELECT w.id FROM w)
 RESERVE_MANY = Many(
     """
 WITH input AS (
-    SELECT * FROM unnest($1::int4[], $2::int4[], $3::int4[], $4::int8[], $5::text[],
-                         $6::timestamptz[], $7::timestamptz[], $8::int8[])
-        WITH ORDINALITY AS i(key, version, wallet, amount, model, now, expires, token, ord)
+    SELECT * FROM json_to_recordset($1::json)
+        AS i(ord int8, key int4, version int4, wallet int4, amount int8, model text,
+             now timestamptz, expires timestamptz, token int8)
 ), live AS (
     SELECT input.* FROM input
     JOIN api_keys ON api_keys.id = input.key AND api_keys.revoked_at IS NULL
@@ -269,19 +269,16 @@ _RECORDED = (
 SETTLE_MANY = Many(
     """
 WITH input AS (
-    SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int4[], $5::int4[],
-                         $6::int4[], $7::text[], $8::int4[], $9::bool[], $10::int4[],
-                         $11::text[], $12::text[], $13::int4[], $14::int4[], $15::int4[],
-                         $16::int4[], $17::int4[], $18::text[], $19::int4[], $20::text[],
-                         $21::timestamptz[], $22::date[])
-        WITH ORDINALITY AS i(hold, cost, provider, input_tokens, output_tokens, cached_tokens,
-                             status, http_status, stream, latency_ms, request_id, attempts,
-                             cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,
-                             tool_prompt_tokens, web_search_requests, price_period,
-                             price_tier, unit_prices, now, day, ord)
+    SELECT * FROM json_to_recordset($1::json)
+        AS i(ord int8, hold int8, cost int8, provider text, input_tokens int4,
+             output_tokens int4, cached_tokens int4, status text, http_status int4,
+             stream bool, latency_ms int4, request_id text, attempts text,
+             cache_write_tokens int4, cache_write_1h_tokens int4, reasoning_tokens int4,
+             tool_prompt_tokens int4, web_search_requests int4, price_period text,
+             price_tier int4, unit_prices text, now timestamptz, day date)
 ), pending AS (
     SELECT id, wallet_id, amount_micros, key_id, model FROM holds
-    WHERE id = ANY($1::int8[]) AND status = 'pending'
+    WHERE id = ANY(ARRAY(SELECT hold FROM input)) AND status = 'pending'
     ORDER BY id
     FOR NO KEY UPDATE
 ), once AS (

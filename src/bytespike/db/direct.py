@@ -210,10 +210,10 @@ class PgDirect:
             raise RuntimeError(f"{len(rows)} rows for {len(params)} executions")
         return [row[0] for row in rows]
 
-    async def many(self, sql: str, arguments: list[list[Any]]) -> list[Any]:
-        """A statement over arrays, one element per operation, returning one row per
-        operation in their order (db/batch.py's `Many`); the first column of each row."""
+    async def many(self, sql: str, arguments: list[Any], count: int) -> list[Any]:
+        """A statement for `count` operations at once, returning one row per operation in
+        their order (db/batch.py's `Many`); the first column of each row."""
         rows = await self._raw.fetch(sql, *arguments)
-        if len(rows) != len(arguments[0]):
-            raise RuntimeError(f"{len(rows)} rows for {len(arguments[0])} operations")
+        if len(rows) != count:
+            raise RuntimeError(f"{len(rows)} rows for {count} operations")
         return [row[0] for row in rows]
