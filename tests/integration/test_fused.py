@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -18,7 +18,7 @@ from bytespike.billing.fused import RESERVE_MANY
 from bytespike.billing.metering import HoldRequest, Outcome, Ticket
 from bytespike.catalog import Model
 from bytespike.context import Context
-from bytespike.db.batch import Fused, GroupCommit
+from bytespike.db.batch import Fused, GroupCommit, Many
 from bytespike.db.direct import PgDirect, Plans
 from bytespike.errors import InsufficientBalance
 from bytespike.keys import service as keys
@@ -499,6 +499,52 @@ async def run_many(ctx: Context, ops: Sequence[Fused[Any] | None]) -> list[Any]:
         direct = PgDirect(raw, Plans(ctx.db.dialect))
         params = [op.params for op in present]
         return await direct.many(many.sql, many.arguments(params), len(params))
+
+
+async def test_a_runs_json_argument_reads_back_as_the_values_themselves(ctx: Context) -> None:
+    """A run's calls go to PostgreSQL as one JSON text (`Many.arguments`); read back there,
+    each value is the one given: 64-bit integers at both ends, microseconds and offsets,
+    a naive datetime as UTC (as asyncpg takes one), a date, text with quotes, a backslash
+    and non-ASCII letters, booleans and NULL, in the calls' order."""
+    columns = ("big", "at", "naive", "day", "note", "flag", "missing")
+    many = Many(
+        "SELECT big, at, naive, day, note, flag, missing FROM json_to_recordset($1::json)"
+        " AS i(ord int8, big int8, at timestamptz, naive timestamptz, day date, note text,"
+        " flag bool, missing int8) ORDER BY ord",
+        columns,
+    )
+    at = datetime(2026, 11, 28, 3, 4, 5, 678901, tzinfo=UTC)
+    india = timezone(timedelta(hours=5, minutes=30))
+    given = [
+        (
+            2**63 - 1,
+            at,
+            at.replace(tzinfo=None),
+            at.date(),
+            'a "quote", \\ and ünïcødé',
+            True,
+            None,
+        ),
+        (-(2**63), at.astimezone(india), at.replace(tzinfo=None), date(1999, 12, 31), "", False, 7),
+        (
+            0,
+            at.replace(microsecond=0),
+            at.replace(microsecond=1, tzinfo=None),
+            at.date(),
+            "{}",
+            True,
+            0,
+        ),
+    ]
+    params = [dict(zip(columns, values, strict=True)) for values in given]
+    async with ctx.db.batch() as (_conn, raw), raw.transaction():
+        # Not the server's UTC: a naive datetime must not be read in the session's zone.
+        await raw.execute("SET LOCAL TIME ZONE 'Asia/Kolkata'")
+        rows = await raw.fetch(many.sql, *many.arguments(params))
+    assert [tuple(row) for row in rows] == [
+        (big, when, naive.replace(tzinfo=UTC), day, note, flag, missing)
+        for big, when, naive, day, note, flag, missing in given
+    ]
 
 
 async def test_a_run_of_calls_in_one_statement_books_what_a_statement_each_books(
