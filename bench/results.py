@@ -161,7 +161,8 @@ def issue_13(results: list[DatabaseResult], models: list[str]) -> list[Goal]:
         pg_rps = float(pg.gateway.load["rps"]) if pg and pg.gateway else None
         lite_rps = float(lite.gateway.load["rps"]) if lite and lite.gateway else None
         met = None if pg_rps is None or lite_rps is None else pg_rps >= lite_rps
-        rounds = _rps_by_round(pg, lite) if pg and lite else ()
+        # Each round's PostgreSQL / SQLite calls/s: the two ran back to back in it.
+        rounds = compare(lite, pg).rounds.get("rps", ()) if pg and lite else ()
         found.append(
             Goal(
                 "PostgreSQL calls/s, concurrency 16",
@@ -195,14 +196,6 @@ def issue_13(results: list[DatabaseResult], models: list[str]) -> list[Goal]:
             goal = f"gateway CPU ms per call, concurrency 16, {TITLES[name]}"
             found.append(Goal(goal, f"≤ {limit:g} ms", model, cpu, at_most(cpu, limit)))
     return found
-
-
-def _rps_by_round(row: Row, against: Row) -> tuple[float, ...]:
-    """Each round's calls/s of `row` over `against`'s (none unless both have the rounds)."""
-    if len(row.rounds) < 2 or len(row.rounds) != len(against.rounds):
-        return ()
-    pairs = zip(row.rounds, against.rounds, strict=True)
-    return tuple(float(a.load["rps"]) / float(b.load["rps"]) for a, b in pairs if b.load["rps"])
 
 
 # What the comparison sets side by side: (key, what it is), each read off a row's gateway.
