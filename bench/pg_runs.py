@@ -63,7 +63,7 @@ async def measure(
             async def run(ops: list[Fused[Any]], as_one: bool) -> list[Any]:
                 params, many = [op.params for op in ops], ops[0].many
                 if as_one and many is not None:
-                    values = await direct.many(many.sql, many.arguments(params), len(params))
+                    values = await direct.many(many, params)
                 else:
                     values = await direct.values(ops[0].statement, params)
                 assert None not in values, "the fast path was not taken"

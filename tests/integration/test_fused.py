@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -18,8 +17,8 @@ from bytespike.billing.fused import RESERVE_MANY
 from bytespike.billing.metering import HoldRequest, Outcome, Ticket
 from bytespike.catalog import Model
 from bytespike.context import Context
-from bytespike.db.batch import Fused, GroupCommit, Many
-from bytespike.db.direct import PgDirect, Plans
+from bytespike.db.batch import Fused, GroupCommit
+from bytespike.db.direct import Many, PgDirect, Plans
 from bytespike.errors import InsufficientBalance
 from bytespike.keys import service as keys
 from bytespike.money import parse_usd, to_usd_text
@@ -497,8 +496,7 @@ async def run_many(ctx: Context, ops: Sequence[Fused[Any] | None]) -> list[Any]:
     many = present[0].many
     async with ctx.db.batch() as (_conn, raw):
         direct = PgDirect(raw, Plans(ctx.db.dialect))
-        params = [op.params for op in present]
-        return await direct.many(many.sql, many.arguments(params), len(params))
+        return await direct.many(many, [op.params for op in present])
 
 
 async def test_a_runs_json_argument_reads_back_as_the_values_themselves(ctx: Context) -> None:
@@ -682,13 +680,13 @@ async def test_a_run_of_settles_charges_each_call_on_its_own_conditions(ctx: Con
 
 def record_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[dict[str, Any]]]]:
     """Every run a batch sends as one statement from now on: its SQL and its calls'
-    parameters (its JSON argument, read back: an object per call)."""
+    parameters (an object per call)."""
     runs: list[tuple[str, list[dict[str, Any]]]] = []
     many = PgDirect.many
 
-    async def recorded(self: PgDirect, sql: str, arguments: list[Any], count: int) -> list[Any]:
-        runs.append((sql, orjson.loads(arguments[0])))
-        return await many(self, sql, arguments, count)
+    async def recorded(self: PgDirect, run: Many, params: list[dict[str, Any]]) -> list[Any]:
+        runs.append((run.sql, params))
+        return await many(self, run, params)
 
     monkeypatch.setattr(PgDirect, "many", recorded)
     return runs

@@ -20,8 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bytespike.db.batch import Many
-from bytespike.db.direct import hot
+from bytespike.db.direct import Many, hot
 from bytespike.usage import rollups
 
 # The wallet moves only if the key is live and unchanged since the caller read it, neither
@@ -162,7 +161,7 @@ SELECT (SELECT w.id FROM w)
 )
 
 
-# RESERVE for a run of calls (db/batch.py's Many): one statement, so its overhead and each
+# RESERVE for a run of calls (db/direct.py's Many): one statement, so its overhead and each
 # wallet's update are paid once per run, not per call (what that saves by run length:
 # db/batch.py's MANY_FROM, bench/pg_runs.py). Each call is held or not on RESERVE's own
 # conditions: its key live and unchanged, its orgs not paused, the wallet's alert not due,
@@ -258,7 +257,7 @@ _RECORDED = (
 )  # fmt: skip
 
 
-# SETTLE for a run of calls (db/batch.py's Many), one statement as RESERVE_MANY is. Each
+# SETTLE for a run of calls (db/direct.py's Many), one statement as RESERVE_MANY is. Each
 # call is settled or not on SETTLE's own conditions: its hold pending and covering the
 # cost, and the charge not paging the owner, counted in order with the run's earlier
 # charges to the same wallet (settled available falls by each). The holds are locked, then

@@ -35,13 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.db import outage
-from bytespike.db.direct import HOT, Direct, PgDirect, Plans
+from bytespike.db.direct import HOT, Direct, Many, PgDirect, Plans
 from bytespike.db.engine import Database, sqlite_pragmas
 from bytespike.errors import BytespikeError
 
@@ -125,26 +124,6 @@ class AsyncDirectConnection(Later):
         if isinstance(parameters, dict) and id(statement) in HOT:
             return await self._direct.execute(statement, parameters)
         return await self._conn.execute(statement, parameters)
-
-
-@dataclass(frozen=True, slots=True)
-class Many:
-    """A fused statement's form for a whole run of its operations (PostgreSQL): one execution
-    for all of them, its one parameter ($1) a JSON array with an object per operation: its
-    `columns`, and `ord`, its place in the run from 1 (the statement reads them back with
-    `json_to_recordset`). It returns one row per operation, in their order: the value the
-    single statement would have returned for it, NULL for one it did no work for.
-    One JSON text, not an array per column: asyncpg encodes an array element by element in
-    Python; a run of 8 settlements so took 2.5 times the instructions it takes now, round
-    trip included (README, Performance)."""
-
-    sql: str
-    columns: tuple[str, ...]
-
-    def arguments(self, params: list[dict[str, Any]]) -> list[Any]:
-        names = self.columns
-        rows = [{"ord": i, **{n: p[n] for n in names}} for i, p in enumerate(params, 1)]
-        return [orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,7 +527,7 @@ async def _commit_runs(
             continue
         params = [item.fused.params for item in run if item.fused]
         if head.many is not None and len(params) >= MANY_FROM:
-            values = await direct.many(head.many.sql, head.many.arguments(params), len(params))
+            values = await direct.many(head.many, params)
         else:
             values = await direct.values(head.statement, params)
         answered: list[_Queued] = []
