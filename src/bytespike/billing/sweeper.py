@@ -6,9 +6,9 @@ money stays held (never spendable twice), which is the safe side.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from bytespike import periodic
 from bytespike.billing import holds
 from bytespike.context import Context
 
@@ -21,10 +21,10 @@ async def sweep_once(ctx: Context) -> int:
 
 
 async def run(ctx: Context, interval: float) -> None:
-    while True:
-        try:
-            if expired := await sweep_once(ctx):
-                log.info("expired holds released", extra={"count": expired})
-        except Exception:
-            log.exception("hold sweep failed")
-        await asyncio.sleep(interval)
+    await periodic.every(
+        interval,
+        lambda: sweep_once(ctx),
+        log,
+        swept="expired holds released",
+        failed="hold sweep failed",
+    )

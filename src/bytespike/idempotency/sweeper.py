@@ -7,9 +7,9 @@ Failure policy: a failed sweep is logged and retried on the next tick.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from bytespike import periodic
 from bytespike.context import Context
 from bytespike.idempotency import repo
 
@@ -24,10 +24,10 @@ async def sweep_once(ctx: Context) -> int:
 
 
 async def run(ctx: Context, interval: float = INTERVAL_SECONDS) -> None:
-    while True:
-        try:
-            if swept := await sweep_once(ctx):
-                log.info("expired idempotency keys deleted", extra={"count": swept})
-        except Exception:
-            log.exception("idempotency sweep failed")
-        await asyncio.sleep(interval)
+    await periodic.every(
+        interval,
+        lambda: sweep_once(ctx),
+        log,
+        swept="expired idempotency keys deleted",
+        failed="idempotency sweep failed",
+    )
