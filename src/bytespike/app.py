@@ -36,6 +36,7 @@ from bytespike.proxy.pipeline import Gateway
 from bytespike.proxy.routes import routes as proxy_routes
 from bytespike.ratelimit.base import RateLimiter
 from bytespike.ratelimit.memory import MemoryRateLimiter
+from bytespike.responses import sweeper as responses_sweeper
 from bytespike.settings import Settings
 from bytespike.upstream.registry import Providers
 from bytespike.usage.routes import router as usage_router
@@ -107,9 +108,11 @@ def create_app(
         dispatcher = Dispatcher(ctx, transport, metrics=metrics) if transport else None
         sweeping = None
         if dispatcher is not None:
-            # Expired holds and expired idempotency keys: one task, cancelled as one.
+            # Expired holds, idempotency keys and stored responses: one task, cancelled as one.
             sweeping = asyncio.gather(
-                sweeper.run(ctx, settings.hold_sweep_seconds), idempotency_sweeper.run(ctx)
+                sweeper.run(ctx, settings.hold_sweep_seconds),
+                idempotency_sweeper.run(ctx),
+                responses_sweeper.run(ctx),
             )
             dispatcher.start(settings.webhook_poll_seconds)
         # What start-up made (modules, the app, its schemas: ~150,000 objects) lives as long

@@ -20,6 +20,7 @@ from bytespike.billing import pricing
 from bytespike.billing.tables import ledger_entries
 from bytespike.catalog import Catalog
 from bytespike.context import Context
+from bytespike.responses import sweeper
 from bytespike.responses.tables import stored_responses
 from tests.conftest import FakeClock
 from tests.e2e.gateway_support import Upstreams, books_balance, expected_cost, gateway
@@ -529,7 +530,8 @@ async def test_a_stored_response_is_kept_thirty_days(
         clock.advance(hours=2)
         with pytest.raises(openai.NotFoundError):
             await client.responses.retrieve(old.id)
-        await client.responses.create(model="mock", input="Now")  # purges its owner's old ones
+        new = await client.responses.create(model="mock", input="Now")
+    assert await sweeper.sweep_once(ctx) == 1  # the server's sweeper, once
     async with ctx.db.read() as conn:
         ids = (await conn.execute(sa.select(stored_responses.c.id))).scalars().all()
-    assert old.id not in ids and len(ids) == 1
+    assert ids == [new.id]

@@ -206,7 +206,8 @@ class Storing:
         async def write(conn: Any) -> None:
             await stored.keep(conn, copy)
 
-        await gw.writes.run(write, order=key.wallet_id)
+        fused = stored.fused_keep(copy) if gw.writes.fuses else None
+        await gw.writes.run(write, order=key.wallet_id, fused=fused)
 
 
 def _frame(event: JSONObject) -> bytes:

@@ -1,4 +1,4 @@
-"""SQL for stored responses: insert, read and delete one, by id and owner."""
+"""SQL for stored responses: insert, read and delete one, by id and owner; delete the expired."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bytespike.db.direct import hot
+from bytespike.db.direct import Many, hot
 from bytespike.responses.tables import stored_responses as t
 
 
@@ -24,12 +24,44 @@ class Stored:
     created_at: datetime
 
 
-# Built once: one insert (and one purge) per stored response, on the group-commit writer.
+# Built once: one insert per stored response, on the group-commit writer.
 _INSERT = hot(sa.insert(t))
-_PURGE = hot(
-    sa.delete(t).where(
-        t.c.user_id == sa.bindparam("user_id"), t.c.created_at < sa.bindparam("before")
+
+# The insert as one statement returning 1, for PostgreSQL's group-commit writer (db/batch.py's
+# Fused), and for a run of them (db/direct.py's Many): a batch's copies in one round trip
+# and one commit, where each was an insert of their batch's transaction.
+KEEP = hot(
+    sa.text("""
+INSERT INTO stored_responses (id, user_id, key_id, wallet_id, model, input_items, response,
+                              created_at)
+VALUES (:id, :user_id, :key_id, :wallet_id, :model, :input_items, :response, :created_at)
+RETURNING 1
+""").bindparams(
+        sa.bindparam("id", type_=sa.String),
+        sa.bindparam("user_id", type_=sa.Integer),
+        sa.bindparam("key_id", type_=sa.Integer),
+        sa.bindparam("wallet_id", type_=sa.Integer),
+        sa.bindparam("model", type_=sa.String),
+        sa.bindparam("input_items", type_=sa.Text),
+        sa.bindparam("response", type_=sa.Text),
+        sa.bindparam("created_at", type_=sa.DateTime(timezone=True)),
     )
+)
+KEEP_MANY = Many(
+    """
+WITH input AS (
+    SELECT * FROM json_to_recordset($1::json)
+        AS i(ord int8, id text, user_id int4, key_id int4, wallet_id int4, model text,
+             input_items text, response text, created_at timestamptz)
+), made AS (
+    INSERT INTO stored_responses (id, user_id, key_id, wallet_id, model, input_items,
+                                  response, created_at)
+    SELECT id, user_id, key_id, wallet_id, model, input_items, response, created_at
+    FROM input ORDER BY ord
+)
+SELECT 1 FROM input ORDER BY ord
+""",
+    ("id", "user_id", "key_id", "wallet_id", "model", "input_items", "response", "created_at"),
 )
 
 
@@ -55,6 +87,12 @@ async def delete(conn: AsyncConnection, response_id: str, *, user_id: int, since
     return bool((await conn.execute(query)).rowcount)
 
 
-async def purge(conn: AsyncConnection, *, user_id: int, before: datetime) -> None:
-    """Delete this user's responses stored before `before`."""
-    await conn.execute(_PURGE, {"user_id": user_id, "before": before})
+async def expire_due(conn: AsyncConnection, *, before: datetime, limit: int = 500) -> int:
+    """Delete up to `limit` of the responses stored before `before`, oldest first; how many.
+    Safe to run in many processes: on PostgreSQL each skips the rows another is deleting."""
+    oldest = sa.select(t.c.id).where(t.c.created_at < before).order_by(t.c.created_at)
+    oldest = oldest.limit(limit)
+    if conn.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    query = sa.delete(t).where(t.c.id.in_(oldest.scalar_subquery()))
+    return int((await conn.execute(query)).rowcount)

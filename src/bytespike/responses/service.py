@@ -3,8 +3,8 @@ by `GET /v1/responses/{id}`, deleted by `DELETE`, replayed by `previous_response
 
 A response belongs to the user whose key made it: any key of that user may read, delete or
 continue it; to anyone else it does not exist (404, never 403: ids are not confirmed to
-strangers). It is kept for RETENTION (OpenAI's own default): older ones read as not found
-and are deleted the next time their owner stores a response.
+strangers). It is kept for RETENTION (OpenAI's own default): older ones read as not found,
+and a background sweep deletes them (responses/sweeper.py).
 
 Failure policy: reading and deleting fail closed (the database's error propagates, a 503
 when it is unavailable). Keeping runs after the settlement, so a failure there loses only
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.context import Context
+from bytespike.db.batch import Fused
 from bytespike.errors import NotFound
 from bytespike.responses import repo
 from bytespike.responses.repo import Stored
@@ -65,10 +66,13 @@ def row(
 
 
 async def keep(conn: AsyncConnection, stored: Stored) -> None:
-    """Store a response, and let its owner's expired ones go (one transaction: the
-    caller's, a batched write on the request path)."""
-    await repo.purge(conn, user_id=stored.user_id, before=stored.created_at - RETENTION)
+    """Store a response (in the caller's transaction: a batched write on the request path)."""
     await repo.insert(conn, stored)
+
+
+def fused_keep(stored: Stored) -> Fused[None]:
+    """`keep` as one statement, for PostgreSQL: a batch's copies then go as one."""
+    return Fused(repo.KEEP, asdict(stored), lambda _done: None, many=repo.KEEP_MANY)
 
 
 async def get(ctx: Context, user_id: int, response_id: str) -> JSONObject:

@@ -1,0 +1,132 @@
+"""Keeping stored responses on PostgreSQL's group-commit writer (responses/repo.py's KEEP and
+KEEP_MANY): a batch's copies go as one statement and each reads back as it was stored."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from bytespike.context import Context
+from bytespike.db.batch import GroupCommit
+from bytespike.db.direct import Many, PgDirect
+from bytespike.errors import NotFound
+from bytespike.responses import service as stored
+from bytespike.responses.repo import KEEP, KEEP_MANY, Stored
+from bytespike.responses.tables import stored_responses
+from tests.factories import make_key, make_user, wallet_of
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+
+async def owner(ctx: Context, username: str) -> stored.Owner:
+    user = await make_user(ctx, username)
+    key = await make_key(ctx, username)
+    return stored.Owner(user["id"], key["id"], await wallet_of(ctx, user=username))
+
+
+def copy(ctx: Context, who: stored.Owner, text: str, *, age: timedelta = timedelta()) -> Stored:
+    """A stored response saying `text`, made `age` ago. Its text has quotes, a backslash, an
+    escaped NUL and letters beyond ASCII, which the run's JSON argument must carry as they
+    are."""
+    response = {
+        "id": stored.new_id(),
+        "object": "response",
+        "status": "completed",
+        "model": "gpt-5-4",
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": text}]}],
+    }
+    items = [{"role": "user", "content": f'say "{text}" \\ \u00e9\u6f22 \\u0000'}]
+    return stored.row(who, "gpt-5-4", items, response, now=ctx.clock.now() - age)
+
+
+async def keep_alone(ctx: Context, copy: Stored) -> None:
+    """The general path: purge and insert in one transaction."""
+    async with ctx.db.write() as conn:
+        await stored.keep(conn, copy)
+
+
+async def keep_batched(ctx: Context, copies: list[Stored]) -> list[Stored]:
+    """`copies` queued together on a group-commit writer, as the Responses route queues
+    them; the copies the general path had to keep (none when the fused statements did)."""
+    general: list[Stored] = []
+
+    async def keep(conn: Any, c: Stored) -> None:
+        general.append(c)
+        await stored.keep(conn, c)
+
+    writes = GroupCommit(ctx.db)
+    try:
+        await asyncio.gather(
+            *(
+                writes.run(
+                    lambda conn, c=c: keep(conn, c), order=c.wallet_id, fused=stored.fused_keep(c)
+                )
+                for c in copies
+            )
+        )
+    finally:
+        await writes.close()
+    return general
+
+
+def record_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every run a batch sends as one statement from now on: its SQL and its call count."""
+    runs: list[tuple[str, int]] = []
+    many = PgDirect.many
+
+    async def recorded(self: PgDirect, run: Many, params: list[dict[str, Any]]) -> list[Any]:
+        runs.append((run.sql, len(params)))
+        return await many(self, run, params)
+
+    monkeypatch.setattr(PgDirect, "many", recorded)
+    return runs
+
+
+async def rows(ctx: Context) -> dict[str, Stored]:
+    async with ctx.db.read() as conn:
+        found = (await conn.execute(sa.select(stored_responses))).mappings().all()
+    return {row["id"]: Stored(**row) for row in found}
+
+
+async def test_a_batch_of_stored_responses_is_one_statement_and_each_reads_back(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada, bob = await owner(ctx, "ada"), await owner(ctx, "bob")
+    earlier = copy(ctx, ada, "earlier", age=timedelta(days=1))
+    await keep_alone(ctx, earlier)
+    runs = record_runs(monkeypatch)
+    batch = [copy(ctx, who, f"answer {i}") for i, who in enumerate((ada, bob, ada, bob))]
+
+    assert await keep_batched(ctx, batch) == []
+    assert runs == [(KEEP_MANY.sql, 4)]
+    kept = await rows(ctx)
+    assert set(kept) == {earlier.id, *(c.id for c in batch)}
+    for c in batch:
+        assert kept[c.id] == c  # every column as given, the texts byte for byte
+        assert await stored.get(ctx, c.user_id, c.id) == orjson.loads(c.response)
+    with pytest.raises(NotFound):
+        await stored.get(ctx, bob.user_id, batch[0].id)  # ada's, not bob's
+
+
+async def test_a_stored_response_alone_is_one_statement(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada = await owner(ctx, "ada")
+    statements: list[Any] = []
+    values = PgDirect.values
+
+    async def recorded(self: PgDirect, statement: Any, params: list[dict[str, Any]]) -> list[Any]:
+        statements.append(statement)
+        return await values(self, statement, params)
+
+    monkeypatch.setattr(PgDirect, "values", recorded)
+    fresh = copy(ctx, ada, "new")
+
+    assert await keep_batched(ctx, [fresh]) == []
+    assert statements == [KEEP]
+    assert await rows(ctx) == {fresh.id: fresh}
