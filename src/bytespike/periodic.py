@@ -12,19 +12,14 @@ from collections.abc import Awaitable, Callable
 
 
 async def every(
-    interval: float,
-    sweep: Callable[[], Awaitable[int]],
-    log: logging.Logger,
-    *,
-    swept: str,
-    failed: str,
+    interval: float, sweep: Callable[[], Awaitable[int]], log: logging.Logger, what: str
 ) -> None:
-    """Run `sweep` now and every `interval` seconds after it ends, forever; log `swept`
-    with the count it returns when that is not 0, `failed` with the error when it raises."""
+    """Run `sweep` now and every `interval` seconds after it ends, forever: it returns how
+    many of `what` it swept ("expired holds", say), logged when not 0; an error is logged."""
     while True:
         try:
             if count := await sweep():
-                log.info(swept, extra={"count": count})
+                log.info("%s swept", what, extra={"count": count})
         except Exception:
-            log.exception(failed)
+            log.exception("sweeping %s failed", what)
         await asyncio.sleep(interval)

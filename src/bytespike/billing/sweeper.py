@@ -21,10 +21,4 @@ async def sweep_once(ctx: Context) -> int:
 
 
 async def run(ctx: Context, interval: float) -> None:
-    await periodic.every(
-        interval,
-        lambda: sweep_once(ctx),
-        log,
-        swept="expired holds released",
-        failed="hold sweep failed",
-    )
+    await periodic.every(interval, lambda: sweep_once(ctx), log, "expired holds")

@@ -24,10 +24,4 @@ async def sweep_once(ctx: Context) -> int:
 
 
 async def run(ctx: Context, interval: float = INTERVAL_SECONDS) -> None:
-    await periodic.every(
-        interval,
-        lambda: sweep_once(ctx),
-        log,
-        swept="expired idempotency keys deleted",
-        failed="idempotency sweep failed",
-    )
+    await periodic.every(interval, lambda: sweep_once(ctx), log, "expired idempotency keys")

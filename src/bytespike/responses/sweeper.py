@@ -34,10 +34,4 @@ async def sweep_once(ctx: Context, *, chunk: int = CHUNK) -> int:
 
 
 async def run(ctx: Context, interval: float = INTERVAL_SECONDS) -> None:
-    await periodic.every(
-        interval,
-        lambda: sweep_once(ctx),
-        log,
-        swept="expired stored responses deleted",
-        failed="stored responses sweep failed",
-    )
+    await periodic.every(interval, lambda: sweep_once(ctx), log, "expired stored responses")
