@@ -30,15 +30,17 @@ async def owner(ctx: Context, username: str) -> stored.Owner:
 
 
 def copy(ctx: Context, who: stored.Owner, text: str, *, age: timedelta = timedelta()) -> Stored:
-    """A stored response saying `text`, made `age` ago. Its text has quotes, a backslash, an
-    escaped NUL and letters beyond ASCII, which the run's JSON argument must carry as they
-    are."""
+    """A stored response saying `text`, made `age` ago. Its texts have quotes, a backslash, a
+    NUL (which the model may write; JSON escapes it) and letters beyond ASCII, which the run's
+    JSON argument must carry as they are."""
     response = {
         "id": stored.new_id(),
         "object": "response",
         "status": "completed",
         "model": "gpt-5-4",
-        "output": [{"type": "message", "content": [{"type": "output_text", "text": text}]}],
+        "output": [
+            {"type": "message", "content": [{"type": "output_text", "text": f"{text}\x00"}]}
+        ],
     }
     items = [{"role": "user", "content": f'say "{text}" \\ \u00e9\u6f22 \\u0000'}]
     return stored.row(who, "gpt-5-4", items, response, now=ctx.clock.now() - age)
