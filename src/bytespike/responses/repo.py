@@ -24,29 +24,11 @@ class Stored:
     created_at: datetime
 
 
-# Built once: one insert per stored response, on the group-commit writer.
-_INSERT = hot(sa.insert(t))
-
-# The insert as one statement returning 1, for PostgreSQL's group-commit writer (db/batch.py's
-# Fused), and for a run of them (db/direct.py's Many): a batch's copies in one round trip
-# and one commit, where each was an insert of their batch's transaction.
-KEEP = hot(
-    sa.text("""
-INSERT INTO stored_responses (id, user_id, key_id, wallet_id, model, input_items, response,
-                              created_at)
-VALUES (:id, :user_id, :key_id, :wallet_id, :model, :input_items, :response, :created_at)
-RETURNING 1
-""").bindparams(
-        sa.bindparam("id", type_=sa.String),
-        sa.bindparam("user_id", type_=sa.Integer),
-        sa.bindparam("key_id", type_=sa.Integer),
-        sa.bindparam("wallet_id", type_=sa.Integer),
-        sa.bindparam("model", type_=sa.String),
-        sa.bindparam("input_items", type_=sa.Text),
-        sa.bindparam("response", type_=sa.Text),
-        sa.bindparam("created_at", type_=sa.DateTime(timezone=True)),
-    )
-)
+# Built once: one insert per stored response, on the group-commit writer. It returns 1 so
+# that PostgreSQL's writer can also run it as an operation's fused form (db/batch.py's
+# Fused), and KEEP_MANY is the same for a run of them (db/direct.py's Many): a batch's
+# copies in one round trip and one commit, where each was an insert of their transaction.
+KEEP = hot(sa.insert(t).returning(sa.literal_column("1", sa.Integer)))
 KEEP_MANY = Many(
     """
 WITH input AS (
@@ -66,7 +48,7 @@ SELECT 1 FROM input ORDER BY ord
 
 
 async def insert(conn: AsyncConnection, stored: Stored) -> None:
-    await conn.execute(_INSERT, asdict(stored))
+    await conn.execute(KEEP, asdict(stored))
 
 
 async def get(
