@@ -28,6 +28,7 @@ from bytespike.webhooks import events
 from bytespike.webhooks.tables import webhook_events
 from tests.conftest import FakeClock
 from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
+from tests.integration.fused_support import record_runs
 from tests.integration.webhooks_support import subscribed
 from tests.usage_support import assert_rollups_match
 
@@ -676,20 +677,6 @@ async def test_a_run_of_settles_charges_each_call_on_its_own_conditions(ctx: Con
         assert await ledger.verify(conn, wallet_id) == []
     assert (after.spent, after.held) == (4 * cost, 0)
     assert (await pages(ctx, wallet_id)) == 1
-
-
-def record_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Every run a batch sends as one statement from now on: its SQL and its calls'
-    parameters (an object per call)."""
-    runs: list[tuple[str, list[dict[str, Any]]]] = []
-    many = PgDirect.many
-
-    async def recorded(self: PgDirect, run: Many, params: list[dict[str, Any]]) -> list[Any]:
-        runs.append((run.sql, params))
-        return await many(self, run, params)
-
-    monkeypatch.setattr(PgDirect, "many", recorded)
-    return runs
 
 
 async def test_a_batch_holds_several_wallets_in_one_statement_and_settles_them_in_another(

@@ -13,12 +13,13 @@ import sqlalchemy as sa
 
 from bytespike.context import Context
 from bytespike.db.batch import GroupCommit
-from bytespike.db.direct import Many, PgDirect
+from bytespike.db.direct import PgDirect
 from bytespike.errors import NotFound
 from bytespike.responses import service as stored
 from bytespike.responses.repo import KEEP, KEEP_MANY, Stored
 from bytespike.responses.tables import stored_responses
 from tests.factories import make_key, make_user, wallet_of
+from tests.integration.fused_support import record_runs
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
@@ -76,19 +77,6 @@ async def keep_batched(ctx: Context, copies: list[Stored]) -> list[Stored]:
     return general
 
 
-def record_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Every run a batch sends as one statement from now on: its SQL and its call count."""
-    runs: list[tuple[str, int]] = []
-    many = PgDirect.many
-
-    async def recorded(self: PgDirect, run: Many, params: list[dict[str, Any]]) -> list[Any]:
-        runs.append((run.sql, len(params)))
-        return await many(self, run, params)
-
-    monkeypatch.setattr(PgDirect, "many", recorded)
-    return runs
-
-
 async def rows(ctx: Context) -> dict[str, Stored]:
     async with ctx.db.read() as conn:
         found = (await conn.execute(sa.select(stored_responses))).mappings().all()
@@ -105,7 +93,7 @@ async def test_a_batch_of_stored_responses_is_one_statement_and_each_reads_back(
     batch = [copy(ctx, who, f"answer {i}") for i, who in enumerate((ada, bob, ada, bob))]
 
     assert await keep_batched(ctx, batch) == []
-    assert runs == [(KEEP_MANY.sql, 4)]
+    assert [(sql, len(params)) for sql, params in runs] == [(KEEP_MANY.sql, 4)]
     kept = await rows(ctx)
     assert set(kept) == {earlier.id, *(c.id for c in batch)}
     for c in batch:
