@@ -11,6 +11,14 @@ Each statement either does all of its work or none of it: when a condition fails
 already ended, the cost beats the hold), it writes nothing and returns NULL, and the
 general path runs instead, which says why or handles the case (db/batch.py's `Fused`).
 SQLite needs none of this: its statements are function calls (db/direct.py).
+
+A settlement finds its holds by primary key in a form that leaves the planner no other way.
+A connection plans each statement once, often on the empty tables of a new database, and
+keeps the plan (with autovacuum off, no ANALYZE ever tells the planner otherwise): a hold
+looked up by id *and* `status = 'pending'` was planned as a scan of the pending holds'
+partial index, so each settlement read every call in flight. So a hold is locked by id
+alone and its status checked on the locked row, which FOR NO KEY UPDATE reads as last
+committed (tests/integration/test_fused_plans.py).
 """
 
 from __future__ import annotations
@@ -80,18 +88,18 @@ SELECT (SELECT h.id FROM h)
 # the hold had closed).
 SETTLE = hot(
     sa.text("""
-WITH pending AS (
-    SELECT wallet_id FROM holds
-    WHERE id = :hold AND status = 'pending' AND amount_micros >= :cost
+WITH held AS (
+    SELECT wallet_id, status, amount_micros FROM holds WHERE id = :hold
     FOR NO KEY UPDATE
 ), quiet AS (
-    SELECT wallets.id FROM wallets JOIN pending ON wallets.id = pending.wallet_id
-    WHERE NOT (low_balance_armed AND :cost > 0
+    SELECT wallets.id FROM wallets JOIN held ON wallets.id = held.wallet_id
+    WHERE held.status = 'pending' AND held.amount_micros >= :cost
+      AND NOT (low_balance_armed AND :cost > 0
                AND available_micros + held_micros - :cost <= low_balance_threshold_micros)
     FOR NO KEY UPDATE OF wallets
 ), h AS (
     UPDATE holds SET status = 'settled', closed_at = :now
-    FROM quiet WHERE holds.id = :hold AND holds.status = 'pending'
+    FROM quiet WHERE holds.id = :hold
     RETURNING holds.wallet_id, holds.amount_micros, holds.key_id, holds.model
 ), w AS (
     UPDATE wallets
@@ -261,7 +269,9 @@ _RECORDED = (
 # call is settled or not on SETTLE's own conditions: its hold pending and covering the
 # cost, and the charge not paging the owner, counted in order with the run's earlier
 # charges to the same wallet (settled available falls by each). The holds are locked, then
-# the wallets, each in id order (the general path's order, hold then wallet). A hold named
+# the wallets, each in id order (the general path's order, hold then wallet); a hold by a
+# lookup of its own (LATERAL), as `id = ANY(...)` made on empty tables plans a whole-table
+# scan (the module's docstring). A hold named
 # twice is settled for its first call only: the other takes the general path. The calls
 # settled are counted in their days' rollup rows, one upsert per row, in rollups.add_all's
 # order (day, wallet, key, model), so two runs upserting the same rows lock them in one order.
@@ -275,18 +285,20 @@ WITH input AS (
              cache_write_tokens int4, cache_write_1h_tokens int4, reasoning_tokens int4,
              tool_prompt_tokens int4, web_search_requests int4, price_period text,
              price_tier int4, unit_prices text, now timestamptz, day date)
-), pending AS (
-    SELECT id, wallet_id, amount_micros, key_id, model FROM holds
-    WHERE id = ANY(ARRAY(SELECT hold FROM input)) AND status = 'pending'
-    ORDER BY id
-    FOR NO KEY UPDATE
+), held AS (
+    SELECT held.* FROM (SELECT DISTINCT hold FROM input ORDER BY hold) AS named
+    CROSS JOIN LATERAL (
+        SELECT id, wallet_id, status, amount_micros, key_id, model FROM holds
+        WHERE holds.id = named.hold
+        FOR NO KEY UPDATE
+    ) AS held
 ), once AS (
     SELECT DISTINCT ON (hold) * FROM input ORDER BY hold, ord
 ), covered AS (
-    SELECT once.*, pending.wallet_id AS wallet, pending.amount_micros AS amount,
-           pending.key_id AS key, pending.model AS model
-    FROM once JOIN pending ON pending.id = once.hold
-    WHERE pending.amount_micros >= once.cost
+    SELECT once.*, held.wallet_id AS wallet, held.amount_micros AS amount,
+           held.key_id AS key, held.model AS model
+    FROM once JOIN held ON held.id = once.hold
+    WHERE held.status = 'pending' AND held.amount_micros >= once.cost
 ), locked AS (
     SELECT id, available_micros + held_micros AS settled, low_balance_armed AS armed,
            low_balance_threshold_micros AS threshold
@@ -304,7 +316,7 @@ WITH input AS (
                AND charged.settled - charged.running <= charged.threshold)
 ), h AS (
     UPDATE holds SET status = 'settled', closed_at = chosen.now
-    FROM chosen WHERE holds.id = chosen.hold AND holds.status = 'pending'
+    FROM chosen WHERE holds.id = chosen.hold
     RETURNING holds.id
 ), w AS (
     UPDATE wallets

@@ -1,0 +1,148 @@
+"""A settlement on PostgreSQL reads its own holds, however many calls are in flight.
+
+A gateway's connection plans each fused statement once, often on the empty tables of a new
+database, and keeps the plan (billing/fused.py). Planned so, a settlement that looked its
+hold up by id and `status = 'pending'` scanned the pending holds' partial index: each one
+read every hold in flight (with 1,000 in flight, a run of 8 settlements took 5 times as
+long; with 5,000, 20 times). Here the statements are planned on empty tables as a gateway
+plans them, then run with many holds pending, in a transaction rolled back after."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from bytespike.billing.fused import SETTLE, SETTLE_MANY, settle_params
+from bytespike.context import Context
+from bytespike.db.direct import Plans
+from tests.factories import make_key, make_user, top_up, wallet_of
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+IN_FLIGHT = 300
+SETTLED = 8  # a run's worth
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def settlement(hold: int) -> dict[str, Any]:
+    """SETTLE's parameters for `hold`, charged 50 micro-dollars of its 100."""
+    return settle_params(
+        {
+            "hold_id": hold,
+            "cost_micros": 50,
+            "created_at": NOW,
+            "provider": "openai",
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cached_tokens": 0,
+            "status": "ok",
+            "http_status": 200,
+            "stream": False,
+            "latency_ms": 1,
+            "request_id": "req_plans",
+            "attempts": None,
+            "cache_write_tokens": 0,
+            "cache_write_1h_tokens": 0,
+            "reasoning_tokens": 0,
+            "tool_prompt_tokens": 0,
+            "web_search_requests": 0,
+            "price_period": None,
+            "price_tier": None,
+            "unit_prices": None,
+        }
+    )
+
+
+async def holds_read(
+    conn: Any, wallet: int, key: int, sql: str, arguments: Callable[[list[int]], list[Any]]
+) -> tuple[int, list[int]]:
+    """Plans `sql` as a gateway does (generic, on the tables as they are: empty), then puts
+    IN_FLIGHT holds in flight and settles SETTLED more, given their ids `arguments` makes
+    the statement's arguments; rolled back. How many it settled, and the rows each of its
+    scans of `holds` read (returned or filtered out)."""
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    await conn.execute(f"PREPARE settling AS {sql}")
+    parameters = max(int(n) for n in re.findall(r"\$(\d+)", sql))
+    # NULL for each parameter: this only makes the generic plan, which the statement keeps.
+    await conn.execute(f"EXPLAIN EXECUTE settling({', '.join(['NULL'] * parameters)})")
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        ids = await conn.fetch(
+            "INSERT INTO holds (wallet_id, key_id, model, amount_micros, status, created_at,"
+            " expires_at) SELECT $1, $2, 'gpt-5-4', 100, 'pending', $3, $4"
+            " FROM generate_series(1, $5) RETURNING id",
+            wallet, key, NOW, NOW + timedelta(minutes=10), IN_FLIGHT + SETTLED,
+        )  # fmt: skip
+        await conn.execute(
+            "UPDATE wallets SET available_micros = available_micros - $2,"
+            " held_micros = held_micros + $2 WHERE id = $1",
+            wallet, 100 * len(ids),
+        )  # fmt: skip
+        args = arguments(sorted(row["id"] for row in ids)[IN_FLIGHT:])
+        # EXPLAIN takes no parameters: the arguments as literals, typed by the statement.
+        literals = [
+            await conn.fetchval("SELECT quote_nullable($1::text)", None if a is None else str(a))
+            for a in args
+        ]
+        plan = await conn.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE settling({', '.join(literals)})"
+        )
+        settled = await conn.fetchval("SELECT count(*) FROM holds WHERE status = 'settled'")
+    finally:
+        await transaction.rollback()
+    return settled, list(_reads(orjson.loads(plan)[0]["Plan"]))
+
+
+def _reads(node: dict[str, Any]) -> Iterator[int]:
+    if node.get("Relation Name") == "holds":
+        rows = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+        yield rows * node["Actual Loops"]
+    for child in node.get("Plans", []):
+        yield from _reads(child)
+
+
+async def payer(ctx: Context) -> tuple[int, int]:
+    await make_user(ctx, "ada")
+    await top_up(ctx, "100", user="ada")
+    key = await make_key(ctx, "ada")
+    return await wallet_of(ctx, user="ada"), key["id"]
+
+
+async def test_a_run_of_settlements_reads_only_its_own_holds(ctx: Context, db_url: str) -> None:
+    wallet, key = await payer(ctx)
+
+    def run(ids: list[int]) -> list[Any]:
+        return SETTLE_MANY.arguments([settlement(hold) for hold in ids])
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        settled, reads = await holds_read(conn, wallet, key, SETTLE_MANY.sql, run)
+    finally:
+        await conn.close()
+    assert settled == SETTLED
+    # Locking its holds, then closing them: 8 rows each time, not the 300 in flight too.
+    assert reads and max(reads) <= SETTLED, reads
+
+
+async def test_a_settlement_alone_reads_only_its_own_hold(ctx: Context, db_url: str) -> None:
+    wallet, key = await payer(ctx)
+    plans = Plans(ctx.db.dialect)
+    compiled = plans.get(SETTLE, settlement(0))
+
+    def one(ids: list[int]) -> list[Any]:
+        return compiled.arguments(settlement(ids[0]))
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        settled, reads = await holds_read(conn, wallet, key, compiled.sql, one)
+    finally:
+        await conn.close()
+    assert settled == 1
+    assert reads and max(reads) <= 1, reads
