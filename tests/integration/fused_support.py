@@ -1,5 +1,6 @@
-"""Watching PostgreSQL's group-commit writer send runs of fused operations (db/direct.py's
-Many) as one statement each."""
+"""For the tests of PostgreSQL's fused statements: a paying account, and watching the
+group-commit writer send runs of fused operations (db/direct.py's Many) as one statement
+each."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from typing import Any
 
 import pytest
 
+from bytespike.context import Context
 from bytespike.db.direct import Many, PgDirect
+from tests.factories import make_key, make_user, top_up, wallet_of
+
+
+async def account(ctx: Context, username: str, usd: str) -> tuple[int, int]:
+    """A user with `usd` of credit and an uncapped key: (key id, wallet id)."""
+    await make_user(ctx, username)
+    await top_up(ctx, usd, user=username)
+    key = await make_key(ctx, username)
+    return key["id"], await wallet_of(ctx, user=username)
 
 
 def record_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[dict[str, Any]]]]:

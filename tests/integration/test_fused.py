@@ -28,7 +28,7 @@ from bytespike.webhooks import events
 from bytespike.webhooks.tables import webhook_events
 from tests.conftest import FakeClock
 from tests.factories import add_member, make_key, make_org, make_user, top_up, wallet_of
-from tests.integration.fused_support import record_runs
+from tests.integration.fused_support import account, record_runs
 from tests.integration.webhooks_support import subscribed
 from tests.usage_support import assert_rollups_match
 
@@ -50,14 +50,6 @@ def model(ctx: Context) -> Model:
     found = ctx.catalog.get("gpt-5-4")
     assert found is not None
     return found
-
-
-async def account(ctx: Context, username: str, usd: str) -> tuple[int, int]:
-    """A user with `usd` of credit and an uncapped key: (key id, wallet id)."""
-    await make_user(ctx, username)
-    await top_up(ctx, usd, user=username)
-    key = await make_key(ctx, username)
-    return key["id"], await wallet_of(ctx, user=username)
 
 
 def request(ctx: Context, key_id: int, wallet_id: int, max_tokens: int | None) -> HoldRequest:

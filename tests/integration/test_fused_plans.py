@@ -21,7 +21,7 @@ import pytest
 from bytespike.billing.fused import SETTLE, SETTLE_MANY, settle_params
 from bytespike.context import Context
 from bytespike.db.direct import Plans
-from tests.factories import make_key, make_user, top_up, wallet_of
+from tests.integration.fused_support import account
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
@@ -63,9 +63,9 @@ async def holds_read(
     conn: Any, wallet: int, key: int, sql: str, arguments: Callable[[list[int]], list[Any]]
 ) -> tuple[int, list[int]]:
     """Plans `sql` as a gateway does (generic, on the tables as they are: empty), then puts
-    IN_FLIGHT holds in flight and settles SETTLED more, given their ids `arguments` makes
-    the statement's arguments; rolled back. How many it settled, and the rows each of its
-    scans of `holds` read (returned or filtered out)."""
+    IN_FLIGHT + SETTLED holds in flight and runs it on the arguments `arguments` makes of
+    the last SETTLED holds' ids; rolled back. How many holds it settled, and the rows each
+    of its scans of `holds` read (returned or filtered out)."""
     await conn.execute("SET plan_cache_mode = force_generic_plan")
     await conn.execute(f"PREPARE settling AS {sql}")
     parameters = max(int(n) for n in re.findall(r"\$(\d+)", sql))
@@ -108,15 +108,8 @@ def _reads(node: dict[str, Any]) -> Iterator[int]:
         yield from _reads(child)
 
 
-async def payer(ctx: Context) -> tuple[int, int]:
-    await make_user(ctx, "ada")
-    await top_up(ctx, "100", user="ada")
-    key = await make_key(ctx, "ada")
-    return await wallet_of(ctx, user="ada"), key["id"]
-
-
 async def test_a_run_of_settlements_reads_only_its_own_holds(ctx: Context, db_url: str) -> None:
-    wallet, key = await payer(ctx)
+    key, wallet = await account(ctx, "ada", "100")
 
     def run(ids: list[int]) -> list[Any]:
         return SETTLE_MANY.arguments([settlement(hold) for hold in ids])
@@ -132,7 +125,7 @@ async def test_a_run_of_settlements_reads_only_its_own_holds(ctx: Context, db_ur
 
 
 async def test_a_settlement_alone_reads_only_its_own_hold(ctx: Context, db_url: str) -> None:
-    wallet, key = await payer(ctx)
+    key, wallet = await account(ctx, "ada", "100")
     plans = Plans(ctx.db.dialect)
     compiled = plans.get(SETTLE, settlement(0))
 
