@@ -286,12 +286,12 @@ WITH input AS (
              tool_prompt_tokens int4, web_search_requests int4, price_period text,
              price_tier int4, unit_prices text, now timestamptz, day date)
 ), held AS (
-    SELECT held.* FROM (SELECT DISTINCT hold FROM input ORDER BY hold) AS named
+    SELECT found.* FROM (SELECT DISTINCT hold FROM input ORDER BY hold) AS named
     CROSS JOIN LATERAL (
         SELECT id, wallet_id, status, amount_micros, key_id, model FROM holds
         WHERE holds.id = named.hold
         FOR NO KEY UPDATE
-    ) AS held
+    ) AS found
 ), once AS (
     SELECT DISTINCT ON (hold) * FROM input ORDER BY hold, ord
 ), covered AS (
