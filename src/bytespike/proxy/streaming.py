@@ -129,19 +129,21 @@ async def respond(
         return await refused(failure)
     meter = Meter()
 
+    # An upstream event's frames leave together, as one write: a translated stream's first
+    # chunk is four Responses events, its end three (or Messages' several).
     async def events() -> AsyncGenerator[bytes, None]:
         async with contextlib.aclosing(source):
             try:
                 async for item in _chain(head, source):
-                    for frame in framer.frames(item, meter):
-                        yield frame
+                    if frames := b"".join(framer.frames(item, meter)):
+                        yield frames
             except UpstreamFailure as failure:
                 meter.broke(failure)
                 yield framer.broken(failure)
                 return
         meter.status = "ok"
-        for frame in framer.closing():
-            yield frame
+        if frames := b"".join(framer.closing()):
+            yield frames
 
     return _Metered(events(), meter, settle, headers, calls)
 
