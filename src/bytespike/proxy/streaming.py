@@ -129,8 +129,8 @@ async def respond(
         return await refused(failure)
     meter = Meter()
 
-    # An upstream event's frames leave together, as one write: a translated stream's first
-    # chunk is four Responses events, its end three (or Messages' several).
+    # An upstream event's frames leave together, as one write: translated to Responses or
+    # Messages events, one chunk is often several (a Responses stream's first is four).
     async def events() -> AsyncGenerator[bytes, None]:
         async with contextlib.aclosing(source):
             try:
