@@ -21,6 +21,8 @@ import pytest
 from bytespike.billing.fused import SETTLE, SETTLE_MANY, settle_params
 from bytespike.context import Context
 from bytespike.db.direct import Plans
+from bytespike.upstream.base import Usage
+from bytespike.usage import repo as usage_repo
 from tests.integration.fused_support import account
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
@@ -31,32 +33,24 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def settlement(hold: int) -> dict[str, Any]:
-    """SETTLE's parameters for `hold`, charged 50 micro-dollars of its 100."""
-    return settle_params(
-        {
-            "hold_id": hold,
-            "cost_micros": 50,
-            "created_at": NOW,
-            "provider": "openai",
-            "input_tokens": 10,
-            "output_tokens": 5,
-            "cached_tokens": 0,
-            "status": "ok",
-            "http_status": 200,
-            "stream": False,
-            "latency_ms": 1,
-            "request_id": "req_plans",
-            "attempts": None,
-            "cache_write_tokens": 0,
-            "cache_write_1h_tokens": 0,
-            "reasoning_tokens": 0,
-            "tool_prompt_tokens": 0,
-            "web_search_requests": 0,
-            "price_period": None,
-            "price_tier": None,
-            "unit_prices": None,
-        }
+    """SETTLE's parameters for `hold`, charged 50 micro-dollars of its 100, from the usage
+    record the general path would write (only its hold, cost, time and counts are read)."""
+    record = usage_repo.row(
+        wallet_id=0,
+        key_id=0,
+        hold_id=hold,
+        model="gpt-5-4",
+        provider="openai",
+        usage=Usage(input_tokens=10, output_tokens=5),
+        cost=50,
+        status="ok",
+        http_status=200,
+        stream=False,
+        latency_ms=1,
+        now=NOW,
+        request_id="req_plans",
     )
+    return settle_params(record)
 
 
 async def holds_read(
