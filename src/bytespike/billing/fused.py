@@ -271,10 +271,10 @@ _RECORDED = (
 # charges to the same wallet (settled available falls by each). The holds are locked, then
 # the wallets, each in id order (the general path's order, hold then wallet); a hold by a
 # lookup of its own (LATERAL), as `id = ANY(...)` made on empty tables plans a whole-table
-# scan (the module's docstring). A hold named
-# twice is settled for its first call only: the other takes the general path. The calls
-# settled are counted in their days' rollup rows, one upsert per row, in rollups.add_all's
-# order (day, wallet, key, model), so two runs upserting the same rows lock them in one order.
+# scan (the module's docstring). A hold named twice is settled for its first call only: the
+# other takes the general path. The calls settled are counted in their days' rollup rows,
+# one upsert per row, in rollups.add_all's order (day, wallet, key, model), so two runs
+# upserting the same rows lock them in one order.
 SETTLE_MANY = Many(
     """
 WITH input AS (
