@@ -50,15 +50,17 @@ async def spend(
     cost = parse_usd(usd)
     now = ctx.clock.now()
     async with ctx.db.write() as conn:
-        hold_id = await holds.place(
+        placed = await holds.place(
             conn, wallet_id, cost, now=now, ttl=ctx.hold_ttl, key_id=key_id, model=model
         )
-        await holds.settle(conn, hold_id, cost, now=now)
+        settled = await holds.settle(conn, placed.hold_id, cost, now=now)
         if key_id is not None and model is not None:
             record = usage_repo.row(
                 wallet_id=wallet_id,
                 key_id=key_id,
-                hold_id=hold_id,
+                hold_id=placed.hold_id,
+                hold_entry_id=placed.entry_id,
+                settle_entry_id=settled.entry_id,
                 model=model,
                 provider="test",
                 usage=None,
@@ -74,9 +76,10 @@ async def spend(
 
 async def hold(ctx: Context, wallet_id: int, usd: str) -> int:
     async with ctx.db.write() as conn:
-        return await holds.place(
+        placed = await holds.place(
             conn, wallet_id, parse_usd(usd), now=ctx.clock.now(), ttl=ctx.hold_ttl
         )
+        return placed.hold_id
 
 
 def assert_error(response: httpx.Response, status: int, type_: str) -> dict[str, Any]:

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from bytespike import catalog
 from bytespike.app import create_app
+from bytespike.billing import holds, ledger, metering, reconciliation
 from bytespike.context import Context
 from bytespike.ratelimit.memory import MemoryRateLimiter
+from bytespike.upstream.base import Usage
+from bytespike.usage import receipts
 from tests.conftest import FakeClock
 from tests.e2e.gateway_support import books_balance
 from tests.factories import make_key, make_user, top_up, wallet_of
@@ -132,3 +137,81 @@ async def test_a_receipt_names_its_hold_and_ledger_entries_and_is_the_callers_al
             f"/api/v1/me/usage/{record}", headers={"Authorization": f"Bearer {caller}"}
         )
         assert missing.status_code == 404, missing.text
+
+
+async def test_a_receipt_lists_an_expiry_or_a_release_beside_the_entries_it_names(
+    ctx: Context, gateway: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """A record names its hold's 'hold' and 'settle' entries; an 'expire' or 'release' entry
+    is found by its hold. A call that outlived its hold's TTL (the sweeper expired it, the
+    settlement then charged `available`) and one that ended without usage (its hold given
+    back) list every entry of their holds, in order, the money as the ledger moved it."""
+    await make_user(ctx, "ada")
+    await top_up(ctx, "10", user="ada")
+    key = await make_key(ctx, "ada")
+    wallet = await wallet_of(ctx, user="ada")
+    model = ctx.catalog.get("gpt-5-4")  # the receipt shows the prices the record keeps
+    assert model is not None
+    outcome = metering.Outcome(
+        status="ok", http_status=200, stream=False, latency_ms=5, provider="openai"
+    )
+
+    async def reserve() -> metering.Ticket:
+        req = metering.HoldRequest(
+            key_id=key["id"], wallet_id=wallet, model=model, quota_reset=None, capped=False,
+            input_tokens=100, max_tokens=50, now=clock.now(), ttl=timedelta(minutes=1),
+        )  # fmt: skip
+        async with ctx.db.write() as conn:
+            return metering.ticket_or_raise(await metering.reserve(conn, req))
+
+    late = await reserve()
+    clock.advance(minutes=2)
+    async with ctx.db.write() as conn:
+        assert await holds.expire_due(conn, now=clock.now()) == 1
+    usage = Usage(input_tokens=100, output_tokens=20)
+    async with ctx.db.write() as conn:
+        charged = await metering.settle(conn, late, usage, outcome, now=clock.now())
+    failed = await reserve()  # this one ends without usage
+    async with ctx.db.write() as conn:
+        await metering.settle(conn, failed, None, outcome, now=clock.now())
+
+    auth = {"Authorization": f"Bearer {key['key']}"}
+    listed = (await gateway.get("/api/v1/me/usage", headers=auth)).json()["data"]
+    assert len(listed) == 2
+    receipts = {}
+    for item in listed:
+        answer = await gateway.get(f"/api/v1/me/usage/{item['id']}", headers=auth)
+        assert answer.status_code == 200, answer.text
+        receipts[int(answer.json()["hold_id"])] = answer.json()
+    expired = receipts[late.hold_id]["ledger_entries"]
+    assert [e["kind"] for e in expired] == ["hold", "expire", "settle"]
+    assert [int(e["id"]) for e in expired] == sorted(int(e["id"]) for e in expired)
+    assert micros(expired[2]["spent_usd"]) == charged > 0
+    released = receipts[failed.hold_id]["ledger_entries"]
+    assert [(e["kind"], e["spent_usd"]) for e in released] == [("hold", 0), ("release", 0)]
+    async with ctx.db.read() as conn:
+        assert await ledger.verify(conn, wallet) == []
+    async with ctx.db.read() as conn:  # `ledger verify`: the records name their entries
+        assert (await reconciliation.run(conn)).ok
+
+
+async def test_a_receipts_entries_are_read_by_primary_key_and_the_endings_index(
+    ctx: Context,
+) -> None:
+    """The receipt's query reads the entries it names by primary key and looks a hold's
+    'release' or 'expire' up in their partial index: its condition is the index's, so the
+    planner may use it (on PostgreSQL, told to avoid whole-table scans, as it would on a
+    ledger of any size), never a scan of the ledger."""
+    query = receipts.entries_query(7, [1, 2])
+    async with ctx.db.read() as conn:
+        sql = str(query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
+        if ctx.db.dialect.name == "postgresql":
+            await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join((await conn.execute(sa.text(f"EXPLAIN {sql}"))).scalars())
+            assert "ix_ledger_hold_ended" in plan and "pk_ledger_entries" in plan, plan
+        else:
+            rows = await conn.execute(sa.text(f"EXPLAIN QUERY PLAN {sql}"))
+            plan = "\n".join(str(row[3]) for row in rows)
+            assert "USING INDEX ix_ledger_hold_ended (hold_id=?)" in plan, plan
+            assert "USING INTEGER PRIMARY KEY" in plan, plan
+        assert "SCAN ledger_entries" not in plan and "Seq Scan" not in plan, plan

@@ -38,7 +38,8 @@ async def problems(ctx: Context, wallet_id: int) -> list[str]:
 async def place(ctx: Context, wallet_id: int, amount: str, ttl: timedelta = TTL) -> int:
     """One hold in its own transaction, as a request would place it."""
     async with ctx.db.write() as conn:
-        return await holds.place(conn, wallet_id, usd(amount), now=ctx.clock.now(), ttl=ttl)
+        placed = await holds.place(conn, wallet_id, usd(amount), now=ctx.clock.now(), ttl=ttl)
+        return placed.hold_id
 
 
 async def settle(ctx: Context, hold_id: int, cost: str) -> holds.Settlement:

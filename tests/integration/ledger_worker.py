@@ -36,12 +36,12 @@ class Tally:
 async def place(db: Database, wallet: int, amount: int, tally: Tally) -> int | None:
     try:
         async with db.write() as conn:
-            hold = await holds.place(conn, wallet, amount, now=datetime.now(UTC), ttl=TTL)
+            placed = await holds.place(conn, wallet, amount, now=datetime.now(UTC), ttl=TTL)
     except InsufficientBalance:
         tally.refused += 1
         return None
     tally.placed += 1
-    return hold
+    return placed.hold_id
 
 
 async def round_trip(db: Database, wallet: int, rng: random.Random, tally: Tally) -> None:

@@ -111,8 +111,13 @@ async def books(ctx: Context, wallet_id: int) -> dict[str, Sequence[Any]]:
                 " cost_micros, status, http_status, stream, latency_ms, created_at,"
                 " cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,"
                 " tool_prompt_tokens, web_search_requests, price_period, price_tier,"
-                " unit_prices,"
-                " hold_id IS NOT NULL FROM usage_records WHERE wallet_id = :w ORDER BY id"
+                " unit_prices, hold_id IS NOT NULL,"
+                # The kinds of the entries it names, if they are its hold's (receipts.py).
+                " (SELECT kind FROM ledger_entries e WHERE e.id = u.hold_entry_id"
+                "  AND e.hold_id = u.hold_id),"
+                " (SELECT kind FROM ledger_entries e WHERE e.id = u.settle_entry_id"
+                "  AND e.hold_id = u.hold_id)"
+                " FROM usage_records u WHERE wallet_id = :w ORDER BY id"
             ),
             {"w": wallet_id},
         )
@@ -166,6 +171,7 @@ async def test_a_fused_call_books_exactly_what_the_general_path_books(
     fast, slow = await books(ctx, fast_wallet), await books(ctx, slow_wallet)
     assert fast == slow
     assert [e[0] for e in fast["entries"]] == ["topup", "hold", "settle"]
+    assert fast["usage"][0][-2:] == ("hold", "settle")  # the record names its hold's entries
     assert len(fast["daily"]) == 1 and fast["daily"][0][2] == 1  # one call on its day's row
     await assert_rollups_match(ctx)
     async with ctx.db.read() as conn:
@@ -550,11 +556,11 @@ async def test_a_run_of_calls_in_one_statement_books_what_a_statement_each_books
     fast_reserves = [
         metering.fused_reserve(request(ctx, fast_key, fast_wallet, m)) for m in budgets
     ]
-    hold_ids = await run_many(ctx, fast_reserves)
-    assert None not in hold_ids and len(set(hold_ids)) == 5
+    placed = await run_many(ctx, fast_reserves)  # [hold id, its entry's id] each
+    assert None not in placed and len({tuple(ids) for ids in placed}) == 5
     fast = [
-        metering.ticket_or_raise(r.result(h))
-        for r, h in zip(fast_reserves, hold_ids, strict=True)
+        metering.ticket_or_raise(r.result(ids))
+        for r, ids in zip(fast_reserves, placed, strict=True)
         if r
     ]
     slow = []
@@ -583,6 +589,7 @@ async def test_a_run_of_calls_in_one_statement_books_what_a_statement_each_books
     assert len(fast_books["daily"]) == 1  # the day's rollup row, counting all five
     assert fast_books == slow_books
     assert [e[0] for e in fast_books["entries"]] == ["topup"] + ["hold"] * 5 + ["settle"] * 5
+    assert [u[-2:] for u in fast_books["usage"]] == [("hold", "settle")] * 5
     async with ctx.db.read() as conn:
         assert await ledger.verify(conn, fast_wallet) == []
         assert await ledger.verify(conn, slow_wallet) == []

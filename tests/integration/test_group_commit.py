@@ -253,7 +253,8 @@ async def test_hot_statements_store_exactly_what_sqlalchemy_reads_back(ctx: Cont
     writes = GroupCommit(ctx.db)
 
     async def place(conn: Any) -> int:
-        return await holds.place(conn, wallet, 1_000, now=now, ttl=timedelta(minutes=10))
+        placed = await holds.place(conn, wallet, 1_000, now=now, ttl=timedelta(minutes=10))
+        return placed.hold_id
 
     try:
         hold_id = await writes.run(place)
@@ -292,7 +293,8 @@ async def test_the_sqlite_wal_stops_growing_under_sustained_writes(
     writes = GroupCommit(ctx.db)
 
     async def place(conn: Any) -> int:
-        return await holds.place(conn, wallet, 1_000, now=now, ttl=timedelta(minutes=10))
+        placed = await holds.place(conn, wallet, 1_000, now=now, ttl=timedelta(minutes=10))
+        return placed.hold_id
 
     try:
         for _ in range(40):

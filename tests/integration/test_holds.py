@@ -35,6 +35,15 @@ async def hold_status(ctx, hold_id: int) -> str:
         return str((await conn.execute(query)).scalar_one())
 
 
+async def settle_entry(ctx, hold_id: int) -> int | None:
+    """The id of the hold's 'settle' entry, which `holds.settle` returns for its usage record
+    (an assertion's right side, run after its left side settled)."""
+    async with ctx.db.read() as conn:
+        e = ledger_entries.c
+        query = sa.select(e.id).where(e.hold_id == hold_id, e.kind == "settle")
+        return (await conn.execute(query)).scalar_one_or_none()
+
+
 async def entry_kinds(ctx, wallet_id: int) -> list[str]:
     async with ctx.db.read() as conn:
         e = ledger_entries.c
@@ -85,7 +94,10 @@ async def test_settle_below_the_hold_releases_the_rest(ctx):
     wallet = await funded_wallet(ctx, "10")
     hold = await place(ctx, wallet, "5")
     assert await settle(ctx, hold, "1.25") == Settlement(
-        charged=usd("1.25"), uncollected=0, released=usd("5")
+        entry_id=await settle_entry(ctx, hold),
+        charged=usd("1.25"),
+        uncollected=0,
+        released=usd("5"),
     )
     assert await balances(ctx, wallet) == funds("8.75", spent="1.25")
     assert await hold_status(ctx, hold) == "settled"
@@ -96,7 +108,7 @@ async def test_settle_at_exactly_the_hold(ctx):
     wallet = await funded_wallet(ctx, "10")
     hold = await place(ctx, wallet, "5")
     assert await settle(ctx, hold, "5") == Settlement(
-        charged=usd("5"), uncollected=0, released=usd("5")
+        entry_id=await settle_entry(ctx, hold), charged=usd("5"), uncollected=0, released=usd("5")
     )
     assert await balances(ctx, wallet) == funds("5", spent="5")
     assert await problems(ctx, wallet) == []
@@ -105,7 +117,9 @@ async def test_settle_at_exactly_the_hold(ctx):
 async def test_settle_of_zero_cost_returns_everything(ctx):
     wallet = await funded_wallet(ctx, "10")
     hold = await place(ctx, wallet, "5")
-    assert await settle(ctx, hold, "0") == Settlement(charged=0, uncollected=0, released=usd("5"))
+    assert await settle(ctx, hold, "0") == Settlement(
+        entry_id=await settle_entry(ctx, hold), charged=0, uncollected=0, released=usd("5")
+    )
     assert await balances(ctx, wallet) == funds("10")
     assert await problems(ctx, wallet) == []
 
@@ -114,7 +128,7 @@ async def test_settle_above_the_hold_takes_the_extra_from_available(ctx):
     wallet = await funded_wallet(ctx, "10")
     hold = await place(ctx, wallet, "4")
     assert await settle(ctx, hold, "7") == Settlement(
-        charged=usd("7"), uncollected=0, released=usd("4")
+        entry_id=await settle_entry(ctx, hold), charged=usd("7"), uncollected=0, released=usd("4")
     )
     assert await balances(ctx, wallet) == funds("3", spent="7")
     assert await problems(ctx, wallet) == []
@@ -125,7 +139,12 @@ async def test_settle_beyond_the_wallet_records_the_uncollected_rest(ctx):
     other = await place(ctx, wallet, "3")  # money held for another request is not taken
     hold = await place(ctx, wallet, "4")
     result = await settle(ctx, hold, "15")
-    assert result == Settlement(charged=usd("7"), uncollected=usd("8"), released=usd("4"))
+    assert result == Settlement(
+        entry_id=await settle_entry(ctx, hold),
+        charged=usd("7"),
+        uncollected=usd("8"),
+        released=usd("4"),
+    )
     assert await balances(ctx, wallet) == funds("0", held="3", spent="7")
     async with ctx.db.read() as conn:
         e = ledger_entries.c
@@ -135,7 +154,7 @@ async def test_settle_beyond_the_wallet_records_the_uncollected_rest(ctx):
     assert memo == f"uncollected {usd('8')} micros"
     assert await problems(ctx, wallet) == []
     assert await settle(ctx, other, "3") == Settlement(
-        charged=usd("3"), uncollected=0, released=usd("3")
+        entry_id=await settle_entry(ctx, other), charged=usd("3"), uncollected=0, released=usd("3")
     )
     assert await balances(ctx, wallet) == funds("0", spent="10")
     assert await problems(ctx, wallet) == []
@@ -223,7 +242,9 @@ async def test_settling_an_expired_hold_charges_from_available_once(ctx, clock):
     hold = await place(ctx, wallet, "4", ttl=timedelta(minutes=1))
     clock.advance(minutes=2)
     assert await sweeper.sweep_once(ctx) == 1
-    assert await settle(ctx, hold, "3") == Settlement(charged=usd("3"), uncollected=0, released=0)
+    assert await settle(ctx, hold, "3") == Settlement(
+        entry_id=await settle_entry(ctx, hold), charged=usd("3"), uncollected=0, released=0
+    )
     assert await balances(ctx, wallet) == funds("7", spent="3")
     with pytest.raises(HoldClosed):
         await settle(ctx, hold, "3")
@@ -237,7 +258,9 @@ async def test_settling_an_expired_hold_on_an_empty_wallet_records_it_uncollecte
     clock.advance(minutes=2)
     await sweeper.sweep_once(ctx)
     await place(ctx, wallet, "4")  # the returned money is reserved again by another request
-    assert await settle(ctx, hold, "1") == Settlement(charged=0, uncollected=usd("1"), released=0)
+    assert await settle(ctx, hold, "1") == Settlement(
+        entry_id=await settle_entry(ctx, hold), charged=0, uncollected=usd("1"), released=0
+    )
     async with ctx.db.read() as conn:
         e = ledger_entries.c
         memos = (

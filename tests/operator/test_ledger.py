@@ -209,6 +209,15 @@ async def settle_entry_deleted(conn: Any, wallet: int) -> Tampered:
     return "holds", "its entries leave", hold_id
 
 
+async def entry_misnamed(conn: Any, wallet: int) -> Tampered:
+    hold_id = await _metered_hold(conn, wallet)
+    u = usage_records.c
+    await conn.execute(
+        sa.update(usage_records).where(u.hold_id == hold_id).values(settle_entry_id=u.hold_entry_id)
+    )
+    return "usage", "its usage record names entries", hold_id
+
+
 async def hold_without_entries(conn: Any, wallet: int) -> Tampered:
     h = holds_table.c
     row = (await conn.execute(sa.select(holds_table).order_by(h.id.desc()).limit(1))).one()
@@ -235,6 +244,7 @@ async def usage_without_hold(conn: Any, wallet: int) -> Tampered:
         status_rewritten,
         amount_rewritten,
         settle_entry_deleted,
+        entry_misnamed,
         hold_without_entries,
         usage_without_hold,
     ],

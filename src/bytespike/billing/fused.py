@@ -35,7 +35,8 @@ from bytespike.usage import rollups
 # its org nor the paying org is paused, `available` covers the hold, and the hold would not
 # page the owner. A hold is a debit, so `alerts.after_movement` pages when it finds the alert
 # armed and settled available (available + held, which a hold does not change) at or below
-# the threshold: that page is the general path's.
+# the threshold: that page is the general path's. It returns the hold's id and its entry's
+# (holds.Placed), which the call's usage record names.
 RESERVE = hot(
     sa.text("""
 WITH live AS (
@@ -61,8 +62,9 @@ WITH live AS (
                                 d_adjusted, hold_id, key_id, model, created_at)
     SELECT w.id, 'hold', -CAST(:amount AS BIGINT), :amount, 0, 0, 0, h.id, :key, :model, :now
     FROM w, h
+    RETURNING id
 )
-SELECT (SELECT h.id FROM h)
+SELECT (SELECT ARRAY[h.id, entry.id] FROM h, entry)
 """).bindparams(
         sa.bindparam("key", type_=sa.Integer),
         sa.bindparam("version", type_=sa.Integer),
@@ -114,19 +116,20 @@ WITH held AS (
     SELECT w.id, 'settle', h.amount_micros - :cost, -h.amount_micros, :cost, 0, 0, :hold,
            h.key_id, h.model, :now
     FROM w, h
+    RETURNING id
 ), record AS (
     INSERT INTO usage_records (wallet_id, key_id, hold_id, model, provider, input_tokens,
                                output_tokens, cached_tokens, cost_micros, status, http_status,
                                stream, latency_ms, created_at, request_id, attempts,
                                cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,
                                tool_prompt_tokens, web_search_requests, price_period,
-                               price_tier, unit_prices)
+                               price_tier, unit_prices, hold_entry_id, settle_entry_id)
     SELECT w.id, h.key_id, :hold, h.model, :provider, :input_tokens, :output_tokens,
            :cached_tokens, :cost, :status, :http_status, :stream, :latency_ms, :now,
            :request_id, :attempts, :cache_write_tokens, :cache_write_1h_tokens,
            :reasoning_tokens, :tool_prompt_tokens, :web_search_requests, :price_period,
-           :price_tier, :unit_prices
-    FROM w, h
+           :price_tier, :unit_prices, :hold_entry_id, entry.id
+    FROM w, h, entry
 ), daily AS (
     INSERT INTO usage_daily (day, wallet_id, key_id, model, requests, input_tokens,
                              output_tokens, cached_tokens, cost_micros, last_at)
@@ -163,6 +166,7 @@ SELECT (SELECT w.id FROM w)
         sa.bindparam("price_period", type_=sa.String),
         sa.bindparam("price_tier", type_=sa.Integer),
         sa.bindparam("unit_prices", type_=sa.Text),
+        sa.bindparam("hold_entry_id", type_=sa.BigInteger),
         sa.bindparam("now", type_=sa.DateTime(timezone=True)),
         sa.bindparam("day", type_=sa.Date),
     )
@@ -224,8 +228,11 @@ WITH input AS (
                                 d_adjusted, hold_id, key_id, model, created_at)
     SELECT wallet, 'hold', -amount, amount, 0, 0, 0, hold, key, model, now
     FROM held ORDER BY ord
+    RETURNING id, hold_id
 )
-SELECT held.hold FROM input LEFT JOIN held ON held.ord = input.ord ORDER BY input.ord
+SELECT CASE WHEN entry.id IS NOT NULL THEN ARRAY[held.hold, entry.id] END
+FROM input LEFT JOIN held ON held.ord = input.ord LEFT JOIN entry ON entry.hold_id = held.hold
+ORDER BY input.ord
 """,
     ("key", "version", "wallet", "amount", "model", "now", "expires", "token"),
 )
@@ -261,7 +268,7 @@ _RECORDED = (
     "provider", "input_tokens", "output_tokens", "cached_tokens", "status", "http_status",
     "stream", "latency_ms", "request_id", "attempts", "cache_write_tokens",
     "cache_write_1h_tokens", "reasoning_tokens", "tool_prompt_tokens", "web_search_requests",
-    "price_period", "price_tier", "unit_prices",
+    "price_period", "price_tier", "unit_prices", "hold_entry_id",
 )  # fmt: skip
 
 
@@ -284,7 +291,8 @@ WITH input AS (
              stream bool, latency_ms int4, request_id text, attempts text,
              cache_write_tokens int4, cache_write_1h_tokens int4, reasoning_tokens int4,
              tool_prompt_tokens int4, web_search_requests int4, price_period text,
-             price_tier int4, unit_prices text, now timestamptz, day date)
+             price_tier int4, unit_prices text, hold_entry_id int8, now timestamptz,
+             day date)
 ), held AS (
     SELECT found.* FROM (SELECT DISTINCT hold FROM input ORDER BY hold) AS named
     CROSS JOIN LATERAL (
@@ -335,18 +343,19 @@ WITH input AS (
                                 d_adjusted, hold_id, key_id, model, created_at)
     SELECT wallet, 'settle', amount - cost, -amount, cost, 0, 0, hold, key, model, now
     FROM settled ORDER BY ord
+    RETURNING id, hold_id
 ), record AS (
     INSERT INTO usage_records (wallet_id, key_id, hold_id, model, provider, input_tokens,
                                output_tokens, cached_tokens, cost_micros, status, http_status,
                                stream, latency_ms, created_at, request_id, attempts,
                                cache_write_tokens, cache_write_1h_tokens, reasoning_tokens,
                                tool_prompt_tokens, web_search_requests, price_period,
-                               price_tier, unit_prices)
+                               price_tier, unit_prices, hold_entry_id, settle_entry_id)
     SELECT wallet, key, hold, model, provider, input_tokens, output_tokens, cached_tokens,
            cost, status, http_status, stream, latency_ms, now, request_id, attempts,
            cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, tool_prompt_tokens,
-           web_search_requests, price_period, price_tier, unit_prices
-    FROM settled ORDER BY ord
+           web_search_requests, price_period, price_tier, unit_prices, hold_entry_id, entry.id
+    FROM settled JOIN entry ON entry.hold_id = settled.hold ORDER BY ord
 ), daily AS (
     INSERT INTO usage_daily (day, wallet_id, key_id, model, requests, input_tokens,
                              output_tokens, cached_tokens, cost_micros, last_at)

@@ -30,10 +30,17 @@ class HoldClosed(Exception):
 
 
 @record
+class Placed:
+    hold_id: int
+    entry_id: int  # its 'hold' ledger entry, which its usage record names
+
+
+@record
 class Settlement:
     charged: int
     uncollected: int  # cost above the hold that the wallet (or a cap) could not cover
     released: int  # what the hold still reserved when it was settled (0 if it had expired)
+    entry_id: int | None  # its 'settle' ledger entry; none when nothing moved
 
 
 # Built once (hot path): reusing a statement object skips its compilation and cache key.
@@ -57,7 +64,7 @@ async def place(
     key_id: int | None = None,
     model: str | None = None,
     token: int | None = None,
-) -> int:
+) -> Placed:
     """Reserve `amount` micros; raises InsufficientBalance when `available` cannot cover it.
     `token`: the call's, to find its hold by (`release_by_token`)."""
     if amount <= 0:
@@ -74,7 +81,7 @@ async def place(
     }
     hold_id = (await conn.execute(_INSERT, row)).scalar_one()
     try:
-        await ledger.post(
+        entry_id = await ledger.post(
             conn,
             wallet_id,
             "hold",
@@ -88,7 +95,7 @@ async def place(
         # Nothing may survive a refusal, even if the caller catches it and commits.
         await conn.execute(sa.delete(holds).where(holds.c.id == hold_id))
         raise InsufficientBalance("insufficient balance for this request") from exc
-    return int(hold_id)
+    return Placed(hold_id=int(hold_id), entry_id=entry_id)
 
 
 async def _close(
@@ -134,8 +141,9 @@ async def settle(
     charged = cost if cost <= amount else min(cost, amount + await lock_wallet(conn, wallet_id))
     if room is not None:
         charged = min(charged, amount + room)
+    entry_id = None
     if charged or amount or charged < cost:
-        await ledger.post(
+        entry_id = await ledger.post(
             conn,
             wallet_id,
             "settle",
@@ -148,7 +156,9 @@ async def settle(
         )
     if charged < cost:
         log.warning("hold settled short", extra={"hold_id": hold_id, "uncollected": cost - charged})
-    return Settlement(charged=charged, uncollected=cost - charged, released=amount)
+    return Settlement(
+        charged=charged, uncollected=cost - charged, released=amount, entry_id=entry_id
+    )
 
 
 async def _status(conn: AsyncConnection, hold_id: int) -> str:

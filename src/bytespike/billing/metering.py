@@ -60,6 +60,7 @@ class Ticket:
     """A placed hold and what it pays for."""
 
     hold_id: int
+    hold_entry_id: int  # the hold's 'hold' ledger entry, named by the usage record
     amount: int
     max_tokens: int  # output tokens the hold covers; sent upstream as the limit
     wallet_id: int
@@ -92,11 +93,18 @@ class HoldRequest:
     token: int | None = None  # the call's own random number, kept on its hold (holds.place)
 
     def ticket(
-        self, hold_id: int, amount: int, output: int, *, capped: bool, budgeted: bool = False
+        self,
+        placed: holds.Placed,
+        amount: int,
+        output: int,
+        *,
+        capped: bool,
+        budgeted: bool = False,
     ) -> Ticket:
         """What a hold placed for this request pays for."""
         return Ticket(
-            hold_id=hold_id,
+            hold_id=placed.hold_id,
+            hold_entry_id=placed.entry_id,
             amount=amount,
             max_tokens=output,
             wallet_id=self.wallet_id,
@@ -194,7 +202,7 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
             f"({input_tokens} input + {output} output tokens at most) and "
             f"${to_usd_text(available)} is available"
         )
-    hold_id = await holds.place(
+    placed = await holds.place(
         conn,
         wallet_id,
         amount,
@@ -208,7 +216,7 @@ async def reserve(conn: AsyncConnection, req: HoldRequest) -> Reservation:
         await quotas.hold(conn, key_id, model.id, amount)
     if budget is not None:
         await budgets.hold(conn, key_id, amount)
-    return req.ticket(hold_id, amount, output, capped=cap is not None, budgeted=budget is not None)
+    return req.ticket(placed, amount, output, capped=cap is not None, budgeted=budget is not None)
 
 
 def _budget_reached(budget: quotas.CapState, amount: int | None = None) -> KeyBudgetReached:
@@ -245,7 +253,7 @@ def fused_reserve(req: HoldRequest) -> Fused[Reservation] | None:
     return Fused(
         fused.RESERVE,
         params,
-        lambda hold_id: req.ticket(hold_id, amount, output, capped=False),
+        lambda ids: req.ticket(holds.Placed(*ids), amount, output, capped=False),
         many=fused.RESERVE_MANY,
     )
 
@@ -345,6 +353,7 @@ async def settle(
     Without reported usage nothing is charged and the whole hold goes back."""
     model = ticket.model
     charged = 0
+    entry_id = None  # the settlement's ledger entry
     receipt = None if usage is None else pricing.receipt(model, usage, ticket.started)
     if receipt is None:
         released = await holds.release(
@@ -379,7 +388,7 @@ async def settle(
             if (done := await usage_repo.recorded_cost(conn, ticket.hold_id)) is None:
                 raise
             return done
-        charged = settled.charged
+        charged, entry_id = settled.charged, settled.entry_id
         after = None
         if ticket.capped:
             after = await quotas.unhold(
@@ -395,7 +404,8 @@ async def settle(
             await _tell_cap_reached(
                 conn, ticket.wallet_id, ticket.key_id, model.id, after, period, now
             )
-    await usage_repo.insert(conn, _record(ticket, usage, receipt, outcome, charged, now))
+    record = _record(ticket, usage, receipt, outcome, charged, now, entry_id)
+    await usage_repo.insert(conn, record)
     return charged
 
 
@@ -406,12 +416,15 @@ def _record(
     outcome: Outcome,
     cost: int,
     now: datetime,
+    settle_entry_id: int | None = None,
 ) -> dict[str, Any]:
     """The call's usage record, with its receipt."""
     return usage_repo.row(
         wallet_id=ticket.wallet_id,
         key_id=ticket.key_id,
         hold_id=ticket.hold_id,
+        hold_entry_id=ticket.hold_entry_id,
+        settle_entry_id=settle_entry_id,
         model=ticket.model.id,
         provider=outcome.provider,
         usage=usage,

@@ -4,8 +4,9 @@ It checks that every entry balances and is tied to a hold exactly when its kind 
 that each wallet's running balances are the sums of its entries, none negative (but
 `adjusted`, which debits lower), and `held` the sum of its pending holds; that each hold has
 the entries its state calls for and they move exactly its amount; and that each metered
-call's usage record carries what its settlement charged; and that each price correction
-(`ledger reprice`) moves what its calls' corrections add up to.
+call's usage record carries what its settlement charged and names its hold's 'hold' and
+'settle' entries; and that each price correction (`ledger reprice`) moves what its calls'
+corrections add up to.
 
 It streams: wallets are taken in chunks by id, and each check is a statement per chunk that
 aggregates in SQL (per wallet, per hold) and sends back a row per wallet, or only the rows
@@ -220,6 +221,9 @@ def _holds_query(first: int, last: int) -> sa.Subquery:
             _total(e.d_held, e.kind == "hold").label("placed"),
             _total(e.d_held).label("still_held"),
             _total(e.d_spent, e.kind == "settle").label("charged"),
+            # Its 'hold' and 'settle' entries' ids, 0 for none (two of a kind: a rule above).
+            _total(e.id, e.kind == "hold").label("hold_entry"),
+            _total(e.id, e.kind == "settle").label("settle_entry"),
         )
         .where(e.wallet_id.between(first, last), e.hold_id.is_not(None))
         .group_by(e.hold_id, e.wallet_id)
@@ -230,6 +234,8 @@ def _holds_query(first: int, last: int) -> sa.Subquery:
             u.hold_id,
             sa.func.count().label("records"),
             sa.func.sum(u.cost_micros).label("cost"),
+            sa.func.coalesce(sa.func.min(u.hold_entry_id), 0).label("names_hold"),
+            sa.func.coalesce(sa.func.min(u.settle_entry_id), 0).label("names_settle"),
         )
         .where(u.wallet_id.between(first, last), u.hold_id.is_not(None))
         .group_by(u.hold_id)
@@ -249,6 +255,10 @@ def _holds_query(first: int, last: int) -> sa.Subquery:
             per_hold.c.charged,
             sa.func.coalesce(per_usage.c.records, 0).label("records"),
             per_usage.c.cost,
+            per_hold.c.hold_entry,
+            per_hold.c.settle_entry,
+            per_usage.c.names_hold,
+            per_usage.c.names_settle,
         )
         .select_from(
             per_hold.join(holds, h.id == per_hold.c.hold_id).outerjoin(
@@ -322,6 +332,19 @@ _HOLD_RULES = (
         lambda r: (
             f"its usage record costs {_usd(r.cost)} USD, its settlement charged "
             f"{_usd(r.charged)} USD"
+        ),
+    ),
+    # The receipt reads the hold's 'hold' and 'settle' entries by the ids its record keeps.
+    _Rule(
+        "usage",
+        lambda c: sa.and_(
+            c.records == 1,
+            sa.or_(c.names_hold != c.hold_entry, c.names_settle != c.settle_entry),
+        ),
+        lambda r: (
+            f"its usage record names entries {r.names_hold or 'none'} and "
+            f"{r.names_settle or 'none'}, its 'hold' and 'settle' entries are "
+            f"{r.hold_entry or 'none'} and {r.settle_entry or 'none'}"
         ),
     ),
     _Rule(

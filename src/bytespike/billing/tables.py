@@ -96,7 +96,15 @@ ledger_entries = sa.Table(
         "kind IN ('topup', 'hold', 'settle', 'release', 'expire', 'adjust')", name="kind"
     ),
     sa.Index("ix_ledger_wallet", "wallet_id", "id"),
-    sa.Index("ix_ledger_key_model_time", "key_id", "model", "created_at"),
+    # A hold's entries, for its call's receipt (usage/receipts.py): its 'hold' and 'settle'
+    # entries are named by the usage record, so only the rarer endings are indexed and a
+    # metered call's two entries touch no index but the wallet's.
+    sa.Index(
+        "ix_ledger_hold_ended",
+        "hold_id",
+        sqlite_where=sa.text("kind IN ('release', 'expire')"),
+        postgresql_where=sa.text("kind IN ('release', 'expire')"),
+    ),
     # Partial: metered calls' entries carry no reference and so never touch this index.
     sa.Index(
         "uq_ledger_entries_reference",
@@ -106,6 +114,9 @@ ledger_entries = sa.Table(
         postgresql_where=sa.text("reference IS NOT NULL"),
     ),
 )
+
+# The entries `ix_ledger_hold_ended` holds, as a literal for the same reason as PENDING.
+ENDED = ledger_entries.c.kind.in_([sa.literal_column("'release'"), sa.literal_column("'expire'")])
 
 # A metered call's charge corrected after the fact (`bytespike ledger reprice`, billing/
 # repricing.py): one row per call and correction entry, with the difference it made (a

@@ -10,7 +10,6 @@ correction (`ledger reprice`) shows as a correction beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bytespike.billing import pricing
 from bytespike.billing.pricing import Line, Receipt
-from bytespike.billing.tables import holds, ledger_entries, price_corrections
+from bytespike.billing.tables import ENDED, ledger_entries, price_corrections
 from bytespike.clock import as_utc, iso_z
 from bytespike.money import MICROS_PER_USD, round_up, to_usd_number
 from bytespike.upstream.base import Usage
@@ -106,27 +105,19 @@ async def find(conn: AsyncConnection, wallet_id: int, record_id: int) -> Found |
 
 
 async def _entries(conn: AsyncConnection, record: Any) -> list[Any]:
-    """The ledger entries of the record's hold. Found through ix_ledger_key_model_time: each
-    is the hold's key's and model's, made between the hold's placing and the settlement
-    (the record's time), with a minute's slack for replicas' clocks."""
-    h, e = holds.c, ledger_entries.c
-    hold = (
-        await conn.execute(sa.select(h.key_id, h.model, h.created_at).where(h.id == record.hold_id))
-    ).one()
-    slack = timedelta(minutes=1)
-    query = (
-        sa.select(e.id, e.kind, e.d_spent, e.created_at)
-        .where(
-            e.key_id == hold.key_id,
-            e.model == hold.model,
-            e.created_at.between(
-                as_utc(hold.created_at) - slack, as_utc(record.created_at) + slack
-            ),
-            e.hold_id == record.hold_id,
-        )
-        .order_by(e.id)
-    )
-    return list(await conn.execute(query))
+    named = [i for i in (record.hold_entry_id, record.settle_entry_id) if i is not None]
+    return list(await conn.execute(entries_query(record.hold_id, named)))
+
+
+def entries_query(hold_id: int, named: list[int]) -> sa.CompoundSelect[Any]:
+    """The ledger entries of hold `hold_id`: its 'hold' and 'settle' entries by the ids its
+    usage record keeps (`named`), and a 'release' or 'expire' through their index by hold
+    (billing/tables.py `ix_ledger_hold_ended`), oldest first."""
+    e = ledger_entries.c
+    columns = (e.id, e.kind, e.d_spent)
+    by_id = sa.select(*columns).where(e.id.in_(named))
+    ended = sa.select(*columns).where(e.hold_id == hold_id, ENDED)
+    return sa.union_all(by_id, ended).order_by("id")
 
 
 def as_json(found: Found) -> dict[str, Any]:

@@ -59,6 +59,8 @@ def row(
     request_id: str | None = None,
     attempts: Sequence[Attempt] = (),
     receipt: Receipt | None = None,
+    hold_entry_id: int | None = None,
+    settle_entry_id: int | None = None,
 ) -> dict[str, Any]:
     """A usage record's columns (a call without reported usage records no tokens), its
     receipt's among them (usage/receipts.py)."""
@@ -66,6 +68,8 @@ def row(
         "wallet_id": wallet_id,
         "key_id": key_id,
         "hold_id": hold_id,
+        "hold_entry_id": hold_entry_id,
+        "settle_entry_id": settle_entry_id,
         "model": model,
         "provider": provider,
         "input_tokens": usage.input_tokens if usage else 0,

@@ -46,6 +46,11 @@ usage_records = sa.Table(
     # Each deployment the call tried, in order, as JSON (upstream/deployments.py `Attempt`):
     # [{"deployment", "provider", "outcome", "latency_ms", "upstream_status"?}]; none before 0012.
     sa.Column("attempts", sa.Text, nullable=True),
+    # The ledger entries that placed the call's hold and settled it (0017), so that its
+    # receipt reads them by primary key (usage/receipts.py); none to settle when nothing
+    # moved. No foreign key: `ledger verify` checks that they are the hold's own.
+    sa.Column("hold_entry_id", BigId, nullable=True),
+    sa.Column("settle_entry_id", BigId, nullable=True),
     sa.CheckConstraint("cost_micros >= 0", name="cost"),
     sa.CheckConstraint(
         "status IN ('ok', 'upstream_error', 'timeout', 'unavailable', 'malformed', "
