@@ -45,15 +45,16 @@ async def measure(url: str, catalog_path: Path, calls: int) -> dict[str, float]:
                 reserve = metering.fused_reserve(hold)
                 assert reserve is not None
                 started = time.perf_counter()
-                (hold_id,) = await direct.values(reserve.statement, [reserve.params])
+                (placed,) = await direct.values(reserve.statement, [reserve.params])
                 timings["reserve"].append(time.perf_counter() - started)
-                ticket = metering.ticket_or_raise(reserve.result(hold_id))
+                assert placed is not None, "the fast path was not taken"
+                ticket = metering.ticket_or_raise(reserve.result(placed))
                 settle = metering.fused_settle(ticket, Usage(9, 16), OUTCOME, now=now)
                 assert settle is not None
                 started = time.perf_counter()
                 (settled,) = await direct.values(settle.statement, [settle.params])
                 timings["settle"].append(time.perf_counter() - started)
-                assert hold_id is not None and settled is not None, "the fast path was not taken"
+                assert settled is not None, "the fast path was not taken"
                 started = time.perf_counter()
                 await raw.fetchval("SELECT 1")
                 timings["SELECT 1"].append(time.perf_counter() - started)

@@ -75,9 +75,9 @@ async def measure(
                 reserves = [metering.fused_reserve(hold) for _ in range(size)]
                 held = await run([r for r in reserves if r], as_one)
                 settles = []
-                for reserve, hold_id in zip(reserves, held, strict=True):
-                    assert reserve is not None
-                    ticket = metering.ticket_or_raise(reserve.result(hold_id))
+                for reserve, placed in zip(reserves, held, strict=True):
+                    assert reserve is not None and placed is not None, "a hold was not placed"
+                    ticket = metering.ticket_or_raise(reserve.result(placed))
                     settles.append(metering.fused_settle(ticket, Usage(9, 16), OUTCOME, now=now))
                 await run([s for s in settles if s], as_one)
 
