@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from bytespike import catalog
 from bytespike.app import create_app
@@ -19,7 +18,6 @@ from bytespike.billing import holds, ledger, metering, reconciliation
 from bytespike.context import Context
 from bytespike.ratelimit.memory import MemoryRateLimiter
 from bytespike.upstream.base import Usage
-from bytespike.usage import receipts
 from tests.conftest import FakeClock
 from tests.e2e.gateway_support import books_balance
 from tests.factories import make_key, make_user, top_up, wallet_of
@@ -193,25 +191,3 @@ async def test_a_receipt_lists_an_expiry_or_a_release_beside_the_entries_it_name
         assert await ledger.verify(conn, wallet) == []
     async with ctx.db.read() as conn:  # `ledger verify`: the records name their entries
         assert (await reconciliation.run(conn)).ok
-
-
-async def test_a_receipts_entries_are_read_by_primary_key_and_the_endings_index(
-    ctx: Context,
-) -> None:
-    """The receipt's query reads the entries it names by primary key and looks a hold's
-    'release' or 'expire' up in their partial index: its condition is the index's, so the
-    planner may use it (on PostgreSQL, told to avoid whole-table scans, as it would on a
-    ledger of any size), never a scan of the ledger."""
-    query = receipts.entries_query(7, [1, 2])
-    async with ctx.db.read() as conn:
-        sql = str(query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
-        if ctx.db.dialect.name == "postgresql":
-            await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
-            plan = "\n".join((await conn.execute(sa.text(f"EXPLAIN {sql}"))).scalars())
-            assert "ix_ledger_hold_ended" in plan and "pk_ledger_entries" in plan, plan
-        else:
-            rows = await conn.execute(sa.text(f"EXPLAIN QUERY PLAN {sql}"))
-            plan = "\n".join(str(row[3]) for row in rows)
-            assert "USING INDEX ix_ledger_hold_ended (hold_id=?)" in plan, plan
-            assert "USING INTEGER PRIMARY KEY" in plan, plan
-        assert "SCAN ledger_entries" not in plan and "Seq Scan" not in plan, plan

@@ -359,7 +359,7 @@ async def settle(
         released = await holds.release(
             conn, ticket.hold_id, now=now, capped=ticket.capped, budgeted=ticket.budgeted
         )
-        if not released and await usage_repo.recorded_cost(conn, ticket.hold_id) is not None:
+        if not released and await _recorded_cost(conn, ticket) is not None:
             return 0  # released and recorded already, by this very settlement (see below)
     else:
         period = quotas.period_start(ticket.quota_reset, now) if ticket.capped else None
@@ -385,7 +385,7 @@ async def settle(
             # Settled already, by this very settlement: its commit went through but the
             # database's answer was lost, and the batch ran it again (db/batch.py). It is
             # not charged twice; the call answers with what it was charged then.
-            if (done := await usage_repo.recorded_cost(conn, ticket.hold_id)) is None:
+            if (done := await _recorded_cost(conn, ticket)) is None:
                 raise
             return done
         charged, entry_id = settled.charged, settled.entry_id
@@ -407,6 +407,10 @@ async def settle(
     record = _record(ticket, usage, receipt, outcome, charged, now, entry_id)
     await usage_repo.insert(conn, record)
     return charged
+
+
+async def _recorded_cost(conn: AsyncConnection, ticket: Ticket) -> int | None:
+    return await usage_repo.recorded_cost(conn, ticket.hold_id, ticket.wallet_id, ticket.started)
 
 
 def _record(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -93,13 +93,27 @@ async def insert(conn: AsyncConnection, record: dict[str, Any]) -> None:
     await rollups.add(conn, record)
 
 
-async def recorded_cost(conn: AsyncConnection, hold_id: int) -> int | None:
+async def recorded_cost(
+    conn: AsyncConnection, hold_id: int, wallet_id: int, since: datetime | None
+) -> int | None:
     """What the call of hold `hold_id` was charged, if its usage record is written (only
     that call's settlement writes one for its hold); None if it is not."""
-    u = usage_records.c
-    query = sa.select(u.cost_micros).where(u.hold_id == hold_id).limit(1)
-    cost = (await conn.execute(query)).scalar_one_or_none()
+    cost = (await conn.execute(recorded_query(hold_id, wallet_id, since))).scalar_one_or_none()
     return None if cost is None else int(cost)
+
+
+# A record is written after its call began; the minute allows for the clock stepping back.
+CLOCK_SLACK = timedelta(minutes=1)
+
+
+def recorded_query(hold_id: int, wallet_id: int, since: datetime | None) -> sa.Select[Any]:
+    """The hold's record among its wallet's records since the call began (`since`): a range
+    of the wallet's time index, as no index leads with `hold_id`."""
+    u = usage_records.c
+    query = sa.select(u.cost_micros).where(u.wallet_id == wallet_id, u.hold_id == hold_id)
+    if since is not None:
+        query = query.where(u.created_at >= since - CLOCK_SLACK)
+    return query.limit(1)
 
 
 def _scope(
