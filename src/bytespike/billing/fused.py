@@ -77,6 +77,13 @@ SELECT (SELECT ARRAY[h.id, entry.id] FROM h, entry)
     )
 )
 
+# A day's rollup row takes a settlement's counts, in SQL as usage/rollups.py's upsert does.
+_ADD_TO_DAY = (
+    "ON CONFLICT (day, wallet_id, key_id, model) DO UPDATE SET "
+    + ", ".join(f"{name} = usage_daily.{name} + EXCLUDED.{name}" for name in rollups.SUMMED)
+    + ", last_at = greatest(usage_daily.last_at, EXCLUDED.last_at)"
+)
+
 # Settles a pending hold that covers the cost: the hold closes, the wallet is charged the
 # cost and gets the rest back, the ledger records it, and the usage record is written (and
 # counted in its day's rollup row, usage/rollups.py's upsert: `day` is the UTC day of `now`).
@@ -89,7 +96,7 @@ SELECT (SELECT ARRAY[h.id, entry.id] FROM h, entry)
 # rows or none (a condition re-checked by the wallet's UPDATE itself could fail there, after
 # the hold had closed).
 SETTLE = hot(
-    sa.text("""
+    sa.text(f"""
 WITH held AS (
     SELECT wallet_id, status, amount_micros FROM holds WHERE id = :hold
     FOR NO KEY UPDATE
@@ -136,16 +143,10 @@ WITH held AS (
     SELECT :day, w.id, h.key_id, h.model, 1, :input_tokens, :output_tokens, :cached_tokens,
            :cost, :now
     FROM w, h
-    ON CONFLICT (day, wallet_id, key_id, model) DO UPDATE
-    SET requests = usage_daily.requests + 1,
-        input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens,
-        output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens,
-        cached_tokens = usage_daily.cached_tokens + EXCLUDED.cached_tokens,
-        cost_micros = usage_daily.cost_micros + EXCLUDED.cost_micros,
-        last_at = greatest(usage_daily.last_at, EXCLUDED.last_at)
+    {_ADD_TO_DAY}
 )
 SELECT (SELECT w.id FROM w)
-""").bindparams(
+""").bindparams(  # noqa: S608 (_ADD_TO_DAY is a constant)
         sa.bindparam("hold", type_=sa.BigInteger),
         sa.bindparam("cost", type_=sa.BigInteger),
         sa.bindparam("provider", type_=sa.String),
@@ -283,7 +284,7 @@ _RECORDED = (
 # one upsert per row, in rollups.add_all's order (day, wallet, key, model), so two runs
 # upserting the same rows lock them in one order.
 SETTLE_MANY = Many(
-    """
+    f"""
 WITH input AS (
     SELECT * FROM json_to_recordset($1::json)
         AS i(ord int8, hold int8, cost int8, provider text, input_tokens int4,
@@ -363,17 +364,11 @@ WITH input AS (
            sum(cached_tokens), CAST(sum(cost) AS BIGINT), max(now)
     FROM settled GROUP BY day, wallet, key, model
     ORDER BY day, wallet, key, model
-    ON CONFLICT (day, wallet_id, key_id, model) DO UPDATE
-    SET requests = usage_daily.requests + EXCLUDED.requests,
-        input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens,
-        output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens,
-        cached_tokens = usage_daily.cached_tokens + EXCLUDED.cached_tokens,
-        cost_micros = usage_daily.cost_micros + EXCLUDED.cost_micros,
-        last_at = greatest(usage_daily.last_at, EXCLUDED.last_at)
+    {_ADD_TO_DAY}
 )
 SELECT settled.wallet FROM input LEFT JOIN settled ON settled.ord = input.ord
 ORDER BY input.ord
-""",
+""",  # noqa: S608 (_ADD_TO_DAY is a constant)
     ("hold", "cost", *_RECORDED, "now", "day"),
 )
 

@@ -29,14 +29,15 @@ from bytespike.keys.tables import api_keys
 from bytespike.orgs.tables import orgs
 from bytespike.usage.tables import refusals_daily, usage_daily
 
-_SUMMED = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cost_micros")
+# The counts a call adds to its day's row (also in billing/fused.py's statements).
+SUMMED = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cost_micros")
 
 
 def _upsert(insert: Callable[[sa.Table], Any], latest: Callable[..., Any]) -> Any:
     """One call added to its day's row: a new row, or its counts added to the existing one."""
     statement = insert(usage_daily)
     d, new = usage_daily.c, statement.excluded
-    added: dict[str, Any] = {name: d[name] + new[name] for name in _SUMMED}
+    added: dict[str, Any] = {name: d[name] + new[name] for name in SUMMED}
     return hot(
         statement.on_conflict_do_update(
             index_elements=[d.day, d.wallet_id, d.key_id, d.model],
@@ -83,12 +84,12 @@ async def add_all(conn: AsyncConnection, records: list[dict[str, Any]]) -> None:
                 "key_id": record["key_id"],
                 "model": record["model"],
                 "requests": 1,
-                **{name: record[name] for name in _SUMMED[1:]},
+                **{name: record[name] for name in SUMMED[1:]},
                 "last_at": record["created_at"],
             }
             continue
         row["requests"] += 1
-        for name in _SUMMED[1:]:
+        for name in SUMMED[1:]:
             row[name] += record[name]
         row["last_at"] = max(row["last_at"], record["created_at"])
     upsert = _UPSERT[conn.dialect.name]
@@ -146,7 +147,7 @@ def _where(query: Any, table: sa.Table, scope: Scope) -> Any:
 
 
 def _sums() -> list[sa.ColumnElement[Any]]:
-    return [sa.cast(sa.func.sum(usage_daily.c[name]), sa.BigInteger) for name in _SUMMED]
+    return [sa.cast(sa.func.sum(usage_daily.c[name]), sa.BigInteger) for name in SUMMED]
 
 
 def _as_sums(row: Sequence[Any]) -> Sums:
@@ -184,7 +185,7 @@ async def usage_by(
     column = _grain_column(usage_daily, grain)
     grouped = _where(sa.select(column.label("grain"), *_sums()), usage_daily, scope)
     query = _labelled(grain, grouped.group_by(column).subquery())
-    width = len(_SUMMED)
+    width = len(SUMMED)
     return [
         ((row[0], *row[1 + width :]), _as_sums(row[1 : 1 + width]))
         for row in await conn.execute(query)
