@@ -190,6 +190,7 @@ WITH input AS (
     SELECT * FROM json_to_recordset($1::json)
         AS i(ord int8, key int4, version int4, wallet int4, amount int8, model text,
              now timestamptz, expires timestamptz, token int8)
+    WHERE ord BETWEEN 1 AND 1000000
 ), live AS (
     SELECT input.* FROM input
     JOIN api_keys ON api_keys.id = input.key AND api_keys.revoked_at IS NULL
@@ -294,6 +295,7 @@ WITH input AS (
              tool_prompt_tokens int4, web_search_requests int4, price_period text,
              price_tier int4, unit_prices text, hold_entry_id int8, now timestamptz,
              day date)
+    WHERE ord BETWEEN 1 AND 1000000
 ), held AS (
     SELECT found.* FROM (SELECT DISTINCT hold FROM input ORDER BY hold) AS named
     CROSS JOIN LATERAL (

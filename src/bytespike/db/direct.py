@@ -201,7 +201,14 @@ class Many:
     single statement would have returned for it, NULL for one it did no work for.
     One JSON text, not an array per column: asyncpg encodes an array element by element in
     Python; a run of 8 settlements so took 2.5 times the instructions it takes now, round
-    trip included (README, Performance)."""
+    trip included (README, Performance).
+
+    A statement that looks rows up reads its run `WHERE ord BETWEEN 1 AND 1000000`, always
+    true (a run is at most db/batch.py's MAX_BATCH calls), for the planner: it takes a
+    function's result for 100 rows, and planned so, a run of reserves read every API key
+    (a hash join), and once its keys were looked up by index, every wallet. A range it
+    cannot evaluate counts as 0.5 % of the rows, one, and the run's keys, orgs and wallets
+    are each looked up by primary key (tests/integration/test_fused_plans.py)."""
 
     sql: str
     columns: tuple[str, ...]
