@@ -4,6 +4,7 @@ KEEP_MANY): a batch's copies go as one statement and each reads back as it was s
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -120,3 +121,20 @@ async def test_a_stored_response_alone_is_one_statement(
     assert await keep_batched(ctx, [fresh]) == []
     assert statements == [KEEP]
     assert await rows(ctx) == {fresh.id: fresh}
+
+
+async def test_keeping_a_stored_response_checks_no_foreign_key_on_postgresql(
+    ctx: Context,
+) -> None:
+    """On PostgreSQL a stored response's insert runs no trigger (migration 0018: each of its
+    three references was a query and a share lock on the user's, key's and wallet's row)."""
+    who = await owner(ctx, "ada")
+    async with ctx.db.batch() as (_conn, raw), raw.transaction():
+        (argument,) = KEEP_MANY.arguments([asdict(copy(ctx, who, "kept"))])
+        literal = await raw.fetchval("SELECT quote_literal($1::text)", argument)
+        plan = await raw.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {KEEP_MANY.sql.replace('$1', literal)}"
+        )
+        kept = await raw.fetchval("SELECT count(*) FROM stored_responses")
+    assert kept == 1
+    assert plan[0]["Triggers"] == []  # the engine's connections decode JSON themselves

@@ -4,6 +4,9 @@ import sqlalchemy as sa
 
 from bytespike.db.metadata import metadata, timestamp
 
+# Its foreign keys are enforced on SQLite only: on PostgreSQL each was a trigger and a share
+# lock per stored response, most of its insert's time (migration 0018). Nothing deletes a
+# user, key or wallet, and the row is written for the call's own authenticated key.
 stored_responses = sa.Table(
     "stored_responses",
     metadata,
