@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +22,7 @@ from bytespike.db.schema import metadata
 from bytespike.ratelimit.memory import MemoryRateLimiter
 from bytespike.settings import Settings
 from tests.operator_support import Operator
-from tests.services import POSTGRES_URL, require
+from tests.services import own_postgres_database
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -53,21 +51,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A database of our own on the PostgreSQL server, migrated once, dropped at the end."""
-    require(POSTGRES_URL, 5432, "PostgreSQL")
-    name = f"bytespike_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = POSTGRES_URL
-
-    async def run(statement: str) -> None:
-        engine = create_async_engine(async_url(admin), isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(statement))
-        await engine.dispose()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    url = admin.rsplit("/", 1)[0] + f"/{name}"
-    migrate.upgrade(url)
-    yield url
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with own_postgres_database("bytespike_test") as url:
+        migrate.upgrade(url)
+        yield url
 
 
 async def _truncate(url: str) -> None:

@@ -3,7 +3,6 @@ long-running ones (serve, worker) before anything listens, and the admin command
 
 import asyncio
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bytespike.db.engine import async_url
 from tests.processes import BYTESPIKE, clean_env, free_port, serving
-from tests.services import POSTGRES_URL, require
+from tests.services import own_postgres_database
 
 
 @pytest.mark.parametrize("command", [["serve", "--port", "1"], ["worker", "--once"]])
@@ -112,20 +111,8 @@ def test_log_level_is_case_insensitive(tmp_path):
 @pytest.fixture
 def unmigrated_postgres() -> Iterator[str]:
     """A database of our own on the PostgreSQL server that `db upgrade` never touched."""
-    require(POSTGRES_URL, 5432, "PostgreSQL")
-    name = f"bytespike_unmigrated_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin_statement(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(_admin_statement(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _admin_statement(statement: str) -> None:
-    engine = create_async_engine(async_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(sa.text(statement))
-    await engine.dispose()
+    with own_postgres_database("bytespike_unmigrated") as url:
+        yield url
 
 
 @pytest.mark.parametrize("command", COMMANDS)

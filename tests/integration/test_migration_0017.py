@@ -5,7 +5,6 @@ their receipts list the same entries as before; the receipt's old index goes."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,28 +13,20 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bytespike import catalog
 from bytespike.billing import holds, metering, reconciliation
 from bytespike.context import Context
 from bytespike.db import migrate
-from bytespike.db.engine import Database, async_url
+from bytespike.db.engine import Database
 from bytespike.settings import Settings
 from bytespike.upstream.base import Usage
 from bytespike.usage import receipts
 from tests.conftest import FakeClock
 from tests.factories import make_key, make_user, top_up, wallet_of
-from tests.services import POSTGRES_URL, require
+from tests.services import own_postgres_database
 
 OUTCOME = metering.Outcome(status="ok", http_status=200, stream=False, latency_ms=5, provider="x")
-
-
-async def _admin(statement: str) -> None:
-    engine = create_async_engine(async_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(sa.text(statement))
-    await engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -46,15 +37,9 @@ def own_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         migrate.upgrade(url)
         yield url
         return
-    require(POSTGRES_URL, 5432, "PostgreSQL")
-    name = f"bytespike_0017_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with own_postgres_database("bytespike_0017") as url:
         migrate.upgrade(url)
         yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def calls(ctx: Context, clock: FakeClock) -> int:
