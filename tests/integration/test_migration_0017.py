@@ -146,3 +146,20 @@ async def test_records_made_before_0017_name_their_entries_after_it(
             assert (await reconciliation.run(conn)).ok
     finally:
         await db.close()
+
+
+async def test_a_record_an_older_version_writes_after_0017_still_shows_its_entries(
+    ctx: Context, clock: FakeClock
+) -> None:
+    """In a rolling upgrade the old replicas keep serving after the migration (docs/deploy.md)
+    and write usage records that name no entries: their receipts still list every entry of
+    their holds, and `ledger verify` stays clean."""
+    wallet = await calls(ctx, clock)
+    listed = await receipt_entries(ctx.db, wallet)
+    async with ctx.db.write() as conn:
+        await conn.execute(
+            sa.text("UPDATE usage_records SET hold_entry_id = NULL, settle_entry_id = NULL")
+        )
+    assert await receipt_entries(ctx.db, wallet) == listed
+    async with ctx.db.read() as conn:
+        assert (await reconciliation.run(conn)).ok

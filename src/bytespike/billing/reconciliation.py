@@ -335,10 +335,12 @@ _HOLD_RULES = (
         ),
     ),
     # The receipt reads the hold's 'hold' and 'settle' entries by the ids its record keeps.
+    # A record that names none was written by a version before 0017 (receipts.py's _entries).
     _Rule(
         "usage",
         lambda c: sa.and_(
             c.records == 1,
+            c.names_hold != 0,
             sa.or_(c.names_hold != c.hold_entry, c.names_settle != c.settle_entry),
         ),
         lambda r: (

@@ -105,6 +105,14 @@ async def find(conn: AsyncConnection, wallet_id: int, record_id: int) -> Found |
 
 
 async def _entries(conn: AsyncConnection, record: Any) -> list[Any]:
+    if record.hold_entry_id is None:
+        # Written by a version before 0017 still running after the migration (a rolling
+        # upgrade's old replica): sought among its wallet's entries, the slow way.
+        e = ledger_entries.c
+        query = sa.select(e.id, e.kind, e.d_spent).where(
+            e.wallet_id == record.wallet_id, e.hold_id == record.hold_id
+        )
+        return list(await conn.execute(query.order_by(e.id)))
     named = [i for i in (record.hold_entry_id, record.settle_entry_id) if i is not None]
     return list(await conn.execute(entries_query(record.hold_id, named)))
 

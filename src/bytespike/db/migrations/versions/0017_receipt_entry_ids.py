@@ -8,7 +8,10 @@ entries of its hold, and only the rarer endings ('release', 'expire') are indexe
 (`ix_ledger_hold_ended`, partial), which a metered call that settles never touches.
 
 Existing records are filled from their holds' entries, through an index on hold_id made
-for the purpose and dropped after.
+for the purpose and dropped after. In a rolling upgrade (docs/deploy.md) the old replicas
+still serving write records that name no entries: a receipt finds those among its wallet's
+entries, and `ledger verify` accepts a record that names none. Their own receipts, without
+the index they read, scan the ledger until they are restarted onto this version.
 
 Revision ID: 0017
 Revises: 0016
