@@ -12,13 +12,14 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from bytespike.billing import metering
+from bytespike.billing import holds, metering
 from bytespike.billing.metering import HoldRequest, Outcome
 from bytespike.clock import as_utc
 from bytespike.context import Context
 from bytespike.upstream.base import Usage
 from bytespike.usage import refusals
 from bytespike.usage.tables import usage_daily, usage_records
+from tests.conftest import FakeClock
 
 OUTCOME = Outcome(status="ok", http_status=200, stream=False, latency_ms=30, provider="test")
 
@@ -36,10 +37,18 @@ async def mock_call(client: httpx.AsyncClient, key: dict[str, Any], text: str) -
 
 
 async def metered(
-    ctx: Context, key: dict[str, Any], wallet_id: int, model: str, usage: Usage | None
-) -> None:
+    ctx: Context,
+    key: dict[str, Any],
+    wallet_id: int,
+    model: str,
+    usage: Usage | None,
+    *,
+    outlived: FakeClock | None = None,
+) -> tuple[metering.Ticket, int]:
     """A call of any catalog model settled by the metering code (general path); without
-    usage the hold is released, and the call is still counted."""
+    usage the hold is released, and the call is still counted. `outlived`: the call outlives
+    its hold's TTL on this clock (the sweeper expires the hold, the settlement then charges
+    `available`). Its ticket, and what it was charged."""
     found = ctx.catalog.get(model)
     assert found is not None
     req = HoldRequest(
@@ -55,8 +64,13 @@ async def metered(
     )
     async with ctx.db.write() as conn:
         ticket = metering.ticket_or_raise(await metering.reserve(conn, req))
+    if outlived is not None:
+        outlived.advance(seconds=req.ttl.total_seconds() + 1)
+        async with ctx.db.write() as conn:
+            assert await holds.expire_due(conn, now=ctx.clock.now()) == 1
     async with ctx.db.write() as conn:
-        await metering.settle(conn, ticket, usage, OUTCOME, now=ctx.clock.now())
+        charged = await metering.settle(conn, ticket, usage, OUTCOME, now=ctx.clock.now())
+    return ticket, charged
 
 
 async def refuse(ctx: Context, key: dict[str, Any], wallet_id: int, reason: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
@@ -14,13 +13,14 @@ import pytest
 
 from bytespike import catalog
 from bytespike.app import create_app
-from bytespike.billing import holds, ledger, metering, reconciliation
+from bytespike.billing import ledger, reconciliation
 from bytespike.context import Context
 from bytespike.ratelimit.memory import MemoryRateLimiter
 from bytespike.upstream.base import Usage
 from tests.conftest import FakeClock
 from tests.e2e.gateway_support import books_balance
 from tests.factories import make_key, make_user, top_up, wallet_of
+from tests.usage_support import metered
 
 # The fake clock starts at 2026-03-10 12:00 UTC; the new prices start an hour later.
 CATALOG = """
@@ -148,30 +148,10 @@ async def test_a_receipt_lists_an_expiry_or_a_release_beside_the_entries_it_name
     await top_up(ctx, "10", user="ada")
     key = await make_key(ctx, "ada")
     wallet = await wallet_of(ctx, user="ada")
-    model = ctx.catalog.get("gpt-5-4")  # the receipt shows the prices the record keeps
-    assert model is not None
-    outcome = metering.Outcome(
-        status="ok", http_status=200, stream=False, latency_ms=5, provider="openai"
-    )
-
-    async def reserve() -> metering.Ticket:
-        req = metering.HoldRequest(
-            key_id=key["id"], wallet_id=wallet, model=model, quota_reset=None, capped=False,
-            input_tokens=100, max_tokens=50, now=clock.now(), ttl=timedelta(minutes=1),
-        )  # fmt: skip
-        async with ctx.db.write() as conn:
-            return metering.ticket_or_raise(await metering.reserve(conn, req))
-
-    late = await reserve()
-    clock.advance(minutes=2)
-    async with ctx.db.write() as conn:
-        assert await holds.expire_due(conn, now=clock.now()) == 1
     usage = Usage(input_tokens=100, output_tokens=20)
-    async with ctx.db.write() as conn:
-        charged = await metering.settle(conn, late, usage, outcome, now=clock.now())
-    failed = await reserve()  # this one ends without usage
-    async with ctx.db.write() as conn:
-        await metering.settle(conn, failed, None, outcome, now=clock.now())
+    # gpt-5-4: the receipt shows the prices the record keeps, whatever this catalog says.
+    late, charged = await metered(ctx, key, wallet, "gpt-5-4", usage, outlived=clock)
+    failed, _ = await metered(ctx, key, wallet, "gpt-5-4", None)  # ends without usage
 
     auth = {"Authorization": f"Bearer {key['key']}"}
     listed = (await gateway.get("/api/v1/me/usage", headers=auth)).json()["data"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from bytespike import catalog
-from bytespike.billing import holds, metering, reconciliation
+from bytespike.billing import reconciliation
 from bytespike.context import Context
 from bytespike.db import migrate
 from bytespike.db.engine import Database
@@ -25,8 +24,7 @@ from bytespike.usage import receipts
 from tests.conftest import FakeClock
 from tests.factories import make_key, make_user, top_up, wallet_of
 from tests.services import own_postgres_database
-
-OUTCOME = metering.Outcome(status="ok", http_status=200, stream=False, latency_ms=5, provider="x")
+from tests.usage_support import metered
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -47,29 +45,12 @@ async def calls(ctx: Context, clock: FakeClock) -> int:
     usage, for one key; the wallet."""
     await make_user(ctx, "ada")
     await top_up(ctx, "10", user="ada")
-    key = (await make_key(ctx, "ada"))["id"]
+    key = await make_key(ctx, "ada")
     wallet = await wallet_of(ctx, user="ada")
-    model = ctx.catalog.get("gpt-5-4")
-    assert model is not None
-
-    async def call(usage: Usage | None, *, expire: bool = False) -> None:
-        req = metering.HoldRequest(
-            key_id=key, wallet_id=wallet, model=model, quota_reset=None, capped=False,
-            input_tokens=100, max_tokens=50, now=ctx.clock.now(), ttl=timedelta(minutes=1),
-        )  # fmt: skip
-        async with ctx.db.write() as conn:
-            ticket = metering.ticket_or_raise(await metering.reserve(conn, req))
-        if expire:
-            clock.advance(minutes=2)
-            async with ctx.db.write() as conn:
-                assert await holds.expire_due(conn, now=ctx.clock.now()) == 1
-        async with ctx.db.write() as conn:
-            await metering.settle(conn, ticket, usage, OUTCOME, now=ctx.clock.now())
-
     usage = Usage(input_tokens=100, output_tokens=20)
-    await call(usage)
-    await call(usage, expire=True)
-    await call(None)
+    await metered(ctx, key, wallet, "gpt-5-4", usage)
+    await metered(ctx, key, wallet, "gpt-5-4", usage, outlived=clock)
+    await metered(ctx, key, wallet, "gpt-5-4", None)
     return wallet
 
 
