@@ -35,7 +35,7 @@ async def test_a_receipts_entries_are_read_by_primary_key_and_the_endings_index(
     """A receipt reads the entries its record names by primary key and looks the hold's
     'release' or 'expire' up in their partial index: the query's condition is the index's,
     so the planner can use it (usage/receipts.py)."""
-    found = await plan(ctx, receipts.entries_query(7, [1, 2]))
+    found = await plan(ctx, receipts.entries_query(7, 3, 1, 2))
     assert "ix_ledger_hold_ended" in found and not scans(found), found
     if ctx.db.dialect.name == "postgresql":
         assert "pk_ledger_entries" in found, found

@@ -105,24 +105,26 @@ async def find(conn: AsyncConnection, wallet_id: int, record_id: int) -> Found |
 
 
 async def _entries(conn: AsyncConnection, record: Any) -> list[Any]:
-    if record.hold_entry_id is None:
-        # Written by a version before 0017 still running after the migration (a rolling
-        # upgrade's old replica): sought among its wallet's entries, the slow way.
-        e = ledger_entries.c
-        query = sa.select(e.id, e.kind, e.d_spent).where(
-            e.wallet_id == record.wallet_id, e.hold_id == record.hold_id
-        )
-        return list(await conn.execute(query.order_by(e.id)))
-    named = [i for i in (record.hold_entry_id, record.settle_entry_id) if i is not None]
-    return list(await conn.execute(entries_query(record.hold_id, named)))
+    query = entries_query(
+        record.hold_id, record.wallet_id, record.hold_entry_id, record.settle_entry_id
+    )
+    return list(await conn.execute(query))
 
 
-def entries_query(hold_id: int, named: list[int]) -> sa.CompoundSelect[Any]:
-    """The ledger entries of hold `hold_id`: its 'hold' and 'settle' entries by the ids its
-    usage record keeps (`named`), and a 'release' or 'expire' through their index by hold
-    (billing/tables.py `ix_ledger_hold_ended`), oldest first."""
+def entries_query(
+    hold_id: int, wallet_id: int, hold_entry_id: int | None, settle_entry_id: int | None
+) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    """The ledger entries of hold `hold_id`, oldest first: its 'hold' and 'settle' entries by
+    the ids its usage record keeps, and a 'release' or 'expire' through their index by hold
+    (billing/tables.py `ix_ledger_hold_ended`). A record that names none was written by a
+    version before 0017 still running after the migration (a rolling upgrade's old
+    replica): its hold's entries are then sought among its wallet's, the slow way."""
     e = ledger_entries.c
     columns = (e.id, e.kind, e.d_spent)
+    if hold_entry_id is None:
+        mine = sa.select(*columns).where(e.wallet_id == wallet_id, e.hold_id == hold_id)
+        return mine.order_by(e.id)
+    named = [i for i in (hold_entry_id, settle_entry_id) if i is not None]
     by_id = sa.select(*columns).where(e.id.in_(named))
     ended = sa.select(*columns).where(e.hold_id == hold_id, ENDED)
     return sa.union_all(by_id, ended).order_by("id")
