@@ -24,6 +24,7 @@ from bytespike.upstream.base import Usage
 from bytespike.webhooks import service as webhooks
 from tests.e2e.workers_support import (
     WORKERS,
+    all_logged,
     all_workers_up,
     answered_by,
     fire,
@@ -89,13 +90,18 @@ async def test_a_key_changed_through_the_cli_is_refused_by_both_workers(ctx, db_
         # Every key used in both workers first: each worker's key cache holds them.
         for minted in (revoked, narrowed, in_org):
             assert {a.status_code for a in await fire(base, minted["key"], 60)} == {200}
+        fired = 3 * 60
+        await all_logged(tmp_path, fired)
         assert {pid for pid, _ in answered_by(tmp_path)} == workers
 
         async def after(*command: str, key: dict[str, Any]) -> list[httpx.Response]:
             """The key's answers after `command`, having checked both workers gave them."""
-            seen = len(log_lines(tmp_path))
+            nonlocal fired
+            seen = len(log_lines(tmp_path))  # every earlier call's line is in (all_logged)
             await cli(env, *command)
             answers = await fire(base, key["key"], 60)
+            fired += len(answers)
+            await all_logged(tmp_path, fired)
             statuses = {a.status_code for a in answers}
             assert set(answered_by(tmp_path, seen)) == {(p, s) for p in workers for s in statuses}
             return answers

@@ -59,6 +59,17 @@ def answered_by(logs: Path, since: int = 0) -> Counter[tuple[int, int]]:
     )
 
 
+async def all_logged(logs: Path, calls: int, seconds: float = 10) -> None:
+    """Wait until the access log holds `calls` chat calls. A worker writes a call's line
+    after its answer has gone (bytespike/logs.py), so a client can hold every answer while
+    the last lines are still on their way: read before them, they would count as the next
+    step's."""
+    deadline = time.monotonic() + seconds
+    while sum(answered_by(logs).values()) < calls:
+        assert time.monotonic() < deadline, (logs / LOG).read_text()[-2000:]
+        await asyncio.sleep(0.05)
+
+
 async def fire(base: str, key: str, calls: int) -> list[httpx.Response]:
     """`calls` chat calls, 16 at a time, each on a new connection: the kernel hands new
     connections to either worker."""
