@@ -6,13 +6,24 @@ was read (its `version`, bumped by every change to what the key may do: settings
 suspension). A stale entry is then read anew and the call admitted on the fresh one, so a
 change made by any process applies from the next request on, and nothing is ever spent on
 a key revoked anywhere. Expiry is checked against the clock on every hit.
+
+Lookups are shared. A miss waits for the lookup of the same key already in flight, if there
+is one, instead of reading the key too: under load, every call in flight meets the expiry of
+a busy key's entry at once, and each would otherwise take a connection for its own two reads
+(past the pool's size, new database sessions). A caller that must not be answered by what
+was read before some moment (`reload`'s `since`, from `mark`: a call refused by a limit the
+key may since have lost) takes the entry or the lookup in flight if it began after that
+moment, else starts its own: a burst of such calls costs one lookup, not one each, and a
+change committed before the moment is always seen. Only the newest lookup's answer is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from bytespike.billing import payer
 from bytespike.context import Context
@@ -45,7 +56,15 @@ class KeyCache:
         self._ctx = ctx
         self._ttl = ttl
         self._now = now
-        self._entries: dict[str, tuple[float, CachedKey]] = {}
+        # By digest: when the entry expires, the number of the lookup that read it, the entry.
+        self._entries: dict[str, tuple[float, int, CachedKey]] = {}
+        # The newest lookup of each key in flight, and its number.
+        self._loading: dict[str, tuple[int, asyncio.Future[CachedKey]]] = {}
+        self._started = 0  # lookups begun: the next one's number
+
+    def mark(self) -> int:
+        """A moment, for `reload`: lookups numbered from this on began after it."""
+        return self._started
 
     async def resolve(self, secret: str) -> CachedKey:
         """The key's record, roster and paying wallet; 401 or 403 as `keys.check_standing`
@@ -54,23 +73,52 @@ class KeyCache:
         hit = self._entries.get(digest)
         if hit is not None and hit[0] > self._now():
             try:
-                keys.check_standing(hit[1].record, self._ctx.clock.now())
-                return hit[1]
+                keys.check_standing(hit[2].record, self._ctx.clock.now())
+                return hit[2]
             except BytespikeError:
                 pass
-        return await self.reload(digest)
+        loading = self._loading.get(digest)
+        return await asyncio.shield(loading[1] if loading else self._start(digest))
 
-    async def reload(self, digest: str) -> CachedKey:
-        """The key read anew from the database (and cached), or its refusal."""
+    async def reload(self, digest: str, *, since: int | None = None) -> CachedKey:
+        """The key as read by a lookup begun at `since` (a `mark`) or later, the cached one's
+        or the one in flight if they did, else a new one's; by a new one if `since` is None.
+        Or its refusal (a lookup's refusal is not cached)."""
+        if since is not None:
+            hit = self._entries.get(digest)
+            if hit is not None and hit[1] >= since:
+                return hit[2]
+            loading = self._loading.get(digest)
+            if loading is not None and loading[0] >= since:
+                return await asyncio.shield(loading[1])
         self.forget(digest)
-        entry = await self._load(digest)
-        if len(self._entries) >= MAX_ENTRIES:
-            self._entries.clear()  # crude but bounded; a miss only costs one lookup
-        self._entries[digest] = (self._now() + self._ttl, entry)
-        return entry
+        return await asyncio.shield(self._start(digest))
 
     def forget(self, digest: str) -> None:
+        """Drop the entry; a lookup in flight still answers its callers but is not kept."""
         self._entries.pop(digest, None)
+        self._loading.pop(digest, None)
+
+    def _start(self, digest: str) -> asyncio.Future[CachedKey]:
+        number, self._started = self._started, self._started + 1
+        loading = asyncio.ensure_future(self._load(digest))
+        self._loading[digest] = (number, loading)
+        # Added before any waiter's: the entry is kept before the first of them resumes.
+        loading.add_done_callback(partial(self._loaded, digest, number))
+        return loading
+
+    def _loaded(self, digest: str, number: int, loading: asyncio.Future[CachedKey]) -> None:
+        failed = loading.cancelled() or loading.exception() is not None  # (marks it seen)
+        newest = self._loading.get(digest)
+        if newest is None or newest[1] is not loading:
+            return  # forgotten or superseded meanwhile
+        del self._loading[digest]
+        if failed:
+            self._entries.pop(digest, None)  # a refused key keeps no entry
+            return
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()  # crude but bounded; a miss only costs one lookup
+        self._entries[digest] = (self._now() + self._ttl, number, loading.result())
 
     async def _load(self, digest: str) -> CachedKey:
         record = await keys.resolve_digest(self._ctx, digest)  # as on every other route

@@ -238,16 +238,17 @@ async def admit(gw: Gateway, request: Request) -> CachedKey:
     """The caller's key (401; 403 if its user is suspended), counted against its limit
     (429), not of a paused org (403)."""
     secret = auth.presented_key(request)
+    asked = gw.keys.mark()  # a read begun from here on is live for this call
     key = await gw.keys.resolve(secret)
     if key.record.org_paused:
         # The cached record may predate a resume: only a live read may refuse.
-        key = await gw.keys.reload(key.digest)
+        key = await gw.keys.reload(key.digest, since=asked)
     request.scope.setdefault("state", {})["metered_key"] = key  # its refusals are counted
     try:
         await auth.admit(request, key.record, gw.limiter)
     except RateLimited:
         # The cached limit may predate a raise (`keys update`): only a live one may refuse.
-        fresh = await gw.keys.reload(key.digest)
+        fresh = await gw.keys.reload(key.digest, since=asked)
         if fresh.record.rate_limit == key.record.rate_limit:
             raise
         key = fresh

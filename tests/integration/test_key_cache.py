@@ -1,0 +1,170 @@
+"""The metered path's key cache under concurrent calls (keys/cache.py): calls that miss at
+once share one lookup, whatever happens to any one of them, and a reload is never answered
+by a lookup older than itself."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bytespike.context import Context
+from bytespike.errors import BytespikeError
+from bytespike.keys import service as keys
+from bytespike.keys.cache import TTL_SECONDS, KeyCache
+from bytespike.keys.repo import KeyRecord
+from tests.factories import make_key, make_user
+
+
+class Lookups:
+    """Counts the cache's reads of a key; `held()` keeps the next ones waiting until released."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.gate: asyncio.Event | None = None
+        self.read = asyncio.Event()  # a held lookup has read the key
+        real: Callable[[Context, str], Awaitable[KeyRecord]] = keys.resolve_digest
+
+        async def counted(ctx: Context, digest: str) -> KeyRecord:
+            self.count += 1
+            gate = self.gate
+            record = await real(ctx, digest)  # read first: what it read is what it answers
+            if gate is not None:
+                self.read.set()
+                await gate.wait()
+            return record
+
+        monkeypatch.setattr(keys, "resolve_digest", counted)
+
+    def held(self) -> asyncio.Event:
+        self.gate = asyncio.Event()
+        return self.gate
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def made(ctx: Context) -> dict[str, Any]:
+    await make_user(ctx, "ada")
+    return await make_key(ctx, "ada")
+
+
+@pytest.fixture
+def secret(made: dict[str, Any]) -> str:
+    return str(made["key"])
+
+
+async def settled(*calls: Awaitable[Any]) -> list[Any]:
+    return await asyncio.gather(*calls, return_exceptions=True)
+
+
+async def test_calls_that_meet_an_expired_entry_at_once_read_the_key_once(
+    ctx: Context, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups, clock = Lookups(monkeypatch), Monotonic()
+    cache = KeyCache(ctx, now=clock)
+    first = await cache.resolve(secret)
+    clock.now += TTL_SECONDS + 1
+    found = await settled(*(cache.resolve(secret) for _ in range(16)))
+    assert [k.record for k in found] == [first.record] * 16
+    assert lookups.count == 2  # the first call's, then one for the sixteen
+    await cache.resolve(secret)
+    assert lookups.count == 2  # and its answer is cached
+
+
+async def test_a_key_revoked_meanwhile_refuses_every_waiter_and_is_read_again_next_time(
+    ctx: Context, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups, clock = Lookups(monkeypatch), Monotonic()
+    cache = KeyCache(ctx, now=clock)
+    key = await cache.resolve(secret)
+    await keys.revoke(ctx, key.record.id)
+    clock.now += TTL_SECONDS + 1
+    refused = await settled(*(cache.resolve(secret) for _ in range(8)))
+    assert all(isinstance(r, BytespikeError) and r.status == 401 for r in refused), refused
+    assert lookups.count == 2
+    with pytest.raises(BytespikeError) as again:
+        await cache.resolve(secret)
+    assert again.value.status == 401 and lookups.count == 3  # a refusal is not cached
+
+
+async def test_a_waiter_that_goes_away_leaves_the_lookup_to_the_others(
+    ctx: Context, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = Lookups(monkeypatch)
+    cache = KeyCache(ctx)
+    gate = lookups.held()
+    waiters = [asyncio.ensure_future(cache.resolve(secret)) for _ in range(3)]
+    await lookups.read.wait()
+    waiters[0].cancel()  # the one whose miss started the lookup: its client hung up
+    gate.set()
+    outcomes = await settled(*waiters)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert [type(o) for o in outcomes[1:]] == [type(outcomes[2])] * 2
+    assert outcomes[1].record.id == outcomes[2].record.id
+    lookups.gate = None
+    await cache.resolve(secret)
+    assert lookups.count == 1
+
+
+async def test_a_reload_is_not_answered_or_overwritten_by_an_older_lookup(
+    ctx: Context, made: dict[str, Any], secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = Lookups(monkeypatch)
+    cache = KeyCache(ctx)
+    gate = lookups.held()
+    older = asyncio.ensure_future(cache.resolve(secret))  # reads the key, then waits
+    await lookups.read.wait()
+    await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
+    lookups.gate = None
+    fresh = await cache.reload(keys.presented_hash(secret))  # a caller that found its entry stale
+    assert fresh.record.rate_limit == 7
+    gate.set()
+    assert (await older).record.rate_limit != 7  # it read before the change
+    assert (await cache.resolve(secret)).record.rate_limit == 7  # the cache kept the reload's
+    assert lookups.count == 2
+
+
+async def test_calls_refused_at_once_read_the_key_again_once_and_see_a_change_made_before(
+    ctx: Context, made: dict[str, Any], secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a burst of calls over their key's limit does (proxy/pipeline.py `admit`): each
+    may refuse only on a read begun after it arrived, and a raise committed before then is
+    what they see, read once for all of them."""
+    lookups = Lookups(monkeypatch)
+    cache = KeyCache(ctx)
+    digest = (await cache.resolve(secret)).digest
+    await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
+    asked = cache.mark()
+    found = await settled(*(cache.reload(digest, since=asked) for _ in range(8)))
+    assert [k.record.rate_limit for k in found] == [7] * 8
+    assert lookups.count == 2
+    await cache.reload(digest, since=asked)  # the entry was read after `asked`: it is live
+    assert lookups.count == 2
+    await cache.reload(digest, since=cache.mark())
+    assert lookups.count == 3
+
+
+async def test_a_reload_since_a_moment_does_not_take_a_lookup_begun_before_it(
+    ctx: Context, made: dict[str, Any], secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = Lookups(monkeypatch)
+    cache = KeyCache(ctx)
+    gate = lookups.held()
+    older = asyncio.ensure_future(cache.resolve(secret))
+    await lookups.read.wait()
+    await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
+    asked = cache.mark()
+    lookups.gate = None
+    fresh = await cache.reload(keys.presented_hash(secret), since=asked)
+    gate.set()
+    assert fresh.record.rate_limit == 7 and (await older).record.rate_limit != 7
+    assert lookups.count == 2
