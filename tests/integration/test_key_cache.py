@@ -115,17 +115,26 @@ async def test_a_waiter_that_goes_away_leaves_the_lookup_to_the_others(
     assert lookups.count == 1
 
 
+@pytest.mark.parametrize("marked", [False, True], ids=["anew", "since-a-mark"])
 async def test_a_reload_is_not_answered_or_overwritten_by_an_older_lookup(
-    ctx: Context, made: dict[str, Any], secret: str, monkeypatch: pytest.MonkeyPatch
+    ctx: Context,
+    made: dict[str, Any],
+    secret: str,
+    monkeypatch: pytest.MonkeyPatch,
+    marked: bool,
 ) -> None:
+    """A caller that found its entry stale (`reload`), or one that may refuse only on a read
+    begun after a moment (`since`, a `mark` taken after the change), does not take the answer
+    of a lookup begun before, nor does that lookup's answer replace its own in the cache."""
     lookups = Lookups(monkeypatch)
     cache = KeyCache(ctx)
     gate = lookups.held()
     older = asyncio.ensure_future(cache.resolve(secret))  # reads the key, then waits
     await lookups.read.wait()
     await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
+    since = cache.mark() if marked else None
     lookups.gate = None
-    fresh = await cache.reload(keys.presented_hash(secret))  # a caller that found its entry stale
+    fresh = await cache.reload(keys.presented_hash(secret), since=since)
     assert fresh.record.rate_limit == 7
     gate.set()
     assert (await older).record.rate_limit != 7  # it read before the change
@@ -151,20 +160,3 @@ async def test_calls_refused_at_once_read_the_key_again_once_and_see_a_change_ma
     assert lookups.count == 2
     await cache.reload(digest, since=cache.mark())
     assert lookups.count == 3
-
-
-async def test_a_reload_since_a_moment_does_not_take_a_lookup_begun_before_it(
-    ctx: Context, made: dict[str, Any], secret: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    lookups = Lookups(monkeypatch)
-    cache = KeyCache(ctx)
-    gate = lookups.held()
-    older = asyncio.ensure_future(cache.resolve(secret))
-    await lookups.read.wait()
-    await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
-    asked = cache.mark()
-    lookups.gate = None
-    fresh = await cache.reload(keys.presented_hash(secret), since=asked)
-    gate.set()
-    assert fresh.record.rate_limit == 7 and (await older).record.rate_limit != 7
-    assert lookups.count == 2
