@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
+from bytespike.accounts import service as accounts
+from bytespike.billing import payer
 from bytespike.context import Context
 from bytespike.errors import BytespikeError
 from bytespike.keys import service as keys
 from bytespike.keys.cache import TTL_SECONDS, KeyCache
 from bytespike.keys.repo import KeyRecord
-from tests.factories import make_key, make_user
+from tests.factories import add_member, make_key, make_org, make_user, wallet_of
 
 
 class Lookups:
@@ -160,3 +162,60 @@ async def test_calls_refused_at_once_read_the_key_again_once_and_see_a_change_ma
     assert lookups.count == 2
     await cache.reload(digest, since=cache.mark())
     assert lookups.count == 3
+
+
+class PayerReads:
+    """Counts the cache's second read of a key: who pays for it (after its roster)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = payer.resolve
+
+        async def counted(conn: Any, *, user_id: int, key_org_id: int | None) -> payer.Payer:
+            self.count += 1
+            return await real(conn, user_id=user_id, key_org_id=key_org_id)
+
+        monkeypatch.setattr(payer, "resolve", counted)
+
+
+async def test_a_refused_call_reads_only_the_record_of_a_key_unchanged_since_its_entry(
+    ctx: Context, made: dict[str, Any], secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client calling past its limit one call at a time: each refusal reads the key's
+    record anew (its limit may have been raised), and while the key's version is the cached
+    entry's, its roster and wallet are the entry's, not read again; the entry expires when
+    it would have."""
+    lookups, payers, clock = Lookups(monkeypatch), PayerReads(monkeypatch), Monotonic()
+    cache = KeyCache(ctx, now=clock)
+    first = await cache.resolve(secret)
+    for _ in range(3):
+        clock.now += TTL_SECONDS / 4
+        again = await cache.reload(first.digest, since=cache.mark())
+        assert again.record == first.record
+        assert (again.roster, again.wallet_id) == (first.roster, first.wallet_id)
+    assert (lookups.count, payers.count) == (4, 1)
+    await cache.resolve(secret)
+    assert lookups.count == 4  # the last reload's answer is cached ...
+    clock.now += TTL_SECONDS / 4
+    await cache.resolve(secret)
+    assert (lookups.count, payers.count) == (5, 2)  # ... until the first read's entry expires
+
+
+async def test_a_refused_call_reads_whole_a_key_changed_since_its_entry(
+    ctx: Context, made: dict[str, Any], secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change to the key's roster, or to who pays for it, moves its version: the next
+    refusal's read sees it and reads the roster and the paying wallet again."""
+    payers = PayerReads(monkeypatch)
+    cache = KeyCache(ctx)
+    first = await cache.resolve(secret)
+    await make_org(ctx)
+    await add_member(ctx, "Dosia AI", "ada")
+    await accounts.update_user(ctx, "ada", tier="enterprise")
+    moved = await cache.reload(first.digest, since=cache.mark())
+    assert moved.wallet_id == await wallet_of(ctx, org="Dosia AI") != first.wallet_id
+    model = next(iter(first.roster))
+    await keys.update(ctx, made["id"], keys.KeyChanges(models=[(model, 5_000_000)]))
+    capped = await cache.reload(first.digest, since=cache.mark())
+    assert (first.roster[model], capped.roster[model]) == (None, 5_000_000)
+    assert payers.count == 3

@@ -15,6 +15,11 @@ was read before some moment (`reload`'s `since`, from `mark`: a call refused by 
 key may since have lost) takes the entry or the lookup in flight if it began after that
 moment, else starts its own: a burst of such calls costs one lookup, not one each, and a
 change committed before the moment is always seen. Only the newest lookup's answer is kept.
+
+Such a lookup, started while the key's entry is live, reads the key's record alone: if its
+`version` is the entry's, nothing the key may do has changed, so the entry's roster and
+paying wallet stand, and the entry keeps its expiry (one read, not two, for each call of a
+client that keeps calling past its limit).
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ class CachedKey:
         return model in self.roster
 
 
+# A cached key: when it expires (monotonic), the number of the lookup that read it, the key.
+Entry = tuple[float, int, CachedKey]
+
+
 class KeyCache:
     def __init__(
         self, ctx: Context, *, ttl: float = TTL_SECONDS, now: Callable[[], float] = time.monotonic
@@ -56,8 +65,7 @@ class KeyCache:
         self._ctx = ctx
         self._ttl = ttl
         self._now = now
-        # By digest: when the entry expires, the number of the lookup that read it, the entry.
-        self._entries: dict[str, tuple[float, int, CachedKey]] = {}
+        self._entries: dict[str, Entry] = {}
         # The newest lookup of each key in flight, and its number.
         self._loading: dict[str, tuple[int, asyncio.Future[CachedKey]]] = {}
         self._started = 0  # lookups begun: the next one's number
@@ -84,6 +92,7 @@ class KeyCache:
         """The key as read by a lookup begun at `since` (a `mark`) or later, the cached one's
         or the one in flight if they did, else a new one's; by a new one if `since` is None.
         Or its refusal (a lookup's refusal is not cached)."""
+        live = None
         if since is not None:
             hit = self._entries.get(digest)
             if hit is not None and hit[1] >= since:
@@ -91,23 +100,33 @@ class KeyCache:
             loading = self._loading.get(digest)
             if loading is not None and loading[0] >= since:
                 return await asyncio.shield(loading[1])
+            if hit is not None and hit[0] > self._now():
+                live = hit
         self.forget(digest)
-        return await asyncio.shield(self._start(digest))
+        return await asyncio.shield(self._start(digest, live))
 
     def forget(self, digest: str) -> None:
         """Drop the entry; a lookup in flight still answers its callers but is not kept."""
         self._entries.pop(digest, None)
         self._loading.pop(digest, None)
 
-    def _start(self, digest: str) -> asyncio.Future[CachedKey]:
+    def _start(self, digest: str, live: Entry | None = None) -> asyncio.Future[CachedKey]:
+        """A lookup of the key; given its `live` entry, one that may keep the entry's roster
+        and wallet (`_load`)."""
         number, self._started = self._started, self._started + 1
-        loading = asyncio.ensure_future(self._load(digest))
+        loading = asyncio.ensure_future(self._load(digest, live[2] if live else None))
         self._loading[digest] = (number, loading)
         # Added before any waiter's: the entry is kept before the first of them resumes.
-        loading.add_done_callback(partial(self._loaded, digest, number))
+        loading.add_done_callback(partial(self._loaded, digest, number, live))
         return loading
 
-    def _loaded(self, digest: str, number: int, loading: asyncio.Future[CachedKey]) -> None:
+    def _loaded(
+        self,
+        digest: str,
+        number: int,
+        live: Entry | None,
+        loading: asyncio.Future[CachedKey],
+    ) -> None:
         failed = loading.cancelled() or loading.exception() is not None  # (marks it seen)
         newest = self._loading.get(digest)
         if newest is None or newest[1] is not loading:
@@ -118,10 +137,18 @@ class KeyCache:
             return
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()  # crude but bounded; a miss only costs one lookup
-        self._entries[digest] = (self._now() + self._ttl, number, loading.result())
+        found = loading.result()
+        kept = live is not None and found.roster is live[2].roster  # (`_load` kept them)
+        expires = live[0] if live is not None and kept else self._now() + self._ttl
+        self._entries[digest] = (expires, number, found)
 
-    async def _load(self, digest: str) -> CachedKey:
+    async def _load(self, digest: str, live: CachedKey | None = None) -> CachedKey:
         record = await keys.resolve_digest(self._ctx, digest)  # as on every other route
+        if live is not None and live.record.version == record.version:
+            # The same key (by its digest), unchanged since `live` was read: every change to
+            # its roster or to who pays for it moves its version. Only the record, with its
+            # rate limit and standing, is read anew.
+            return CachedKey(record, digest, live.roster, live.wallet_id)
         async with self._ctx.db.read() as conn:
             roster = dict(await keys.roster(self._ctx, conn, record))
             paying = await payer.resolve(conn, user_id=record.user_id, key_org_id=record.org_id)
