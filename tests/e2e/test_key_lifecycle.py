@@ -232,3 +232,33 @@ async def test_a_removed_members_org_keys_stop_at_the_next_request(
     response = await call(served, key["key"])
     assert response.status_code == 401, response.text
     assert (await keys.show(ctx, key["id"]))["status"] == "revoked"
+
+
+async def test_calls_that_find_their_key_changed_under_them_read_it_again_once(
+    ctx: Context, fakes: Upstreams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key changed while the gateway serves it from its cache: each of 16 calls in flight
+    on the old copy finds the change where it places its hold, they read the key anew once
+    between them, and every one is served and billed once."""
+    fakes.openai.script.delay = 0.05
+    await make_user(ctx, "ada")
+    await top_up(ctx, "10", user="ada")
+    key = await make_key(ctx, "ada", rate_limit=10_000)
+    wallet = await wallet_of(ctx, user="ada")
+    reads = Counter[str]()
+    real = keys.resolve_digest
+
+    async def counted(ctx: Context, digest: str) -> Any:
+        reads[digest] += 1
+        return await real(ctx, digest)
+
+    monkeypatch.setattr(keys, "resolve_digest", counted)
+    async with gateway(ctx, fakes) as base_url, httpx.AsyncClient(base_url=base_url) as http:
+        assert (await call(http, key["key"])).status_code == 200  # cached from now on
+        await keys.update(ctx, key["id"], keys.KeyChanges(rate_limit=5_000))
+        reads.clear()
+        replies = await asyncio.gather(*(call(http, key["key"]) for _ in range(16)))
+    assert [r.status_code for r in replies] == [200] * 16
+    assert list(reads.values()) == [1]
+    balances = await books_balance(ctx, wallet)  # also checks ledger.verify
+    assert balances.spent == 17 * COST and balances.held == 0

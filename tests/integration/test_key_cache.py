@@ -219,3 +219,47 @@ async def test_a_refused_call_reads_whole_a_key_changed_since_its_entry(
     capped = await cache.reload(first.digest, since=cache.mark())
     assert (first.roster[model], capped.roster[model]) == (None, 5_000_000)
     assert payers.count == 3
+
+
+async def test_calls_that_find_their_key_changed_at_once_read_it_again_once(
+    ctx: Context, made: dict[str, Any], secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As calls whose holds found the key at a newer version do (proxy/pipeline.py
+    `reserve`): they share one lookup, which reads the key as the holds found it, and the
+    cache then answers calls at that version without reading it again."""
+    lookups = Lookups(monkeypatch)
+    cache = KeyCache(ctx)
+    stale = await cache.resolve(secret)
+    await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
+    seen = (await keys.resolve_digest(ctx, stale.digest)).version  # what a hold would find
+    lookups.count = 0
+    found = await settled(*(cache.reload(stale.digest, version=seen) for _ in range(8)))
+    assert [(k.record.version, k.record.rate_limit) for k in found] == [(seen, 7)] * 8
+    assert seen > stale.record.version and lookups.count == 1
+    await cache.reload(stale.digest, version=seen)
+    assert (await cache.resolve(secret)).record.rate_limit == 7
+    assert lookups.count == 1
+
+
+async def test_a_changed_key_is_not_answered_by_a_lookup_that_read_it_before(
+    ctx: Context, made: dict[str, Any], secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup in flight that read the key before the change the hold found answers its
+    own callers only; the calls that found the change wait for it, then read again."""
+    lookups = Lookups(monkeypatch)
+    cache = KeyCache(ctx)
+    gate = lookups.held()
+    older = asyncio.ensure_future(cache.resolve(secret))  # reads the key, then waits
+    await lookups.read.wait()
+    await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
+    lookups.gate = None
+    seen = (await keys.resolve_digest(ctx, keys.presented_hash(secret))).version
+    lookups.count = 0
+    changed = [asyncio.ensure_future(cache.reload(keys.presented_hash(secret), version=seen))]
+    changed.append(asyncio.ensure_future(cache.reload(keys.presented_hash(secret), version=seen)))
+    await asyncio.sleep(0)
+    assert lookups.count == 0  # both wait for the lookup in flight first
+    gate.set()
+    assert (await older).record.rate_limit != 7
+    assert [(await c).record.rate_limit for c in changed] == [7, 7]
+    assert lookups.count == 1  # then one more, shared

@@ -49,10 +49,15 @@ class KeyRevoked(AuthenticationError):
 
 class KeyChanged(BytespikeError):
     """The key changed (settings, roll, its user suspended) after the caller read it: the
-    caller reads it anew and tries again. Nothing was written."""
+    caller reads it anew, as of `version` (what the hold's transaction found) or later, and
+    tries again. Nothing was written."""
 
     status = 409
     code = "key_changed"
+
+    def __init__(self, message: str, *, version: int) -> None:
+        super().__init__(message)
+        self.version = version
 
 
 @record
@@ -335,7 +340,8 @@ async def _live_available(conn: AsyncConnection, key_id: int, wallet_id: int, ve
     if revoked:
         raise KeyRevoked("this API key has been revoked")
     if current != version:
-        raise KeyChanged("this API key changed while the request was admitted; try again")
+        message = "this API key changed while the request was admitted; try again"
+        raise KeyChanged(message, version=current)
     if key_paused or wallet_paused:
         raise PermissionDenied("this key's org is paused")
     return int(available)

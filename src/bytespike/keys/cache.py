@@ -14,12 +14,15 @@ a busy key's entry at once, and each would otherwise take a connection for its o
 was read before some moment (`reload`'s `since`, from `mark`: a call refused by a limit the
 key may since have lost) takes the entry or the lookup in flight if it began after that
 moment, else starts its own: a burst of such calls costs one lookup, not one each, and a
-change committed before the moment is always seen. Only the newest lookup's answer is kept.
+change committed before the moment is always seen. Calls whose holds found the key at a
+newer version than their entry's (`reload`'s `version`) take the entry or the lookup in
+flight if it read the key at that version or later, else start one, which those that found
+the change at once then share. Only the newest lookup's answer is kept.
 
-Such a lookup, started while the key's entry is live, reads the key's record alone: if its
-`version` is the entry's, nothing the key may do has changed, so the entry's roster and
-paying wallet stand, and the entry keeps its expiry (one read, not two, for each call of a
-client that keeps calling past its limit).
+A lookup for `since`, started while the key's entry is live, reads the key's record alone:
+if its `version` is the entry's, nothing the key may do has changed, so the entry's roster
+and paying wallet stand, and the entry keeps its expiry (one read, not two, for each call
+of a client that keeps calling past its limit).
 """
 
 from __future__ import annotations
@@ -88,10 +91,15 @@ class KeyCache:
         loading = self._loading.get(digest)
         return await asyncio.shield(loading[1] if loading else self._start(digest))
 
-    async def reload(self, digest: str, *, since: int | None = None) -> CachedKey:
+    async def reload(
+        self, digest: str, *, since: int | None = None, version: int | None = None
+    ) -> CachedKey:
         """The key as read by a lookup begun at `since` (a `mark`) or later, the cached one's
-        or the one in flight if they did, else a new one's; by a new one if `since` is None.
-        Or its refusal (a lookup's refusal is not cached)."""
+        or the one in flight if they did, else a new one's; as read at `version` or later
+        (`_newer`); by a new one if neither is given. Or its refusal (a lookup's refusal is
+        not cached)."""
+        if version is not None:
+            return await self._newer(digest, version)
         live = None
         if since is not None:
             hit = self._entries.get(digest)
@@ -104,6 +112,25 @@ class KeyCache:
                 live = hit
         self.forget(digest)
         return await asyncio.shield(self._start(digest, live))
+
+    async def _newer(self, digest: str, version: int) -> CachedKey:
+        """The key as read at `version` or later (versions only grow): the live entry if it
+        was, else the lookup in flight if it reads so, else a new lookup's, which the calls
+        that found the key changed at once then share."""
+        while True:
+            hit = self._entries.get(digest)
+            if hit is not None and hit[2].record.version >= version:
+                if hit[0] > self._now():
+                    return hit[2]
+            elif hit is not None:
+                del self._entries[digest]  # older than the key: new calls wait for a lookup
+            loading = self._loading.get(digest)
+            if loading is None:
+                return await asyncio.shield(self._start(digest))
+            found = await asyncio.shield(loading[1])
+            if found.record.version >= version:
+                return found
+            # It began before the change: look again (another caller may have started one).
 
     def forget(self, digest: str) -> None:
         """Drop the entry; a lookup in flight still answers its callers but is not kept."""
