@@ -27,7 +27,7 @@ class Context:
     def build(cls, settings: Settings, clock: Clock | None = None) -> Context:
         return cls(
             settings=settings,
-            db=Database(settings.database_url),
+            db=Database(settings.database_url, pool_size=settings.db_pool_size),
             catalog=catalog_module.load(settings.catalog),
             clock=clock or SystemClock(),
         )
