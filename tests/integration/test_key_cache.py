@@ -253,10 +253,10 @@ async def test_a_changed_key_is_not_answered_by_a_lookup_that_read_it_before(
     await lookups.read.wait()
     await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
     lookups.gate = None
-    seen = (await keys.resolve_digest(ctx, keys.presented_hash(secret))).version
+    digest = keys.presented_hash(secret)
+    seen = (await keys.resolve_digest(ctx, digest)).version
     lookups.count = 0
-    changed = [asyncio.ensure_future(cache.reload(keys.presented_hash(secret), version=seen))]
-    changed.append(asyncio.ensure_future(cache.reload(keys.presented_hash(secret), version=seen)))
+    changed = [asyncio.ensure_future(cache.reload(digest, version=seen)) for _ in range(2)]
     await asyncio.sleep(0)
     assert lookups.count == 0  # both wait for the lookup in flight first
     gate.set()

@@ -119,11 +119,10 @@ class KeyCache:
         that found the key changed at once then share."""
         while True:
             hit = self._entries.get(digest)
-            if hit is not None and hit[2].record.version >= version:
-                if hit[0] > self._now():
-                    return hit[2]
-            elif hit is not None:
+            if hit is not None and hit[2].record.version < version:
                 del self._entries[digest]  # older than the key: new calls wait for a lookup
+            elif hit is not None and hit[0] > self._now():
+                return hit[2]
             loading = self._loading.get(digest)
             if loading is None:
                 return await asyncio.shield(self._start(digest))
@@ -165,8 +164,9 @@ class KeyCache:
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()  # crude but bounded; a miss only costs one lookup
         found = loading.result()
-        kept = live is not None and found.roster is live[2].roster  # (`_load` kept them)
-        expires = live[0] if live is not None and kept else self._now() + self._ttl
+        expires = self._now() + self._ttl
+        if live is not None and found.roster is live[2].roster:
+            expires = live[0]  # `_load` kept the live entry's roster and wallet: its expiry too
         self._entries[digest] = (expires, number, found)
 
     async def _load(self, digest: str, live: CachedKey | None = None) -> CachedKey:
