@@ -232,9 +232,13 @@ class PgDirect:
 
     async def values(self, statement: Any, params: list[dict[str, Any]]) -> list[Any]:
         """A statement returning one row, once per parameter set, in one round trip (asyncpg
-        pipelines them); the first column of each row."""
+        pipelines them); the first column of each row. One alone goes as a plain execution:
+        asyncpg's pipeline costs more Python than the round trip it shares."""
         plan = self._plans.get(statement, params[0])
-        rows = await self._raw.fetchmany(plan.sql, [plan.arguments(p) for p in params])
+        if len(params) == 1:
+            rows = await self._raw.fetch(plan.sql, *plan.arguments(params[0]))
+        else:
+            rows = await self._raw.fetchmany(plan.sql, [plan.arguments(p) for p in params])
         if len(rows) != len(params):
             raise RuntimeError(f"{len(rows)} rows for {len(params)} executions")
         return [row[0] for row in rows]
