@@ -153,7 +153,11 @@ async def test_a_storm_through_two_workers_keeps_the_books_exact(ctx, db_url, tm
 
     statuses = Counter(a.status_code for a in answers)
     assert set(statuses) == {200, 402}, statuses
-    assert len({pid for pid, _ in answered_by(tmp_path)}) == WORKERS
+    served = answered_by(tmp_path)
+    # Seen once in CI (2026-11-28, a slow shared machine): every call answered by one worker,
+    # the other up and idle; not reproduced since. Its lines say what it was doing then.
+    others = [r for r in log_lines(tmp_path) if r.get("msg") != "request"]
+    assert len({pid for pid, _ in served}) == WORKERS, f"{served}\n{others}"
     mock = ctx.catalog.get("mock")
     assert mock is not None
     owed = 0
