@@ -117,24 +117,19 @@ async def test_a_waiter_that_goes_away_leaves_the_lookup_to_the_others(
     assert lookups.count == 1
 
 
-@pytest.mark.parametrize("marked", [False, True], ids=["anew", "since-a-mark"])
 async def test_a_reload_is_not_answered_or_overwritten_by_an_older_lookup(
-    ctx: Context,
-    made: dict[str, Any],
-    secret: str,
-    monkeypatch: pytest.MonkeyPatch,
-    marked: bool,
+    ctx: Context, made: dict[str, Any], secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A caller that found its entry stale (`reload`), or one that may refuse only on a read
-    begun after a moment (`since`, a `mark` taken after the change), does not take the answer
-    of a lookup begun before, nor does that lookup's answer replace its own in the cache."""
+    """A caller that may refuse only on a read begun after a moment (`reload`'s `since`, a
+    `mark` taken after the change) does not take the answer of a lookup begun before, nor
+    does that lookup's answer replace its own in the cache."""
     lookups = Lookups(monkeypatch)
     cache = KeyCache(ctx)
     gate = lookups.held()
     older = asyncio.ensure_future(cache.resolve(secret))  # reads the key, then waits
     await lookups.read.wait()
     await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
-    since = cache.mark() if marked else None
+    since = cache.mark()
     lookups.gate = None
     fresh = await cache.reload(keys.presented_hash(secret), since=since)
     assert fresh.record.rate_limit == 7
@@ -233,10 +228,10 @@ async def test_calls_that_find_their_key_changed_at_once_read_it_again_once(
     await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
     seen = (await keys.resolve_digest(ctx, stale.digest)).version  # what a hold would find
     lookups.count = 0
-    found = await settled(*(cache.reload(stale.digest, version=seen) for _ in range(8)))
+    found = await settled(*(cache.newer(stale.digest, seen) for _ in range(8)))
     assert [(k.record.version, k.record.rate_limit) for k in found] == [(seen, 7)] * 8
     assert seen > stale.record.version and lookups.count == 1
-    await cache.reload(stale.digest, version=seen)
+    await cache.newer(stale.digest, seen)
     assert (await cache.resolve(secret)).record.rate_limit == 7
     assert lookups.count == 1
 
@@ -256,7 +251,7 @@ async def test_a_changed_key_is_not_answered_by_a_lookup_that_read_it_before(
     digest = keys.presented_hash(secret)
     seen = (await keys.resolve_digest(ctx, digest)).version
     lookups.count = 0
-    changed = [asyncio.ensure_future(cache.reload(digest, version=seen)) for _ in range(2)]
+    changed = [asyncio.ensure_future(cache.newer(digest, seen)) for _ in range(2)]
     await asyncio.sleep(0)
     assert lookups.count == 0  # both wait for the lookup in flight first
     gate.set()

@@ -15,7 +15,7 @@ was read before some moment (`reload`'s `since`, from `mark`: a call refused by 
 key may since have lost) takes the entry or the lookup in flight if it began after that
 moment, else starts its own: a burst of such calls costs one lookup, not one each, and a
 change committed before the moment is always seen. Calls whose holds found the key at a
-newer version than their entry's (`reload`'s `version`) take the entry or the lookup in
+newer version than their entry's (`newer`) take the entry or the lookup in
 flight if it read the key at that version or later, else start one, which those that found
 the change at once then share. Only the newest lookup's answer is kept.
 
@@ -91,29 +91,21 @@ class KeyCache:
         loading = self._loading.get(digest)
         return await asyncio.shield(loading[1] if loading else self._start(digest))
 
-    async def reload(
-        self, digest: str, *, since: int | None = None, version: int | None = None
-    ) -> CachedKey:
-        """The key as read by a lookup begun at `since` (a `mark`) or later, the cached one's
-        or the one in flight if they did, else a new one's; as read at `version` or later
-        (`_newer`); by a new one if neither is given. Or its refusal (a lookup's refusal is
-        not cached)."""
-        if version is not None:
-            return await self._newer(digest, version)
-        live = None
-        if since is not None:
-            hit = self._entries.get(digest)
-            if hit is not None and hit[1] >= since:
-                return hit[2]
-            loading = self._loading.get(digest)
-            if loading is not None and loading[0] >= since:
-                return await asyncio.shield(loading[1])
-            if hit is not None and hit[0] > self._now():
-                live = hit
+    async def reload(self, digest: str, *, since: int) -> CachedKey:
+        """The key as read by a lookup begun at `since` (a `mark`) or later: the cached one's
+        or the one in flight if they did, else a new one's. Or its refusal (a lookup's
+        refusal is not cached)."""
+        hit = self._entries.get(digest)
+        if hit is not None and hit[1] >= since:
+            return hit[2]
+        loading = self._loading.get(digest)
+        if loading is not None and loading[0] >= since:
+            return await asyncio.shield(loading[1])
+        live = hit if hit is not None and hit[0] > self._now() else None
         self.forget(digest)
         return await asyncio.shield(self._start(digest, live))
 
-    async def _newer(self, digest: str, version: int) -> CachedKey:
+    async def newer(self, digest: str, version: int) -> CachedKey:
         """The key as read at `version` or later (versions only grow): the live entry if it
         was, else the lookup in flight if it reads so, else a new lookup's, which the calls
         that found the key changed at once then share."""

@@ -310,7 +310,7 @@ async def reserve(gw: Gateway, call: Admitted, spec: CallSpec) -> Ticket:
             return await _place(gw, call, spec)
         except KeyChanged as changed:
             # 401, 403: refused as it is now. Calls that met the change at once share a read.
-            key = await gw.keys.reload(call.key.digest, version=changed.version)
+            key = await gw.keys.newer(call.key.digest, changed.version)
             call = dataclasses.replace(call, key=key, model=route(gw, key, call.model.id))
         except (KeyRevoked, PermissionDenied):
             gw.keys.forget(call.key.digest)  # revoked or paused: the next request reads it anew
