@@ -15,7 +15,7 @@ from bytespike.billing import payer
 from bytespike.context import Context
 from bytespike.errors import BytespikeError
 from bytespike.keys import service as keys
-from bytespike.keys.cache import TTL_SECONDS, KeyCache
+from bytespike.keys.cache import TTL_SECONDS, CachedKey, KeyCache
 from bytespike.keys.repo import KeyRecord
 from tests.factories import add_member, make_key, make_org, make_user, wallet_of
 
@@ -66,6 +66,19 @@ def secret(made: dict[str, Any]) -> str:
 
 async def settled(*calls: Awaitable[Any]) -> list[Any]:
     return await asyncio.gather(*calls, return_exceptions=True)
+
+
+async def held_across_a_change(
+    ctx: Context, made: dict[str, Any], cache: KeyCache, lookups: Lookups
+) -> tuple[asyncio.Future[CachedKey], asyncio.Event]:
+    """A lookup that has read the key and is held in flight, then the key changed (its rate
+    limit to 7): that lookup, and the gate that lets it finish. Later lookups run freely."""
+    gate = lookups.held()
+    older = asyncio.ensure_future(cache.resolve(str(made["key"])))  # reads, then waits
+    await lookups.read.wait()
+    await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
+    lookups.gate = None
+    return older, gate
 
 
 async def test_calls_that_meet_an_expired_entry_at_once_read_the_key_once(
@@ -125,12 +138,8 @@ async def test_a_reload_is_not_answered_or_overwritten_by_an_older_lookup(
     does that lookup's answer replace its own in the cache."""
     lookups = Lookups(monkeypatch)
     cache = KeyCache(ctx)
-    gate = lookups.held()
-    older = asyncio.ensure_future(cache.resolve(secret))  # reads the key, then waits
-    await lookups.read.wait()
-    await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
+    older, gate = await held_across_a_change(ctx, made, cache, lookups)
     since = cache.mark()
-    lookups.gate = None
     fresh = await cache.reload(keys.presented_hash(secret), since=since)
     assert fresh.record.rate_limit == 7
     gate.set()
@@ -243,11 +252,7 @@ async def test_a_changed_key_is_not_answered_by_a_lookup_that_read_it_before(
     own callers only; the calls that found the change wait for it, then read again."""
     lookups = Lookups(monkeypatch)
     cache = KeyCache(ctx)
-    gate = lookups.held()
-    older = asyncio.ensure_future(cache.resolve(secret))  # reads the key, then waits
-    await lookups.read.wait()
-    await keys.update(ctx, made["id"], keys.KeyChanges(rate_limit=7))
-    lookups.gate = None
+    older, gate = await held_across_a_change(ctx, made, cache, lookups)
     digest = keys.presented_hash(secret)
     seen = (await keys.resolve_digest(ctx, digest)).version
     lookups.count = 0
