@@ -21,9 +21,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BYTESPIKE_", extra="ignore")
 
     database_url: str = Field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}")
-    # Connections each process keeps to PostgreSQL, and as many more for a burst (closed as
-    # they come back); on SQLite, its reading connections. Its group-commit batches use one
-    # more of their own.
+    # Connections each process keeps to PostgreSQL, and as many more for a burst (closed when
+    # they come back to a pool already holding its size idle); on SQLite, its reading
+    # connections. Its group-commit batches use one more of their own.
     db_pool_size: int = Field(default=10, ge=1, le=500)
     redis_url: str | None = None
     # Namespaces this deployment's keys, so two deployments can share one Redis database.

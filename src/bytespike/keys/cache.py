@@ -15,9 +15,9 @@ was read before some moment (`reload`'s `since`, from `mark`: a call refused by 
 key may since have lost) takes the entry or the lookup in flight if it began after that
 moment, else starts its own: a burst of such calls costs one lookup, not one each, and a
 change committed before the moment is always seen. Calls whose holds found the key at a
-newer version than their entry's (`newer`) take the entry or the lookup in
-flight if it read the key at that version or later, else start one, which those that found
-the change at once then share. Only the newest lookup's answer is kept.
+newer version than their entry's (`newer`) take the entry or the lookup in flight if it
+read the key at that version or later, else start one, which those that found the change
+at once then share. Only the newest lookup's answer is kept.
 
 A lookup for `since`, started while the key's entry is live, reads the key's record alone:
 if its `version` is the entry's, nothing the key may do has changed, so the entry's roster
